@@ -1,0 +1,43 @@
+# gpufleet — `make run` starts the agent on this machine, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: run test lint typecheck unit venv system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start the node agent: SQLite under ~/.local/share/gpufleet, this machine, http://127.0.0.1:8003
+run: $(STAMP)
+	$(BIN)/gpufleet agent $(ARGS)
+
+## System tools the tests use for real (promtool); installed when missing and we are root.
+system-deps:
+	@bash scripts/system-deps.sh
+
+## ruff, mypy, pytest — the same checks CI runs.
+test: $(STAMP) system-deps lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

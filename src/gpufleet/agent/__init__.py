@@ -1,0 +1,1 @@
+"""agent layer of gpufleet (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""analysis layer of gpufleet (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""api/routes layer of gpufleet (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""exporters layer of gpufleet (see DESIGN.md)."""

@@ -1,0 +1,155 @@
+"""Configuration: command-line flags, then ``GPUFLEET_*`` environment, then a TOML file.
+
+The TOML file is ``--config PATH`` or ``$GPUFLEET_CONFIG``; nested tables map to nested
+settings (``[alerts]``, ``[retention]``). Environment variables use ``__`` for nesting, e.g.
+``GPUFLEET_ALERTS__TEMP_MARGIN_C=5``. Settings are built once by the CLI and injected;
+nothing reads them at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gpufleet.store.base import DAY_S, Retention
+
+
+def default_db_path() -> Path:
+    """Embedded SQLite database under the XDG data directory."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpufleet" / "gpufleet.db"
+
+
+class RetentionSettings(BaseModel):
+    """Days kept per resolution."""
+
+    raw_days: float = Field(7.0, gt=0)
+    minute_days: float = Field(90.0, gt=0)
+    hour_days: float = Field(730.0, gt=0)
+
+    def to_retention(self) -> Retention:
+        """As the store's Retention record."""
+        return Retention(
+            raw_s=self.raw_days * DAY_S,
+            minute_s=self.minute_days * DAY_S,
+            hour_s=self.hour_days * DAY_S,
+        )
+
+
+class AlertSettings(BaseModel):
+    """Thresholds and hold times of the built-in alert rules."""
+
+    enabled: bool = True
+    temp_margin_c: float = Field(5.0, ge=0, description="Fire when within this of slowdown temp.")
+    temp_fallback_c: float = Field(85.0, gt=0, description="Used when slowdown temp is unknown.")
+    gpu_mem_pct: float = Field(95.0, gt=0, le=100)
+    power_pct: float = Field(98.0, gt=0)
+    idle_allocated_hold_s: float = Field(1800.0, ge=0)
+    host_cpu_pct: float = Field(95.0, gt=0, le=100)
+    host_mem_pct: float = Field(95.0, gt=0, le=100)
+    host_disk_pct: float = Field(95.0, gt=0, le=100)
+    hold_s: float = Field(60.0, ge=0, description="A condition must last this long to fire.")
+    cooldown_s: float = Field(900.0, ge=0, description="Quiet time before the same alert re-fires.")
+    webhook_url: str | None = None
+    webhook_timeout_s: float = Field(5.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the agent and the CLI can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GPUFLEET_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8003, ge=1, le=65535)
+    allow_remote: bool = False
+    source: Literal["auto", "nvml", "sim"] = "auto"
+    sim_gpus: int = Field(8, ge=1, le=1024)
+    sim_model: str = "NVIDIA H100 80GB HBM3"
+    sim_seed: int = 0
+    interval_s: float = Field(2.0, gt=0, le=3600)
+    flush_interval_s: float = Field(10.0, gt=0, le=3600)
+    db: str = Field(default_factory=lambda: str(default_db_path()))
+    cluster: str = Field(default_factory=socket.gethostname)
+    node: str = Field(default_factory=socket.gethostname)
+    idle_threshold_pct: float = Field(5.0, ge=0, le=100)
+    proc_root: str = "/proc"
+    team_map: dict[str, str] = Field(
+        default_factory=dict, description="unix user -> namespace (team) for bare-metal nodes"
+    )
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("cluster", "node")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        return is_loopback_host(self.host)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = getattr(settings_cls, "_config_file", None) or os.environ.get(
+            "GPUFLEET_CONFIG"
+        )
+        if config_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+        return tuple(sources)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps the API on this machine."""
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settings:
+    """Build settings from flags (None values are ignored), environment and the TOML file.
+
+    Raises:
+        FileNotFoundError: the config file does not exist.
+        pydantic.ValidationError: a value is out of range; the message names the field.
+    """
+    path_text = str(config_file) if config_file is not None else os.environ.get("GPUFLEET_CONFIG")
+    given = {key: value for key, value in flags.items() if value is not None}
+    if not path_text:
+        return Settings(**given)
+    path = Path(path_text)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    # A subclass carries the file so that nothing global (the environment) is changed.
+    bound = type("FileSettings", (Settings,), {"_config_file": str(path)})
+    return bound(**given)

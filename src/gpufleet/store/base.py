@@ -1,0 +1,298 @@
+"""The Store protocol and the records it returns.
+
+Two backends implement it: SQLite (embedded default, WAL) and PostgreSQL (psycopg 3). Both
+keep raw samples plus 1-minute and 1-hour rollups. A rollup keeps count/sum/min/max per
+metric so that means stay exact when buckets are merged; sums are time-weighted
+(value x seconds) because DESIGN.md defines utilization as time-weighted over the window.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from gpufleet.model import Alert, Snapshot
+
+DAY_S = 86_400.0
+
+GPU_METRICS: tuple[str, ...] = (
+    "util_gpu_pct",
+    "util_mem_pct",
+    "mem_used_bytes",
+    "mem_total_bytes",
+    "temp_c",
+    "power_w",
+    "clock_sm_mhz",
+    "fan_pct",
+    "pcie_tx_bytes_per_s",
+    "pcie_rx_bytes_per_s",
+)
+"""GPU readings kept in history (raw and rolled up)."""
+
+SYSTEM_METRICS: tuple[str, ...] = (
+    "cpu_pct",
+    "load_1",
+    "mem_pct",
+    "mem_used_bytes",
+    "swap_pct",
+    "disk_read_bytes_per_s",
+    "disk_write_bytes_per_s",
+    "net_rx_bytes_per_s",
+    "net_tx_bytes_per_s",
+)
+"""Host readings kept in history (raw and rolled up); network and disk summed over devices."""
+
+UTIL_HIST_BINS = 20
+"""GPU utilization histogram per rollup bucket: 20 bins of 5 % (seconds in each bin).
+
+Lets analysis compute percentiles and idle time over long ranges from hourly rollups alone.
+The last bin is closed: 100 % falls into bin 19.
+"""
+
+DEFAULT_IDLE_THRESHOLD_PCT = 5.0
+
+
+class Resolution(enum.StrEnum):
+    """Granularity of a stored series."""
+
+    RAW = "raw"
+    MINUTE = "1m"
+    HOUR = "1h"
+    AUTO = "auto"
+
+    @property
+    def bucket_s(self) -> float:
+        """Bucket width in seconds (0 for raw)."""
+        return {"raw": 0.0, "1m": 60.0, "1h": 3600.0, "auto": 0.0}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each resolution is kept, in seconds."""
+
+    raw_s: float = 7 * DAY_S
+    minute_s: float = 90 * DAY_S
+    hour_s: float = 730 * DAY_S
+
+    def for_resolution(self, resolution: Resolution) -> float:
+        """Seconds kept for ``resolution``."""
+        return {
+            Resolution.RAW: self.raw_s,
+            Resolution.MINUTE: self.minute_s,
+            Resolution.HOUR: self.hour_s,
+        }[resolution]
+
+
+def pick_resolution(start_s: float, end_s: float, now_s: float, retention: Retention) -> Resolution:
+    """Choose the finest resolution that covers ``[start_s, end_s]`` with at most ~2000 points.
+
+    A resolution is eligible only if its retention still reaches back to ``start_s``.
+    """
+    span = max(end_s - start_s, 0.0)
+    candidates = (
+        (Resolution.RAW, 6 * 3600.0),
+        (Resolution.MINUTE, 2 * DAY_S),
+    )
+    for res, max_span in candidates:
+        if span <= max_span and now_s - start_s <= retention.for_resolution(res):
+            return res
+    return Resolution.HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One point of a series: a raw sample (count 1) or a rollup bucket."""
+
+    ts_s: float
+    mean: float | None
+    min: float | None
+    max: float | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A metric over time for one subject (a GPU UUID, or ``host``) of one node."""
+
+    cluster: str
+    node: str
+    subject: str
+    metric: str
+    resolution: Resolution
+    points: list[SeriesPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInventory:
+    """A GPU the store has seen, with its static facts."""
+
+    cluster: str
+    node: str
+    uuid: str
+    index: int
+    name: str | None
+    mem_total_bytes: int | None
+    first_seen_s: float
+    last_seen_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GpuUsage:
+    """Rolled-up time accounting of one GPU over one bucket (for waste and allocation)."""
+
+    cluster: str
+    node: str
+    uuid: str
+    bucket_s: float
+    seconds: float
+    allocated_s: float
+    idle_s: float
+    idle_allocated_s: float
+    util_sum: float
+    """Sum of utilization x seconds (time-weighted)."""
+    util_hist_s: tuple[float, ...]
+    """Seconds spent in each of UTIL_HIST_BINS utilization bins."""
+    util_max_pct: float | None
+    mem_used_max_bytes: int | None
+    mem_total_bytes: int | None
+    throttled_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadUsage:
+    """GPU-time used by one workload on one GPU during one hour."""
+
+    cluster: str
+    node: str
+    uuid: str
+    hour_s: float
+    namespace: str
+    user: str
+    workload: str
+    workload_kind: str | None
+    gpu_s: float
+    """GPU-seconds held; shared equally when several workloads hold one GPU."""
+    busy_gpu_s: float
+    """Of ``gpu_s``, seconds when the GPU was at or above the idle threshold."""
+    util_sum: float
+    """Sum of GPU utilization x seconds over the held time."""
+    mem_bytes_s: float
+    """Sum of the workload's used memory x seconds."""
+    mem_peak_bytes: int | None
+    util_peak_pct: float | None
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """Whether the store accepts writes and answers reads, and why not."""
+
+    writable: bool
+    readable: bool
+    error: str | None = None
+    backend: str = ""
+    location: str = ""
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; the message says why in plain words."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot answer at all (disk full, read-only, database down)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable history of snapshots, alerts and usage."""
+
+    backend: str
+    retention: Retention
+
+    def write_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
+        """Write a batch atomically: raw rows, rollups, workload usage, GPU inventory."""
+        ...
+
+    def gpu_series(
+        self,
+        *,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        cluster: str | None = None,
+        node: str | None = None,
+        uuid: str | None = None,
+    ) -> list[Series]:
+        """One series per GPU matching the filters, points ordered by time."""
+        ...
+
+    def system_series(
+        self,
+        *,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        cluster: str | None = None,
+        node: str | None = None,
+    ) -> list[Series]:
+        """One series per node matching the filters, points ordered by time."""
+        ...
+
+    def inventory(self, cluster: str | None = None) -> list[GpuInventory]:
+        """Every GPU seen, ordered by cluster, node, index."""
+        ...
+
+    def gpu_usage(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+    ) -> list[GpuUsage]:
+        """Per-GPU time accounting per bucket (1m or 1h) overlapping the window."""
+        ...
+
+    def workload_usage(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+    ) -> list[WorkloadUsage]:
+        """Per-workload, per-GPU, per-hour usage rows in the window."""
+        ...
+
+    def save_alert(self, alert: Alert) -> Alert:
+        """Insert (``id`` None) or update an alert; returns it with its ``id``."""
+        ...
+
+    def alerts(
+        self,
+        *,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        active_only: bool = False,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Alerts that fired in the window, newest first."""
+        ...
+
+    def apply_retention(self, now_s: float) -> dict[str, int]:
+        """Delete what is older than the retention of each resolution; rows deleted per table."""
+        ...
+
+    def health(self) -> StoreHealth:
+        """Current ability to read and write."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the connection."""
+        ...
