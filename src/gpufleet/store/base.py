@@ -211,8 +211,14 @@ class Store(Protocol):
     backend: str
     retention: Retention
 
-    def write_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
-        """Write a batch atomically: raw rows, rollups, workload usage, GPU inventory."""
+    def write_snapshots(self, snapshots: Sequence[Snapshot], *, keep_raw: bool = True) -> None:
+        """Write a batch atomically: raw rows, rollups, workload usage, GPU inventory.
+
+        ``keep_raw=False`` skips raw rows (a backfill older than raw retention).
+
+        Raises:
+            StoreUnavailable: the disk is full or read-only, or the database is down.
+        """
         ...
 
     def gpu_series(
