@@ -21,7 +21,8 @@ HEADER = (
 def machine_line() -> str:
     """Where and when the figures were taken."""
     when = time.strftime("%Y-%m-%d", time.gmtime())
-    return f"Measured {when} on {platform.node()} ({platform.machine()}, Python {sys.version.split()[0]})."
+    python = sys.version.split()[0]
+    return f"Measured {when} on {platform.node()} ({platform.machine()}, Python {python})."
 
 
 def write_section(name: str, title: str, command: str, body: str) -> None:

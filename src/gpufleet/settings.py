@@ -108,23 +108,6 @@ class Settings(BaseSettings):
         """True when ``host`` only accepts connections from this machine."""
         return is_loopback_host(self.host)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_path = getattr(settings_cls, "_config_file", None) or os.environ.get(
-            "GPUFLEET_CONFIG"
-        )
-        if config_path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
-        return tuple(sources)
-
 
 def is_loopback_host(host: str) -> bool:
     """Whether binding ``host`` keeps the API on this machine."""
@@ -150,6 +133,23 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settin
     path = Path(path_text)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    # A subclass carries the file so that nothing global (the environment) is changed.
-    bound = type("FileSettings", (Settings,), {"_config_file": str(path)})
-    return bound(**given)
+    return _reading(path)(**given)
+
+
+def _reading(path: Path) -> type[Settings]:
+    """Settings whose lowest-priority source is the TOML file at ``path``."""
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            return (init_settings, env_settings, toml)
+
+    return FileSettings

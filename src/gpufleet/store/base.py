@@ -200,7 +200,7 @@ class StoreError(Exception):
     """The store could not do what was asked; the message says why in plain words."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError):  # noqa: N818 (reads as a state, like TimeoutError's peers)
     """The store cannot answer at all (disk full, read-only, database down)."""
 
 

@@ -1,0 +1,43 @@
+"""What a running agent shares with its API: settings, live state, store, sampler, alerts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gpufleet.agent.live import LiveState
+from gpufleet.settings import Settings
+from gpufleet.store.base import Store
+
+if TYPE_CHECKING:
+    from gpufleet.agent.alerts import AlertEngine
+    from gpufleet.agent.sampler import Sampler
+    from gpufleet.agent.webhook import WebhookNotifier
+
+
+@dataclass
+class AgentContext:
+    """Injected into the API app factory; the CLI builds it."""
+
+    settings: Settings
+    live: LiveState
+    store: Store | None
+    sampler: Sampler | None = None
+    alerts: AlertEngine | None = None
+    notifier: WebhookNotifier | None = None
+    started_s: float = field(default_factory=time.time)
+
+    @property
+    def instance_id(self) -> str:
+        """``cluster/node``: names this agent in responses (seed 002's instance_id)."""
+        return f"{self.settings.cluster}/{self.settings.node}"
+
+    def shutdown(self) -> None:
+        """Stop sampling, flush history, deliver queued alerts, close the store."""
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+        if self.store is not None:
+            self.store.close()

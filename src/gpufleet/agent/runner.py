@@ -1,0 +1,121 @@
+"""Assemble a running agent from settings: sources, store, sampler, alerts (no HTTP here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from gpufleet.agent.alerts import AlertEngine
+from gpufleet.agent.context import AgentContext
+from gpufleet.agent.live import LiveState
+from gpufleet.agent.sampler import Sampler
+from gpufleet.agent.webhook import WebhookNotifier
+from gpufleet.collectors.base import GpuSource, SystemSource
+from gpufleet.collectors.procs import ProcessAttributor
+from gpufleet.collectors.registry import open_gpu_source
+from gpufleet.collectors.system import PsutilSystemSource
+from gpufleet.model import Snapshot
+from gpufleet.settings import Settings
+from gpufleet.store import open_store
+from gpufleet.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def open_sources(settings: Settings) -> tuple[GpuSource, SystemSource]:
+    """The GPU source named in settings and the host source.
+
+    Raises:
+        SourceUnavailableError: ``nvml`` was asked for and cannot run.
+        ValueError: unknown source or simulated model.
+    """
+    gpu = open_gpu_source(
+        settings.source,
+        node=settings.node,
+        sim_gpus=settings.sim_gpus,
+        sim_model=settings.sim_model,
+        sim_seed=settings.sim_seed,
+    )
+    return gpu, PsutilSystemSource()
+
+
+def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
+    """Everything an agent needs, not yet started.
+
+    Raises:
+        StoreError: the database cannot be opened (the message says why).
+        SourceUnavailableError: see :func:`open_sources`.
+    """
+    gpu, system = open_sources(settings)
+    store: Store | None = None
+    if with_store:
+        store = open_store(
+            settings.db,
+            retention=settings.retention.to_retention(),
+            idle_threshold_pct=settings.idle_threshold_pct,
+        )
+    live = LiveState(gpu.status())
+    notify = None
+    if settings.alerts.webhook_url:
+        notify = WebhookNotifier(
+            settings.alerts.webhook_url, timeout_s=settings.alerts.webhook_timeout_s
+        )
+    alerts = (
+        AlertEngine(
+            settings.alerts,
+            idle_threshold_pct=settings.idle_threshold_pct,
+            store=store,
+            notify=notify,
+            cluster=settings.cluster,
+        )
+        if settings.alerts.enabled
+        else None
+    )
+    attributor = ProcessAttributor(settings.proc_root, team_map=settings.team_map)
+    # Simulated processes carry their own attribution; /proc knows nothing of them.
+    enrich = None if gpu.name == "sim" else attributor.enrich
+    sampler = Sampler(
+        gpu,
+        system,
+        live,
+        cluster=settings.cluster,
+        node=settings.node,
+        interval_s=settings.interval_s,
+        store=store,
+        flush_interval_s=settings.flush_interval_s,
+        enrich=enrich,
+        alerts=alerts,
+    )
+    return AgentContext(
+        settings=settings,
+        live=live,
+        store=store,
+        sampler=sampler,
+        alerts=alerts,
+        notifier=notify,
+    )
+
+
+def sample_local(settings: Settings, settle_s: float = 0.3) -> tuple[LiveState, Snapshot]:
+    """Read this machine once (for ``gpufleet status`` without ``--url``).
+
+    Two passes ``settle_s`` apart so CPU and rate readings cover a real interval.
+    """
+    gpu, system = open_sources(settings)
+    try:
+        live = LiveState(gpu.status())
+        attributor = ProcessAttributor(settings.proc_root, team_map=settings.team_map)
+        sampler = Sampler(
+            gpu,
+            system,
+            live,
+            cluster=settings.cluster,
+            node=settings.node,
+            interval_s=max(settle_s, 0.01),
+            enrich=None if gpu.name == "sim" else attributor.enrich,
+        )
+        sampler.sample_once()
+        time.sleep(settle_s)
+        return live, sampler.sample_once()
+    finally:
+        gpu.close()

@@ -1,0 +1,97 @@
+"""``/system/*``: the host's CPU, memory, disks and network, live and over time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from gpufleet.api.deps import Cache, HistoryStore, Latest
+from gpufleet.api.query import check_metric, resolve_window
+from gpufleet.api.schemas.history import HistoryOut, SeriesOut
+from gpufleet.api.schemas.system import CpuOut, DiskOut, MemoryOut, NetworkOut, SystemAllOut
+from gpufleet.model import Snapshot, SystemSample
+from gpufleet.store.base import SYSTEM_METRICS
+from gpufleet.timeparse import iso
+
+router = APIRouter(prefix="/system", tags=["system"])
+
+
+def _system(snap: Snapshot) -> SystemSample:
+    if snap.system is None:
+        raise HTTPException(503, detail="host metrics are not collected by this agent")
+    return snap.system
+
+
+@router.get("/cpu", response_model=CpuOut)
+async def cpu(snap: Latest, cache: Cache) -> Response:
+    """CPU utilization in total and per core, and load average."""
+    system = _system(snap)
+    return cache.respond(snap, "cpu", lambda: CpuOut.build(iso(snap.ts_s), system))
+
+
+@router.get("/memory", response_model=MemoryOut)
+async def memory(snap: Latest, cache: Cache) -> Response:
+    """Memory and swap."""
+    system = _system(snap)
+    return cache.respond(snap, "memory", lambda: MemoryOut.build(iso(snap.ts_s), system))
+
+
+@router.get("/disk", response_model=DiskOut)
+async def disk(snap: Latest, cache: Cache) -> Response:
+    """Usage per mounted filesystem and I/O rates."""
+    system = _system(snap)
+    return cache.respond(snap, "disk", lambda: DiskOut.build(iso(snap.ts_s), system))
+
+
+@router.get("/network", response_model=NetworkOut)
+async def network(snap: Latest, cache: Cache) -> Response:
+    """Traffic per interface."""
+    system = _system(snap)
+    return cache.respond(snap, "network", lambda: NetworkOut.build(iso(snap.ts_s), system))
+
+
+@router.get("/all", response_model=SystemAllOut)
+async def system_all(snap: Latest, cache: Cache) -> Response:
+    """Everything above in one response."""
+    system = _system(snap)
+    return cache.respond(snap, "all", lambda: _all(snap, system))
+
+
+def _all(snap: Snapshot, s: SystemSample) -> SystemAllOut:
+    ts = iso(snap.ts_s)
+    return SystemAllOut(
+        timestamp=ts,
+        node=snap.node,
+        cluster=snap.cluster,
+        cpu=CpuOut.build(ts, s),
+        memory=MemoryOut.build(ts, s),
+        disk=DiskOut.build(ts, s),
+        network=NetworkOut.build(ts, s),
+        boot_time=s.boot_time_s,
+    )
+
+
+@router.get("/history", response_model=HistoryOut)
+def system_history(
+    store: HistoryStore,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601 or -24h")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    metric: Annotated[str, Query(description=", ".join(SYSTEM_METRICS))] = "cpu_pct",
+    resolution: Annotated[str, Query(description="raw, 1m, 1h or auto")] = "auto",
+    node: str | None = None,
+    cluster: str | None = None,
+) -> HistoryOut:
+    """A host metric over time, one series per node."""
+    check_metric(metric, SYSTEM_METRICS)
+    start_s, end_s, res = resolve_window(start, end, resolution, store)
+    series = store.system_series(
+        metric=metric, start_s=start_s, end_s=end_s, resolution=res, cluster=cluster, node=node
+    )
+    return HistoryOut(
+        metric=metric,
+        resolution=res.value,
+        start=iso(start_s),
+        end=iso(end_s),
+        series=[SeriesOut.from_series(s) for s in series],
+    )

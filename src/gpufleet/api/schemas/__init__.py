@@ -1,0 +1,1 @@
+"""Wire schemas (pydantic); the records in gpufleet.model stay stdlib-only."""

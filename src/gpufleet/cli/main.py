@@ -1,0 +1,97 @@
+"""``gpufleet`` command line: thin wrappers over the agent, store and API layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpufleet import __version__
+from gpufleet.cli import alerts_cmd, demo_cmd, history_cmd, status_cmd
+from gpufleet.cli.common import console, guarded, settings_from
+from gpufleet.cli.serve import check_bind, check_port_free, serve
+
+app = typer.Typer(
+    name="gpufleet",
+    help="Watch GPUs and the machines around them, keep their history, explain their use.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (else $GPUFLEET_CONFIG).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"gpufleet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """gpufleet."""
+
+
+@app.command()
+def agent(
+    source: Annotated[str | None, typer.Option(help="auto | nvml | sim (default auto)")] = None,
+    sim_gpus: Annotated[int | None, typer.Option(help="GPUs of the sim source (default 8)")] = None,
+    sim_model: Annotated[str | None, typer.Option(help="GPU model of the sim source")] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between samples (default 2)")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLite path or postgresql:// URL (default ~/.local/share/gpufleet/gpufleet.db)"
+        ),
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Keep no history.")] = False,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8003)")] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")
+    ] = False,
+    cluster: Annotated[str | None, typer.Option(help="Cluster name (default: host name)")] = None,
+    node: Annotated[str | None, typer.Option(help="Node name (default: host name)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sample this machine's GPUs and host, keep history, raise alerts, serve the API."""
+    settings = settings_from(
+        config,
+        source=source,
+        sim_gpus=sim_gpus,
+        sim_model=sim_model,
+        interval_s=interval,
+        db=db,
+        host=host,
+        port=port,
+        allow_remote=allow_remote or None,
+        cluster=cluster,
+        node=node,
+    )
+    check_bind(settings)
+    check_port_free(settings.host, settings.port)
+    from gpufleet.agent.runner import build_agent
+
+    ctx = guarded(lambda: build_agent(settings, with_store=not no_store), "cannot start the agent")
+    serve(ctx)
+
+
+app.command(name="status")(status_cmd.status)
+app.command(name="history")(history_cmd.history)
+app.command(name="alerts")(alerts_cmd.alerts)
+app.command(name="demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,422 @@
+"""The read half of the SQL store: series, usage, inventory and alerts queries.
+
+A table keyed time first (raw, 1-minute) is read with one range scan of the window and its
+rows grouped per subject here; a table keyed per subject (1-hour) is read with one range
+scan per subject from the inventory. Subjects come out in inventory order (cluster, node,
+GPU index), points in time order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from itertools import starmap
+from typing import Any
+
+from gpufleet.model import Alert
+from gpufleet.store.base import (
+    GPU_METRICS,
+    GpuInventory,
+    GpuUsage,
+    Resolution,
+    Retention,
+    Series,
+    SeriesPoint,
+    StoreError,
+    WorkloadUsage,
+    pick_resolution,
+)
+from gpufleet.store.schema import HIST_COLUMNS, SYSTEM_STORED_METRICS, TABLES_BY_NAME, Table
+
+Row = tuple[Any, ...]
+
+ALERT_COLUMNS = (
+    "id, cluster, node, rule, severity, subject, message, value, threshold, started, fired, "
+    "resolved"
+)
+
+
+def resolution_of(resolution: Resolution | str) -> Resolution:
+    """``resolution`` as the enum, or a StoreError naming the valid values."""
+    try:
+        return Resolution(resolution)
+    except ValueError:
+        known = ", ".join(r.value for r in Resolution)
+        raise StoreError(f"unknown resolution {resolution!r}: use one of {known}") from None
+
+
+def _filters(pairs: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]]:
+    """`` AND col = ?`` for every filter given, and its parameters."""
+    given = [(col, value) for col, value in pairs if value is not None]
+    return "".join(f" AND {col} = ?" for col, _ in given), [value for _, value in given]
+
+
+def _group(rows: Sequence[Row], key_len: int) -> dict[Row, list[Row]]:
+    """Rows grouped by their first ``key_len`` columns, each group keeping row order."""
+    groups: dict[Row, list[Row]] = {}
+    for r in rows:
+        key = r[:key_len]
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [r]
+        else:
+            group.append(r)
+    return groups
+
+
+class SqlReads(ABC):
+    """Queries shared by the SQL backends; a backend supplies :meth:`_read`."""
+
+    retention: Retention
+    _clock: Callable[[], float]
+
+    @abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query on the read connection."""
+
+    def _resolve(self, resolution: Resolution | str, start_s: float, end_s: float) -> Resolution:
+        res = resolution_of(resolution)
+        if res is Resolution.AUTO:
+            return pick_resolution(start_s, end_s, self._clock(), self.retention)
+        return res
+
+    def _gpu_order(self) -> dict[Row, int]:
+        """Inventory position of every GPU, to return subjects in (cluster, node, index) order."""
+        rows = self._read(
+            "SELECT cluster, node, uuid FROM gpus ORDER BY cluster, node, gpu_index, uuid"
+        )
+        return {r: i for i, r in enumerate(rows)}
+
+    def _subjects(
+        self, gpu: bool, pairs: Sequence[tuple[str, str | None]], lo: float, hi: float
+    ) -> list[Row]:
+        """Inventory keys matching the filters and seen in ``[lo, hi]``, in inventory order."""
+        where, params = _filters(pairs)
+        keys = ", ".join(col for col, _ in pairs)
+        order = "cluster, node, gpu_index, uuid" if gpu else "cluster, node"
+        return self._read(
+            f"SELECT {keys} FROM {'gpus' if gpu else 'nodes'} "
+            f"WHERE last_seen >= ? AND first_seen <= ?{where} ORDER BY {order}",
+            (lo, hi, *params),
+        )
+
+    def _by_subject(
+        self,
+        table: Table,
+        select: str,
+        pairs: Sequence[tuple[str, str | None]],
+        window: tuple[float, float, float],
+        extra: str = "",
+    ) -> list[tuple[Row, list[Row]]]:
+        """Rows of ``table`` in ``window``, per subject (inventory order), key removed.
+
+        ``window`` is (start, end, bucket width). Raw rows (width 0) count from ``start``
+        inclusive; a rollup bucket counts when ``[bucket, bucket + width)`` overlaps it.
+        """
+        start, hi, width = window
+        gpu = "uuid" in table.column_names
+        if width:
+            tcol, lo, cond = "bucket", start - width, "bucket > ? AND bucket <= ?"
+        else:
+            tcol, lo, cond = "ts", start, "ts >= ? AND ts <= ?"
+        cond += extra
+        if table.keyed_by_subject:
+            # One range scan of the key per subject, rows already in the caller's shape.
+            key_where = " AND ".join(f"{col} = ?" for col, _ in pairs)
+            sql = f"SELECT {select} FROM {table.name} WHERE {key_where} AND {cond} ORDER BY {tcol}"
+            out: list[tuple[Row, list[Row]]] = []
+            for key in self._subjects(gpu, pairs, lo, hi + width):
+                rows = self._read(sql, (*key, lo, hi))
+                if rows:
+                    out.append((key, rows))
+            return out
+        # Keyed time first: one range scan of the window, grouped here.
+        key_len = len(pairs)
+        where, params = _filters(pairs)
+        rows = self._read(
+            f"SELECT {', '.join(col for col, _ in pairs)}, {select} FROM {table.name} "
+            f"WHERE {cond}{where} ORDER BY {tcol}",
+            (lo, hi, *params),
+        )
+        groups = _group(rows, key_len)
+        if gpu:
+            order = self._gpu_order()
+            ordered = sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+        else:
+            ordered = sorted(groups.items())
+        return [(key, [r[key_len:] for r in group]) for key, group in ordered]
+
+    def _series(
+        self,
+        *,
+        kind: str,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution | str,
+        pairs: Sequence[tuple[str, str | None]],
+    ) -> list[Series]:
+        res = self._resolve(resolution, start_s, end_s)
+        gpu = kind == "gpu"
+        if res is Resolution.RAW:
+            lost = " AND lost = 0" if gpu else ""
+            found = self._by_subject(
+                TABLES_BY_NAME[f"{kind}_raw"], f"ts, {metric}", pairs, (start_s, end_s, 0.0), lost
+            )
+        else:
+            mean = f"CASE WHEN {metric}_wt > 0 THEN {metric}_sum / {metric}_wt END"
+            found = self._by_subject(
+                TABLES_BY_NAME[f"{kind}_{res.value}"],
+                f"bucket, {mean}, {metric}_min, {metric}_max, n",
+                pairs,
+                (start_s, end_s, res.bucket_s),
+            )
+        out: list[Series] = []
+        for key, rows in found:
+            if res is Resolution.RAW:
+                points = [SeriesPoint(ts, v, v, v, 1) for ts, v in rows]
+            else:
+                points = list(starmap(SeriesPoint, rows))
+            subject = key[2] if gpu else "host"
+            out.append(Series(key[0], key[1], subject, metric, res, points))
+        return out
+
+    def gpu_series(
+        self,
+        *,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        cluster: str | None = None,
+        node: str | None = None,
+        uuid: str | None = None,
+    ) -> list[Series]:
+        """One series per GPU with data in ``[start_s, end_s]``, points ordered by time.
+
+        Raw points are samples (min = max = mean, count 1; lost samples are skipped). Rollup
+        points are buckets overlapping the window: mean is time-weighted (sum / wt; None when
+        no sample of the bucket had the reading), count is the bucket's sample count.
+        ``Resolution.AUTO`` picks the finest resolution still retained for the window.
+
+        Raises:
+            StoreError: unknown metric or resolution.
+        """
+        if metric not in GPU_METRICS:
+            raise StoreError(f"unknown GPU metric {metric!r}: use one of {', '.join(GPU_METRICS)}")
+        return self._series(
+            kind="gpu",
+            metric=metric,
+            start_s=start_s,
+            end_s=end_s,
+            resolution=resolution,
+            pairs=(("cluster", cluster), ("node", node), ("uuid", uuid)),
+        )
+
+    def system_series(
+        self,
+        *,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        cluster: str | None = None,
+        node: str | None = None,
+    ) -> list[Series]:
+        """One series per node (subject ``host``); same point rules as :meth:`gpu_series`.
+
+        Besides SYSTEM_METRICS, ``disk_max_used_pct`` (the fullest filesystem) is kept.
+
+        Raises:
+            StoreError: unknown metric or resolution.
+        """
+        if metric not in SYSTEM_STORED_METRICS:
+            known = ", ".join(SYSTEM_STORED_METRICS)
+            raise StoreError(f"unknown system metric {metric!r}: use one of {known}")
+        return self._series(
+            kind="system",
+            metric=metric,
+            start_s=start_s,
+            end_s=end_s,
+            resolution=resolution,
+            pairs=(("cluster", cluster), ("node", node)),
+        )
+
+    def inventory(self, cluster: str | None = None) -> list[GpuInventory]:
+        """Every GPU seen (lost ones included), ordered by cluster, node, index."""
+        where, params = _filters((("cluster", cluster),))
+        rows = self._read(
+            "SELECT cluster, node, uuid, gpu_index, name, mem_total_bytes, first_seen, last_seen "
+            f"FROM gpus WHERE 1 = 1{where} ORDER BY cluster, node, gpu_index, uuid",
+            params,
+        )
+        return [
+            GpuInventory(c, n, u, int(i), name, None if mem is None else int(mem), first, last)
+            for c, n, u, i, name, mem, first, last in rows
+        ]
+
+    def gpu_usage(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+    ) -> list[GpuUsage]:
+        """Per-GPU time accounting per bucket overlapping the window, from the 1m or 1h rollups.
+
+        Rows come per GPU (inventory order), buckets in time order. ``Resolution.AUTO`` picks
+        1m when it is retained and the window is short, else 1h.
+
+        Raises:
+            StoreError: ``Resolution.RAW`` was asked for (usage exists only as rollups).
+        """
+        asked = resolution_of(resolution)
+        if asked is Resolution.RAW:
+            raise StoreError("GPU usage is kept as rollups: ask for resolution 1m or 1h")
+        res = self._resolve(asked, start_s, end_s)
+        if res is Resolution.RAW:
+            res = Resolution.MINUTE
+        # Columns in GpuUsage's field order after the key, so rows map on positionally.
+        found = self._by_subject(
+            TABLES_BY_NAME[f"gpu_{res.value}"],
+            "bucket, seconds, allocated_s, idle_s, idle_allocated_s, util_gpu_pct_sum, "
+            f"{', '.join(HIST_COLUMNS)}, util_gpu_pct_max, CAST(mem_used_bytes_max AS BIGINT), "
+            "CAST(mem_total_bytes_max AS BIGINT), throttled_s",
+            (("cluster", cluster), ("node", node), ("uuid", None)),
+            (start_s, end_s, res.bucket_s),
+        )
+        h = 6 + len(HIST_COLUMNS)
+        return [
+            GpuUsage(
+                c,
+                n,
+                u,
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6:h],
+                r[h],
+                r[h + 1],
+                r[h + 2],
+                r[h + 3],
+            )
+            for (c, n, u), rows in found
+            for r in rows
+        ]
+
+    def workload_usage(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+    ) -> list[WorkloadUsage]:
+        """Per-workload, per-GPU, per-hour rows for hours overlapping the window."""
+        where, params = _filters(
+            (("cluster", cluster), ("namespace", namespace), ("user_name", user))
+        )
+        rows = self._read(
+            "SELECT cluster, node, uuid, hour, namespace, user_name, workload, workload_kind, "
+            "gpu_s, busy_gpu_s, util_sum, mem_bytes_s, mem_peak_bytes, util_peak_pct, samples "
+            f"FROM workload_1h WHERE hour > ? AND hour <= ?{where} "
+            "ORDER BY hour, cluster, node, uuid, namespace, user_name, workload",
+            (start_s - 3600.0, end_s, *params),
+        )
+        return [
+            WorkloadUsage(
+                cluster=c,
+                node=n,
+                uuid=u,
+                hour_s=hour,
+                namespace=ns,
+                user=user_name,
+                workload=wl,
+                workload_kind=kind,
+                gpu_s=gpu_s,
+                busy_gpu_s=busy,
+                util_sum=util_sum,
+                mem_bytes_s=mem_s,
+                mem_peak_bytes=None if mem_peak is None else int(mem_peak),
+                util_peak_pct=util_peak,
+                samples=int(samples),
+            )
+            for (
+                c,
+                n,
+                u,
+                hour,
+                ns,
+                user_name,
+                wl,
+                kind,
+                gpu_s,
+                busy,
+                util_sum,
+                mem_s,
+                mem_peak,
+                util_peak,
+                samples,
+            ) in rows
+        ]
+
+    def alerts(
+        self,
+        *,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        active_only: bool = False,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Alerts that fired in ``[start_s, end_s]`` (either bound optional), newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start_s is not None:
+            clauses.append(" AND fired >= ?")
+            params.append(start_s)
+        if end_s is not None:
+            clauses.append(" AND fired <= ?")
+            params.append(end_s)
+        if active_only:
+            clauses.append(" AND resolved IS NULL")
+        rows = self._read(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1{''.join(clauses)} "
+            "ORDER BY fired DESC, id DESC LIMIT ?",
+            (*params, max(int(limit), 0)),
+        )
+        return [
+            Alert(
+                rule=rule,
+                severity=severity,
+                node=node,
+                subject=subject,
+                message=message,
+                value=value,
+                threshold=threshold,
+                started_s=started,
+                fired_s=fired,
+                resolved_s=resolved,
+                id=int(alert_id),
+                cluster=cluster,
+            )
+            for (
+                alert_id,
+                cluster,
+                node,
+                rule,
+                severity,
+                subject,
+                message,
+                value,
+                threshold,
+                started,
+                fired,
+                resolved,
+            ) in rows
+        ]

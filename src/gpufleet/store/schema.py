@@ -1,0 +1,366 @@
+"""Tables, columns and forward migrations shared by the SQLite and PostgreSQL backends.
+
+Every table is described once as a list of :class:`Column` records; the DDL of both dialects
+and the ``ON CONFLICT DO UPDATE`` clauses of the rollup upserts are generated from them, so
+a column added here reaches both backends and the merge rule travels with the column.
+
+Times are epoch seconds in REAL / DOUBLE PRECISION columns. Two names differ from the
+vocabulary because they are reserved words in SQL: a GPU's ``index`` is ``gpu_index`` and a
+workload's ``user`` is ``user_name``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gpufleet.store.base import GPU_METRICS, SYSTEM_METRICS, UTIL_HIST_BINS
+
+SCHEMA_VERSION_TABLE = "gpufleet_schema"
+
+SYSTEM_STORED_METRICS: tuple[str, ...] = (*SYSTEM_METRICS, "disk_max_used_pct")
+"""SYSTEM_METRICS plus the fullest filesystem's used percentage (a useful host series)."""
+
+HIST_COLUMNS: tuple[str, ...] = tuple(f"util_hist_{i:02d}" for i in range(UTIL_HIST_BINS))
+"""One column per utilization bin: summing a column is plain SQL in both dialects."""
+
+
+class Dialect(enum.StrEnum):
+    """SQL flavour a statement is generated for."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+class Merge(enum.Enum):
+    """How a stored value combines with an incoming one for the same key."""
+
+    KEY = "key"
+    ADD = "add"
+    MIN = "min"
+    MAX = "max"
+    LATEST = "latest"
+    """Incoming value when not NULL, else the stored one (labels)."""
+    NEWEST = "newest"
+    """Value of whichever row has the later ``last_seen`` (inventory facts: a backfill of
+    old snapshots must not overwrite what the newest sample says), NULL never wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: name, storage kind (``real``, ``int``, ``text``) and merge rule."""
+
+    name: str
+    kind: str
+    merge: Merge = Merge.KEY
+    not_null: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A secondary index; ``dialects`` limits it to some backends."""
+
+    columns: tuple[str, ...]
+    dialects: tuple[Dialect, ...] = (Dialect.SQLITE, Dialect.POSTGRES)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table: its columns, primary key (None for append-only tables) and indexes."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] | None = None
+    indexes: tuple[Index, ...] = ()
+    clustered: bool = False
+    """Stored in primary-key order (SQLite ``WITHOUT ROWID``): one B-tree instead of two."""
+
+    @property
+    def keyed_by_subject(self) -> bool:
+        """Whether the key starts with the subject (cluster, node...) rather than time."""
+        return self.primary_key is not None and self.primary_key[0] == "cluster"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names in storage order (the order rows are built in)."""
+        return tuple(c.name for c in self.columns)
+
+
+def _key(*names: str) -> tuple[Column, ...]:
+    times = ("ts", "bucket", "hour")
+    return tuple(Column(n, "real" if n in times else "text", not_null=True) for n in names)
+
+
+def _stat_columns(metrics: tuple[str, ...]) -> tuple[Column, ...]:
+    # <m>_sum is value x seconds and <m>_wt the seconds with a value, so mean = sum / wt
+    # stays exact however many buckets are merged, even when some readings are missing.
+    # Grouped by statistic (all sums, all weights, all mins, all maxes) so a sample's
+    # readings tuple can be spliced in as the min and max groups unchanged.
+    return (
+        *(Column(f"{m}_sum", "real", Merge.ADD, not_null=True) for m in metrics),
+        *(Column(f"{m}_wt", "real", Merge.ADD, not_null=True) for m in metrics),
+        *(Column(f"{m}_min", "real", Merge.MIN) for m in metrics),
+        *(Column(f"{m}_max", "real", Merge.MAX) for m in metrics),
+    )
+
+
+def _rollup_head() -> tuple[Column, ...]:
+    return (
+        Column("n", "int", Merge.ADD, not_null=True),
+        Column("seconds", "real", Merge.ADD, not_null=True),
+    )
+
+
+# Raw and 1-minute tables are keyed time first: a batch appends at the right edge of every
+# index (cheap ingest), and their reads (a window over a cluster, retention) are one range
+# scan. A hub on PostgreSQL also serves single-GPU drill-downs over hundreds of GPUs, so it
+# gets a per-GPU index too; an agent's SQLite file holds a handful of GPUs and skips it.
+_PG_PER_GPU_TS = Index(("cluster", "node", "uuid", "ts"), dialects=(Dialect.POSTGRES,))
+_PG_PER_GPU_BUCKET = Index(("cluster", "node", "uuid", "bucket"), dialects=(Dialect.POSTGRES,))
+
+GPUS = Table(
+    "gpus",
+    (
+        *_key("cluster", "node", "uuid"),
+        Column("gpu_index", "int", Merge.NEWEST, not_null=True),
+        Column("name", "text", Merge.NEWEST),
+        Column("mem_total_bytes", "real", Merge.NEWEST),
+        Column("first_seen", "real", Merge.MIN, not_null=True),
+        Column("last_seen", "real", Merge.MAX, not_null=True),
+    ),
+    primary_key=("cluster", "node", "uuid"),
+)
+
+NODES = Table(
+    "nodes",
+    (
+        *_key("cluster", "node"),
+        Column("first_seen", "real", Merge.MIN, not_null=True),
+        Column("last_seen", "real", Merge.MAX, not_null=True),
+    ),
+    primary_key=("cluster", "node"),
+)
+"""Hosts seen (with or without GPUs): the subjects of system series and retention."""
+
+GPU_RAW = Table(
+    "gpu_raw",
+    (
+        *_key("ts", "cluster", "node", "uuid"),
+        Column("dt_s", "real", not_null=True),
+        *(Column(m, "real") for m in GPU_METRICS),
+        Column("n_processes", "int", not_null=True),
+        Column("allocated", "int", not_null=True),
+        Column("lost", "int", not_null=True),
+    ),
+    indexes=(Index(("ts", "cluster", "node", "uuid")), _PG_PER_GPU_TS),
+)
+
+_GPU_ROLLUP_COLUMNS: tuple[Column, ...] = (
+    *_key("bucket", "cluster", "node", "uuid"),
+    *_rollup_head(),
+    *_stat_columns(GPU_METRICS),
+    Column("allocated_s", "real", Merge.ADD, not_null=True),
+    Column("idle_s", "real", Merge.ADD, not_null=True),
+    Column("idle_allocated_s", "real", Merge.ADD, not_null=True),
+    Column("throttled_s", "real", Merge.ADD, not_null=True),
+    *(Column(h, "real", Merge.ADD, not_null=True) for h in HIST_COLUMNS),
+)
+# util_max and mem_used_max are util_gpu_pct_max and mem_used_bytes_max: not stored twice.
+GPU_1M = Table(
+    "gpu_1m",
+    _GPU_ROLLUP_COLUMNS,
+    primary_key=("bucket", "cluster", "node", "uuid"),
+    indexes=(_PG_PER_GPU_BUCKET,),
+)
+# Hourly tables take 1/60 of the writes and serve the long-range reads (30 days of a
+# cluster, one GPU over a year), so they are keyed per subject first instead.
+GPU_1H = Table(
+    "gpu_1h",
+    _GPU_ROLLUP_COLUMNS,
+    primary_key=("cluster", "node", "uuid", "bucket"),
+    indexes=(Index(("bucket",)),),
+    clustered=True,
+)
+
+SYSTEM_RAW = Table(
+    "system_raw",
+    (
+        *_key("ts", "cluster", "node"),
+        Column("dt_s", "real", not_null=True),
+        *(Column(m, "real") for m in SYSTEM_STORED_METRICS),
+    ),
+    indexes=(Index(("ts", "cluster", "node")),),
+)
+
+_SYSTEM_ROLLUP_COLUMNS: tuple[Column, ...] = (
+    *_key("bucket", "cluster", "node"),
+    *_rollup_head(),
+    *_stat_columns(SYSTEM_STORED_METRICS),
+)
+SYSTEM_1M = Table("system_1m", _SYSTEM_ROLLUP_COLUMNS, primary_key=("bucket", "cluster", "node"))
+SYSTEM_1H = Table(
+    "system_1h",
+    _SYSTEM_ROLLUP_COLUMNS,
+    primary_key=("cluster", "node", "bucket"),
+    indexes=(Index(("bucket",)),),
+    clustered=True,
+)
+
+WORKLOAD_1H = Table(
+    "workload_1h",
+    (
+        *_key("hour", "cluster", "node", "uuid", "namespace", "user_name", "workload"),
+        Column("workload_kind", "text", Merge.LATEST),
+        Column("gpu_s", "real", Merge.ADD, not_null=True),
+        Column("busy_gpu_s", "real", Merge.ADD, not_null=True),
+        Column("util_sum", "real", Merge.ADD, not_null=True),
+        Column("mem_bytes_s", "real", Merge.ADD, not_null=True),
+        Column("mem_peak_bytes", "real", Merge.MAX),
+        Column("util_peak_pct", "real", Merge.MAX),
+        Column("samples", "int", Merge.ADD, not_null=True),
+    ),
+    # hour first: every workload query and the retention delete are ranges of hours.
+    primary_key=("hour", "cluster", "node", "uuid", "namespace", "user_name", "workload"),
+)
+
+ALERTS = Table(
+    "alerts",
+    (
+        Column("id", "id"),
+        Column("cluster", "text", not_null=True),
+        Column("node", "text", not_null=True),
+        Column("rule", "text", not_null=True),
+        Column("severity", "text", not_null=True),
+        Column("subject", "text", not_null=True),
+        Column("message", "text", not_null=True),
+        Column("value", "real"),
+        Column("threshold", "real"),
+        Column("started", "real", not_null=True),
+        Column("fired", "real", not_null=True),
+        Column("resolved", "real"),
+    ),
+    indexes=(Index(("fired",)), Index(("resolved",))),
+)
+
+TABLES: tuple[Table, ...] = (
+    GPUS,
+    NODES,
+    GPU_RAW,
+    GPU_1M,
+    GPU_1H,
+    SYSTEM_RAW,
+    SYSTEM_1M,
+    SYSTEM_1H,
+    WORKLOAD_1H,
+    ALERTS,
+)
+
+_TYPES = {
+    Dialect.SQLITE: {"real": "REAL", "int": "INTEGER", "text": "TEXT", "id": "INTEGER PRIMARY KEY"},
+    Dialect.POSTGRES: {
+        "real": "DOUBLE PRECISION",
+        "int": "BIGINT",
+        "text": "TEXT",
+        "id": "BIGSERIAL PRIMARY KEY",
+    },
+}
+
+
+def create_table_sql(table: Table, dialect: Dialect) -> list[str]:
+    """``CREATE TABLE`` and ``CREATE INDEX`` statements for ``table``."""
+    types = _TYPES[dialect]
+    defs = [f"{c.name} {types[c.kind]}{' NOT NULL' if c.not_null else ''}" for c in table.columns]
+    if table.primary_key:
+        defs.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    clustered = " WITHOUT ROWID" if table.clustered and dialect is Dialect.SQLITE else ""
+    stmts = [f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(defs)}){clustered}"]
+    for index in table.indexes:
+        if dialect not in index.dialects:
+            continue
+        cols = index.columns
+        stmts.append(
+            f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(cols)} "
+            f"ON {table.name} ({', '.join(cols)})"
+        )
+    return stmts
+
+
+def _merge_expr(table: str, col: Column, dialect: Dialect) -> str:
+    old, new = f"{table}.{col.name}", f"excluded.{col.name}"
+    if col.merge is Merge.ADD:
+        return f"{old} + {new}"
+    if col.merge is Merge.LATEST:
+        return f"COALESCE({new}, {old})"
+    if col.merge is Merge.NEWEST:
+        return (
+            f"CASE WHEN excluded.last_seen >= {table}.last_seen THEN COALESCE({new}, {old}) "
+            f"ELSE COALESCE({old}, {new}) END"
+        )
+    if dialect is Dialect.POSTGRES:
+        # LEAST / GREATEST ignore NULL arguments, which is the merge rule we want.
+        return f"{'LEAST' if col.merge is Merge.MIN else 'GREATEST'}({old}, {new})"
+    # SQLite's multi-argument min()/max() return NULL when any argument is NULL; the
+    # COALESCE falls back to whichever side is known.
+    fn = "min" if col.merge is Merge.MIN else "max"
+    return f"COALESCE({fn}({old}, {new}), {old}, {new})"
+
+
+def upsert_set_clause(table: Table, dialect: Dialect) -> str:
+    """``ON CONFLICT (...) DO UPDATE SET ...`` merging an incoming row into a stored one."""
+    assert table.primary_key is not None, f"{table.name} has no key to upsert on"
+    sets = [
+        f"{c.name} = {_merge_expr(table.name, c, dialect)}"
+        for c in table.columns
+        if c.merge is not Merge.KEY
+    ]
+    return f"ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {', '.join(sets)}"
+
+
+def insert_sql(table: Table, marker: str = "?") -> str:
+    """Plain ``INSERT`` of every column, with ``marker`` as the parameter placeholder."""
+    names = table.column_names
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marker for _ in names)})"
+    )
+
+
+def upsert_sql(table: Table, dialect: Dialect, marker: str = "?") -> str:
+    """``INSERT ... ON CONFLICT DO UPDATE`` of every column."""
+    return f"{insert_sql(table, marker)} {upsert_set_clause(table, dialect)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One forward step of the schema."""
+
+    version: int
+    description: str
+    statements: Callable[[Dialect], list[str]]
+
+
+def _initial(dialect: Dialect) -> list[str]:
+    return [stmt for table in TABLES for stmt in create_table_sql(table, dialect)]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+"""Applied in order; a database records the highest version it has reached."""
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def version_table_sql(dialect: Dialect) -> str:
+    """``CREATE TABLE`` of the table that records applied migrations."""
+    real = _TYPES[dialect]["real"]
+    return (
+        f"CREATE TABLE IF NOT EXISTS {SCHEMA_VERSION_TABLE} "
+        f"(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_s {real} NOT NULL)"
+    )
+
+
+def pending(current: int) -> list[Migration]:
+    """Migrations newer than ``current``, oldest first."""
+    return [m for m in MIGRATIONS if m.version > current]
+
+
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}

@@ -1,0 +1,1 @@
+"""Stand-ins for hardware libraries, so collectors are tested without the hardware."""

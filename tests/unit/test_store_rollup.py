@@ -1,0 +1,167 @@
+"""Rollup math and schema generation, without a database."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpufleet.model import DiskUsage, GpuSample, NetRate, Snapshot, SystemSample
+from gpufleet.store import schema
+from gpufleet.store.rollup import (
+    bucket_of,
+    build_batch,
+    hist_bin,
+    is_throttled,
+    system_values,
+)
+from gpufleet.store.schema import Dialect, Merge
+
+T0 = 1_700_000_000.0 - 1_700_000_000.0 % 3600
+
+
+@pytest.mark.parametrize(
+    ("util", "expected"),
+    [(0.0, 0), (4.999, 0), (5.0, 1), (52.5, 10), (94.99, 18), (95.0, 19), (100.0, 19)],
+)
+def test_hist_bins_are_5_pct_wide_and_the_last_is_closed(util: float, expected: int) -> None:
+    assert hist_bin(util) == expected
+
+
+def test_hist_bin_clamps_out_of_range_readings() -> None:
+    assert (hist_bin(-3.0), hist_bin(250.0)) == (0, 19)
+
+
+def test_nan_and_infinite_utilization_do_not_break_a_batch() -> None:
+    snaps = [
+        Snapshot(
+            ts_s=T0 + i,
+            cluster="c",
+            node="n",
+            gpus=(GpuSample(uuid="GPU-a", index=0, util_gpu_pct=util),),
+            system=None,
+            interval_s=1.0,
+        )
+        for i, util in enumerate([float("nan"), float("inf"), float("-inf")])
+    ]
+    (row,) = build_batch(snaps, idle_threshold_pct=5.0).gpu_1m
+    cols = dict(zip(schema.GPU_1M.column_names, row, strict=True))
+    # NaN is not a reading: neither idle nor in a bin; +inf / -inf clamp to the end bins.
+    assert (cols["util_hist_19"], cols["util_hist_00"], cols["idle_s"]) == (1.0, 1.0, 1.0)
+
+
+def test_bucket_is_floor_of_ts_over_width() -> None:
+    assert bucket_of(T0 + 59.999, 60.0) == T0
+    assert bucket_of(T0 + 60.0, 60.0) == T0 + 60
+    assert bucket_of(T0 + 3599.5, 3600.0) == T0
+    assert bucket_of(-30.0, 60.0) == -60.0  # floor, not truncation
+
+
+def test_throttled_means_thermal_or_power() -> None:
+    assert is_throttled(("hw_thermal_slowdown",))
+    assert is_throttled(("gpu_idle", "sw_power_cap"))
+    assert not is_throttled(("gpu_idle", "applications_clocks_setting"))
+    assert not is_throttled(())
+    assert not is_throttled(None)
+
+
+def test_system_values_sum_rates_and_take_the_fullest_disk() -> None:
+    sample = SystemSample(
+        cpu_pct=12.0,
+        cpu_per_core_pct=(),
+        cpu_count=4,
+        load_1=0.5,
+        load_5=0.4,
+        load_15=0.3,
+        mem_total_bytes=100,
+        mem_used_bytes=40,
+        mem_available_bytes=60,
+        mem_pct=40.0,
+        swap_total_bytes=0,
+        swap_used_bytes=0,
+        swap_pct=0.0,
+        disks=(
+            DiskUsage("/", None, None, 10, 2, 8, 20.0),
+            DiskUsage("/data", None, None, 10, 9, 1, 90.0),
+        ),
+        disk_read_bytes_per_s=7.0,
+        disk_write_bytes_per_s=None,
+        net=(
+            NetRate("eth0", 10.0, 1.0, None, None, 0, 0),
+            NetRate("eth1", 5.0, None, None, None, 0, 0),
+        ),
+    )
+    values = dict(zip(schema.SYSTEM_STORED_METRICS, system_values(sample), strict=True))
+    assert values == {
+        "cpu_pct": 12.0,
+        "load_1": 0.5,
+        "mem_pct": 40.0,
+        "mem_used_bytes": 40,
+        "swap_pct": 0.0,
+        "disk_read_bytes_per_s": 7.0,
+        "disk_write_bytes_per_s": None,  # unknown stays unknown, not 0
+        "net_rx_bytes_per_s": 15.0,
+        "net_tx_bytes_per_s": 1.0,  # only the interfaces with a rate
+        "disk_max_used_pct": 90.0,
+    }
+
+
+def test_rows_match_their_tables_column_for_column() -> None:
+    snaps = [
+        Snapshot(
+            ts_s=T0 + s,
+            cluster="c",
+            node="n",
+            gpus=(GpuSample(uuid="GPU-a", index=0, util_gpu_pct=50.0),),
+            system=None,
+            interval_s=1.0,
+        )
+        for s in (0.0, 1.0, 61.0)  # a 2-sample minute (merged in Python) and a 1-sample one
+    ]
+    batch = build_batch(snaps, idle_threshold_pct=5.0)
+    for table, rows in (
+        (schema.GPU_RAW, batch.gpu_raw),
+        (schema.GPU_1M, batch.gpu_1m),
+        (schema.GPU_1H, batch.gpu_1h),
+        (schema.GPUS, batch.gpus),
+        (schema.NODES, batch.nodes),
+    ):
+        assert rows
+        assert {len(r) for r in rows} == {len(table.columns)}, table.name
+    by_bucket = {r[0]: dict(zip(schema.GPU_1M.column_names, r, strict=True)) for r in batch.gpu_1m}
+    assert by_bucket[T0]["n"] == 2
+    assert by_bucket[T0]["util_gpu_pct_sum"] == 100.0
+    assert by_bucket[T0]["util_hist_10"] == 2.0
+    assert by_bucket[T0 + 60]["seconds"] == 1.0
+    (hour,) = batch.gpu_1h
+    assert dict(zip(schema.GPU_1H.column_names, hour, strict=True))["n"] == 3
+
+
+def test_merge_rules_in_sql_ignore_nulls_per_dialect() -> None:
+    sqlite = schema.upsert_set_clause(schema.GPU_1M, Dialect.SQLITE)
+    postgres = schema.upsert_set_clause(schema.GPU_1M, Dialect.POSTGRES)
+    assert "temp_c_min = COALESCE(min(gpu_1m.temp_c_min, excluded.temp_c_min)" in sqlite
+    assert "temp_c_max = GREATEST(gpu_1m.temp_c_max, excluded.temp_c_max)" in postgres
+    assert "n = gpu_1m.n + excluded.n" in sqlite
+    assert "ON CONFLICT (bucket, cluster, node, uuid)" in postgres
+
+
+def test_every_rollup_value_column_has_a_merge_rule() -> None:
+    for table in (schema.GPU_1M, schema.GPU_1H, schema.SYSTEM_1M, schema.WORKLOAD_1H):
+        assert table.primary_key is not None
+        keys = set(table.primary_key)
+        for col in table.columns:
+            assert (col.merge is Merge.KEY) == (col.name in keys), (table.name, col.name)
+
+
+def test_per_gpu_indexes_exist_only_on_postgres() -> None:
+    sqlite = "\n".join(schema.create_table_sql(schema.GPU_RAW, Dialect.SQLITE))
+    postgres = "\n".join(schema.create_table_sql(schema.GPU_RAW, Dialect.POSTGRES))
+    assert "gpu_raw_cluster_node_uuid_ts" not in sqlite
+    assert "gpu_raw_cluster_node_uuid_ts" in postgres
+    assert "gpu_raw_ts_cluster_node_uuid" in sqlite
+    assert "DOUBLE PRECISION" in postgres
+    assert "DOUBLE PRECISION" not in sqlite
+
+
+def test_pending_migrations_are_those_after_the_current_version() -> None:
+    assert [m.version for m in schema.pending(0)] == [1]
+    assert schema.pending(schema.LATEST_VERSION) == []
