@@ -11,10 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +35,8 @@ def default_db_path() -> Path:
 class RetentionSettings(BaseModel):
     """Days kept per resolution."""
 
+    model_config = ConfigDict(extra="forbid")
+
     raw_days: float = Field(7.0, gt=0)
     minute_days: float = Field(90.0, gt=0)
     hour_days: float = Field(730.0, gt=0)
@@ -50,6 +53,8 @@ class RetentionSettings(BaseModel):
 class AlertSettings(BaseModel):
     """Thresholds and hold times of the built-in alert rules."""
 
+    model_config = ConfigDict(extra="forbid")
+
     enabled: bool = True
     temp_margin_c: float = Field(5.0, ge=0, description="Fire when within this of slowdown temp.")
     temp_fallback_c: float = Field(85.0, gt=0, description="Used when slowdown temp is unknown.")
@@ -63,6 +68,13 @@ class AlertSettings(BaseModel):
     cooldown_s: float = Field(900.0, ge=0, description="Quiet time before the same alert re-fires.")
     webhook_url: str | None = None
     webhook_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class Settings(BaseSettings):
@@ -119,11 +131,16 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+class SettingsFileError(ValueError):
+    """The TOML file is not valid TOML; the message names the file and the position."""
+
+
 def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settings:
     """Build settings from flags (None values are ignored), environment and the TOML file.
 
     Raises:
         FileNotFoundError: the config file does not exist.
+        SettingsFileError: the config file is not valid TOML.
         pydantic.ValidationError: a value is out of range; the message names the field.
     """
     path_text = str(config_file) if config_file is not None else os.environ.get("GPUFLEET_CONFIG")
@@ -133,6 +150,10 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settin
     path = Path(path_text)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(f"cannot read config {path}: {exc}") from None
     return _reading(path)(**given)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
-_RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+_RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0, "y": 31_536_000.0}
+
+EARLIEST_S = 0.0
+LATEST_S = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the last instant ``datetime`` can show."""
 
 ACCEPTED = (
-    "ISO 8601 (2026-11-23T10:00:00Z), epoch seconds, 'now', or relative like -30m, -24h, -7d, -2w"
+    "ISO 8601 (2026-11-23T10:00:00Z), epoch seconds, 'now', "
+    "or relative like -30m, -24h, -7d, -2w, -1y"
 )
 
 
@@ -23,8 +29,16 @@ def parse_time(text: str, *, now_s: float) -> float:
     Naive ISO timestamps are taken as UTC (DESIGN.md: UTC everywhere).
 
     Raises:
-        TimeParseError: ``text`` is none of the accepted forms.
+        TimeParseError: ``text`` is none of the accepted forms, or names a time before 1970
+            or after 9999.
     """
+    ts_s = _parse(text, now_s=now_s)
+    if not math.isfinite(ts_s) or not EARLIEST_S <= ts_s <= LATEST_S:
+        raise TimeParseError(f"time {text!r} is out of range; use a time between 1970 and 9999")
+    return ts_s
+
+
+def _parse(text: str, *, now_s: float) -> float:
     value = text.strip()
     if not value:
         raise TimeParseError(f"empty time; use {ACCEPTED}")
@@ -39,7 +53,7 @@ def parse_time(text: str, *, now_s: float) -> float:
         pass
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise TimeParseError(f"cannot read time {text!r}; use {ACCEPTED}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

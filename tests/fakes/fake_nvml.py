@@ -1,12 +1,21 @@
-"""A stand-in for the ``pynvml`` module, configurable per scenario.
+"""A stand-in for the ``pynvml`` module (nvidia-ml-py 13), configurable per scenario.
 
 :class:`FakeNvml` is a real :class:`types.ModuleType` exposing the pynvml names the NVML
-collector uses: functions, constants, and ``NVMLError`` with pynvml's subclasses and ``.value``
-codes. Per-GPU readings live in :class:`FakeGpu`; a reading set to ``None`` answers
-``NOT_SUPPORTED``, as NVML does on a GPU without that sensor. Every call is counted in
-``FakeNvml.calls``.
+collector uses: functions, constants, ``NVMLError`` (whose constructor picks the subclass for
+the code, as pynvml's does) and ``NVMLLibraryMismatchError``. Per-GPU readings live in
+:class:`FakeGpu`; a reading set to ``None`` answers ``NOT_SUPPORTED``, as NVML does on a GPU
+without that sensor. Every call the collector makes is counted in ``FakeNvml.calls``.
 
-Named scenarios (as gpustat's tests name theirs) are built by the functions in ``SCENARIOS``.
+Behaviour copied from pynvml 13 (nvidia-ml-py 13.x ``pynvml.py``):
+
+* every process-list function reports an unavailable ``usedGpuMemory`` as ``None``;
+* the unsuffixed process-list functions call ``_v3`` and, where the driver lacks it, raise
+  ``NVMLLibraryMismatchError`` (not an ``NVMLError``); with ``legacy_process_api`` they call
+  the driver's v1 symbol instead, as pynvml releases before 11 did;
+* ``NVMLError`` compares equal by code (``__eq__``), which also makes it unhashable.
+
+What the fake GPUs hold (:class:`~tests.fakes.nvml_scenarios.FakeGpu`) and the named scenarios
+(as gpustat's tests name theirs) live in :mod:`tests.fakes.nvml_scenarios`.
 """
 
 # The double must answer to pynvml's own camelCase names.
@@ -17,9 +26,12 @@ from __future__ import annotations
 import itertools
 import types
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.fakes.nvml_scenarios import FakeGpu, FakeMig
 
 # pynvml's return codes (nvml.h values).
 NVML_SUCCESS = 0
@@ -33,6 +45,9 @@ NVML_ERROR_TIMEOUT = 10
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
+NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25
 NVML_ERROR_UNKNOWN = 999
 
 _ERROR_NAMES = {
@@ -46,6 +61,13 @@ _ERROR_NAMES = {
     NVML_ERROR_LIBRARY_NOT_FOUND: ("LibraryNotFound", "NVML Shared Library Not Found"),
     NVML_ERROR_FUNCTION_NOT_FOUND: ("FunctionNotFound", "Function Not Found"),
     NVML_ERROR_GPU_IS_LOST: ("GpuIsLost", "GPU is lost"),
+    NVML_ERROR_RESET_REQUIRED: ("ResetRequired", "GPU requires restart"),
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH: (
+        "LibRmVersionMismatch",
+        "RM has detected an NVML/RM version mismatch.",
+    ),
+    # pynvml has no text for this code and asks nvmlErrorString, whose answer varies by driver.
+    NVML_ERROR_ARGUMENT_VERSION_MISMATCH: ("ArgumentVersionMismatch", ""),
     NVML_ERROR_UNKNOWN: ("Unknown", "Unknown Error"),
 }
 
@@ -66,35 +88,48 @@ CONSTANTS = {
     "NVML_PSTATE_UNKNOWN": 32,
     "nvmlEventTypeXidCriticalError": 0x8,
 }
-ULLONG_MAX = 2**64 - 1
-GIB = 1024**3
 
 
 class NVMLError(Exception):
-    """pynvml's base error: ``.value`` is the NVML return code."""
+    """pynvml's base error: ``NVMLError(code)`` builds the subclass for ``code``."""
 
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.value = value
+    _classes: dict[int, type[NVMLError]] = {}  # noqa: RUF012 (filled once below)
+    _code = NVML_ERROR_UNKNOWN
+    value: int
+
+    def __new__(cls, value: int | None = None) -> NVMLError:
+        kind = NVMLError._classes.get(value, cls) if cls is NVMLError and value is not None else cls
+        error = Exception.__new__(kind)
+        error.value = kind._code if value is None else value
+        return error
+
+    def __init__(self, value: int | None = None) -> None:
+        super().__init__(self.value)
 
     def __str__(self) -> str:
-        return _ERROR_NAMES.get(self.value, ("", f"NVML error {self.value}"))[1]
+        text = _ERROR_NAMES.get(self.value, ("", ""))[1]
+        return text or f"NVML Error with code {self.value}"
+
+    def __eq__(self, other: object) -> bool:
+        # pynvml compares errors by code (and so, like it, leaves them unhashable).
+        return self.value == getattr(other, "value", None)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
-def _error_class(code: int, suffix: str) -> type[NVMLError]:
-    def init(self: NVMLError) -> None:
-        NVMLError.__init__(self, code)
+for _code, (_suffix, _text) in _ERROR_NAMES.items():
+    NVMLError._classes[_code] = type(f"NVMLError_{_suffix}", (NVMLError,), {"_code": _code})
 
-    return type(f"NVMLError_{suffix}", (NVMLError,), {"__init__": init})
+ERROR_CLASSES = dict(NVMLError._classes)
 
 
-ERROR_CLASSES = {code: _error_class(code, suffix) for code, (suffix, _) in _ERROR_NAMES.items()}
+class NVMLLibraryMismatchError(Exception):
+    """pynvml 13: an unsuffixed wrapper found no versioned symbol in the driver."""
 
 
 def nvml_error(code: int) -> NVMLError:
     """The pynvml exception for ``code`` (a subclass instance, as pynvml raises)."""
-    cls = ERROR_CLASSES.get(code)
-    return cls() if cls is not None else NVMLError(code)
+    return NVMLError(code)
 
 
 @dataclass(frozen=True)
@@ -118,70 +153,6 @@ class Struct:
             raise AttributeError(name) from None
 
 
-@dataclass
-class FakeProcess:
-    """A process on a fake GPU; ``used_memory_bytes=None`` is NVML's "not available"."""
-
-    pid: int
-    name: str | None = "python3"
-    used_memory_bytes: int | None = 1 * GIB
-
-
-@dataclass
-class FakeMig:
-    """A MIG device of a fake GPU."""
-
-    uuid: str
-    gpu_instance_id: int
-    compute_instance_id: int
-    profile: str = "1g.10gb"
-    mem_total_bytes: int = 10 * GIB
-    mem_used_bytes: int = 2 * GIB
-
-
-@dataclass
-class FakeGpu:
-    """Readings of one fake GPU in NVML's own units; ``None`` answers NOT_SUPPORTED."""
-
-    uuid: str
-    name: str = "NVIDIA H100 80GB HBM3"
-    pci_bus_id: str = "00000000:17:00.0"
-    cuda_capability: tuple[int, int] = (9, 0)
-    util_gpu: int = 87
-    util_mem: int = 41
-    encoder: int | None = 3
-    decoder: int | None = 5
-    mem_total: int = 80 * GIB
-    mem_used: int = 30 * GIB
-    temp_c: int | None = 61
-    temp_slowdown_c: int | None = 87
-    temp_shutdown_c: int | None = 92
-    power_mw: int | None = 250500
-    power_limit_mw: int | None = 700000
-    clocks_mhz: dict[int, int] = field(default_factory=lambda: {0: 1755, 1: 1755, 2: 2619})
-    pstate: int = 0
-    fan_pct: int | None = 45
-    pcie_tx_kb_s: int | None = 1200
-    pcie_rx_kb_s: int | None = 3400
-    ecc_corrected: int | None = 2
-    ecc_uncorrected: int | None = 0
-    throttle_mask: int | None = 0x4 | 0x40
-    mig_mode: int | None = None
-    migs: list[FakeMig] = field(default_factory=list)
-    compute: list[FakeProcess] = field(default_factory=list)
-    graphics: list[FakeProcess] = field(default_factory=list)
-    util_samples: list[tuple[int, int, int]] = field(default_factory=list)
-    """(pid, timestamp_us, sm_util) samples that nvmlDeviceGetProcessUtilization holds."""
-    xid_events: list[int] = field(default_factory=list)
-    xid_supported: bool = True
-    errors: dict[str, int] = field(default_factory=dict)
-    """pynvml function name -> NVML error code it raises for this GPU."""
-    lost: bool = False
-    lost_after_reads: int | None = None
-    """Falls off the bus once nvmlDeviceGetUtilizationRates has answered this many times."""
-    reads: int = 0
-
-
 class FakeNvml(types.ModuleType):
     """A ``pynvml`` module double; see the module docstring.
 
@@ -190,7 +161,11 @@ class FakeNvml(types.ModuleType):
         init_error: NVML return code that ``nvmlInit`` raises.
         missing: Functions this "old pynvml" lacks (``AttributeError``).
         not_in_driver: Functions the "old driver" lacks (``FUNCTION_NOT_FOUND``).
+        version_mismatch: Functions the driver has but whose struct version it does not take
+            (``ARGUMENT_VERSION_MISMATCH``).
         bytes_strings: Return ``bytes`` for strings, as pynvml releases before 11.5 did.
+        legacy_process_api: The unsuffixed process functions call the driver's v1 symbols, and
+            there is no ``NVMLLibraryMismatchError``, as in pynvml releases before 11.
     """
 
     def __init__(
@@ -202,7 +177,9 @@ class FakeNvml(types.ModuleType):
         init_error: int | None = None,
         missing: Iterable[str] = (),
         not_in_driver: Iterable[str] = (),
+        version_mismatch: Iterable[str] = (),
         bytes_strings: bool = False,
+        legacy_process_api: bool = False,
     ) -> None:
         super().__init__("pynvml")
         self.gpus = list(gpus)
@@ -211,7 +188,9 @@ class FakeNvml(types.ModuleType):
         self.init_error = init_error
         self.missing = set(missing)
         self.not_in_driver = set(not_in_driver)
+        self.version_mismatch = set(version_mismatch)
         self.bytes_strings = bytes_strings
+        self.legacy_process_api = legacy_process_api
         self.calls: Counter[str] = Counter()
         self.util_timestamps: list[tuple[int, int]] = []
         """(gpu index, lastSeenTimeStamp) passed to nvmlDeviceGetProcessUtilization."""
@@ -219,6 +198,8 @@ class FakeNvml(types.ModuleType):
         self.event_sets: dict[int, int | None] = {}
         self._set_ids = itertools.count(1)
         self.NVMLError = NVMLError
+        if not legacy_process_api:
+            self.NVMLLibraryMismatchError = NVMLLibraryMismatchError
         for cls in ERROR_CLASSES.values():
             setattr(self, cls.__name__, cls)
         for name, value in globals().items():
@@ -239,6 +220,8 @@ class FakeNvml(types.ModuleType):
         self.calls[function] += 1
         if function in self.not_in_driver:
             raise nvml_error(NVML_ERROR_FUNCTION_NOT_FOUND)
+        if function in self.version_mismatch:
+            raise nvml_error(NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
         if self.initialized <= 0:
             raise nvml_error(NVML_ERROR_UNINITIALIZED)
 
@@ -422,19 +405,24 @@ class FakeNvml(types.ModuleType):
     def _processes(self, function: str, handle: FakeHandle, kind: str) -> list[Struct]:
         gpu = self._gpu(function, handle)
         procs = gpu.compute if kind == "compute" else gpu.graphics
-        # v2/v3 map NVML_VALUE_NOT_AVAILABLE to None; the v1 path of old pynvml passed it on.
-        not_available = ULLONG_MAX if not function.endswith(("_v2", "_v3")) else None
-        return [
-            Struct(
-                {
-                    "pid": p.pid,
-                    "usedGpuMemory": p.used_memory_bytes
-                    if p.used_memory_bytes is not None
-                    else not_available,
-                }
-            )
-            for p in procs
-        ]
+        # Every pynvml release maps NVML_VALUE_NOT_AVAILABLE (ULLONG_MAX) to None here.
+        return [Struct({"pid": p.pid, "usedGpuMemory": p.used_memory_bytes}) for p in procs]
+
+    def _unversioned_processes(self, name: str, handle: FakeHandle, kind: str) -> list[Struct]:
+        if self.legacy_process_api:
+            return self._processes(name, handle, kind)
+        # pynvml 13: the wrapper calls the _v3 function and turns its FUNCTION_NOT_FOUND into
+        # NVMLLibraryMismatchError (pynvml.py: throwOnVersionMismatch).
+        self.calls[name] += 1
+        try:
+            return self._processes(f"{name}_v3", handle, kind)
+        except NVMLError as exc:
+            if exc.value == NVML_ERROR_FUNCTION_NOT_FOUND:
+                raise NVMLLibraryMismatchError(
+                    "Unversioned function called and the pyNVML version does not match the "
+                    f"NVML lib version. Use a versioned function such as {name}_v2"
+                ) from None
+            raise
 
     def nvmlDeviceGetComputeRunningProcesses_v3(self, handle: FakeHandle) -> list[Struct]:
         return self._processes("nvmlDeviceGetComputeRunningProcesses_v3", handle, "compute")
@@ -443,7 +431,8 @@ class FakeNvml(types.ModuleType):
         return self._processes("nvmlDeviceGetComputeRunningProcesses_v2", handle, "compute")
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list[Struct]:
-        return self._processes("nvmlDeviceGetComputeRunningProcesses", handle, "compute")
+        name = "nvmlDeviceGetComputeRunningProcesses"
+        return self._unversioned_processes(name, handle, "compute")
 
     def nvmlDeviceGetGraphicsRunningProcesses_v3(self, handle: FakeHandle) -> list[Struct]:
         return self._processes("nvmlDeviceGetGraphicsRunningProcesses_v3", handle, "graphics")
@@ -452,7 +441,8 @@ class FakeNvml(types.ModuleType):
         return self._processes("nvmlDeviceGetGraphicsRunningProcesses_v2", handle, "graphics")
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: FakeHandle) -> list[Struct]:
-        return self._processes("nvmlDeviceGetGraphicsRunningProcesses", handle, "graphics")
+        name = "nvmlDeviceGetGraphicsRunningProcesses"
+        return self._unversioned_processes(name, handle, "graphics")
 
     def nvmlDeviceGetProcessUtilization(
         self, handle: FakeHandle, last_seen_us: int
@@ -501,115 +491,3 @@ class FakeNvml(types.ModuleType):
     def nvmlEventSetFree(self, event_set: int) -> None:
         self._enter("nvmlEventSetFree")
         del self.event_sets[event_set]
-
-
-# -- named scenarios -------------------------------------------------------------------------
-
-
-def _two_gpus() -> list[FakeGpu]:
-    busy = FakeGpu(
-        uuid="GPU-11111111-2222-3333-4444-555555555555",
-        compute=[
-            FakeProcess(pid=4242, name="python3", used_memory_bytes=20 * GIB),
-            FakeProcess(pid=4343, name="torchrun", used_memory_bytes=None),
-        ],
-        graphics=[FakeProcess(pid=777, name="Xorg", used_memory_bytes=64 * 1024**2)],
-        util_samples=[(4242, 1_000_000, 50), (4242, 2_000_000, 93), (4343, 1_500_000, 7)],
-    )
-    idle = FakeGpu(
-        uuid="GPU-66666666-7777-8888-9999-000000000000",
-        pci_bus_id="00000000:2A:00.0",
-        util_gpu=0,
-        util_mem=0,
-        mem_used=0,
-        power_mw=69000,
-        pstate=8,
-        throttle_mask=0x1,
-    )
-    return [busy, idle]
-
-
-def healthy_two_gpus() -> FakeNvml:
-    """Two H100s: one busy with three processes (one graphics), one idle."""
-    return FakeNvml(_two_gpus())
-
-
-def fields_not_supported() -> FakeNvml:
-    """Fan, power, ECC, encoder/decoder, PCIe and temperature thresholds answer NOT_SUPPORTED."""
-    gpus = _two_gpus()
-    for gpu in gpus:
-        gpu.fan_pct = gpu.power_mw = gpu.power_limit_mw = None
-        gpu.ecc_corrected = gpu.ecc_uncorrected = None
-        gpu.encoder = gpu.decoder = None
-        gpu.pcie_tx_kb_s = gpu.pcie_rx_kb_s = None
-        gpu.temp_slowdown_c = gpu.temp_shutdown_c = None
-    return FakeNvml(gpus)
-
-
-def one_gpu_lost() -> FakeNvml:
-    """GPU 1 answers the first sample, then falls off the bus (GPU_IS_LOST)."""
-    gpus = _two_gpus()
-    gpus[1].lost_after_reads = 1
-    return FakeNvml(gpus)
-
-
-def driver_not_loaded() -> FakeNvml:
-    """pynvml is installed but nvmlInit fails: no kernel driver."""
-    return FakeNvml(_two_gpus(), init_error=NVML_ERROR_DRIVER_NOT_LOADED)
-
-
-def old_process_api() -> FakeNvml:
-    """An old pynvml: only the v1 process functions, no clocks-event or TemperatureV names."""
-    missing = {
-        "nvmlDeviceGetComputeRunningProcesses_v3",
-        "nvmlDeviceGetComputeRunningProcesses_v2",
-        "nvmlDeviceGetGraphicsRunningProcesses_v3",
-        "nvmlDeviceGetGraphicsRunningProcesses_v2",
-        "nvmlDeviceGetCurrentClocksEventReasons",
-        "nvmlDeviceGetTemperatureV",
-    }
-    return FakeNvml(_two_gpus(), missing=missing)
-
-
-def broken_process_list() -> FakeNvml:
-    """The process queries fail (UNKNOWN on GPU 0, NO_PERMISSION on GPU 1); all else works."""
-    gpus = _two_gpus()
-    for gpu, code in zip(gpus, (NVML_ERROR_UNKNOWN, NVML_ERROR_NO_PERMISSION), strict=True):
-        for kind in ("Compute", "Graphics"):
-            for suffix in ("_v3", "_v2", ""):
-                gpu.errors[f"nvmlDeviceGet{kind}RunningProcesses{suffix}"] = code
-    return FakeNvml(gpus)
-
-
-def mig_enabled() -> FakeNvml:
-    """GPU 0 in MIG mode with two MIG devices; GPU 1 MIG-capable with MIG off."""
-    gpus = _two_gpus()
-    gpus[0].mig_mode = 1
-    gpus[0].migs = [
-        FakeMig(uuid="MIG-aaaaaaaa-0000-0000-0000-000000000001", gpu_instance_id=1,
-                compute_instance_id=0),
-        FakeMig(uuid="MIG-aaaaaaaa-0000-0000-0000-000000000002", gpu_instance_id=2,
-                compute_instance_id=0, profile="3g.40gb", mem_total_bytes=40 * GIB,
-                mem_used_bytes=0),
-    ]  # fmt: skip
-    gpus[1].mig_mode = 0
-    return FakeNvml(gpus)
-
-
-def bytes_strings() -> FakeNvml:
-    """An old pynvml that returns bytes for names, UUIDs and versions."""
-    return FakeNvml(_two_gpus(), bytes_strings=True)
-
-
-SCENARIOS: dict[str, Callable[[], FakeNvml] | None] = {
-    "healthy_two_gpus": healthy_two_gpus,
-    "fields_not_supported": fields_not_supported,
-    "one_gpu_lost": one_gpu_lost,
-    "no_library": None,
-    "driver_not_loaded": driver_not_loaded,
-    "old_process_api": old_process_api,
-    "broken_process_list": broken_process_list,
-    "mig_enabled": mig_enabled,
-    "bytes_strings": bytes_strings,
-}
-"""Scenario name -> builder; ``None`` means pynvml cannot be imported at all."""

@@ -121,3 +121,24 @@ def test_kill_9_leaves_a_store_that_opens(agent: tuple[str, subprocess.Popen[byt
         assert store.health().writable
     finally:
         store.close()
+
+
+def test_sigterm_flushes_like_ctrl_c(agent: tuple[str, subprocess.Popen[bytes], Path]) -> None:
+    base, proc, db = agent
+    time.sleep(1.0)
+    served = httpx.get(f"{base}/health/detailed").json()["components"]["sampler"]["samples_taken"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert "history flushed" in out
+    store = open_store(str(db))
+    try:
+        series = store.gpu_series(
+            metric="util_gpu_pct",
+            start_s=time.time() - 600,
+            end_s=time.time() + 1,
+            resolution=Resolution.RAW,
+        )
+        assert min(len(s.points) for s in series) >= served
+    finally:
+        store.close()

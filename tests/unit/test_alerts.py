@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from typing import cast
 
 import pytest
 
 from gpufleet.agent import alert_rules
-from gpufleet.agent.alert_rules import (
-    RULES,
-    Evaluation,
-    build_rules,
-    describe_process,
-    format_bytes,
-    format_duration,
-)
+from gpufleet.agent.alert_rules import RULES, Evaluation, build_rules
+from gpufleet.agent.alert_wording import describe_process, format_bytes, format_duration
 from gpufleet.agent.alerts import AlertEngine
 from gpufleet.model import (
     Alert,
@@ -28,21 +25,26 @@ from gpufleet.model import (
     SystemSample,
 )
 from gpufleet.settings import AlertSettings
-from gpufleet.store.base import Store, StoreUnavailable
+from gpufleet.store.base import Store, StoreError, StoreUnavailable
 
 GIB = 1024**3
 UUID = "GPU-ab12cdef-1111-2222-3333-444455556666"
 
 
 class FakeAlertStore:
-    """Only what the engine uses: ``save_alert``, assigning ids like a database would."""
+    """What the engine uses: ``save_alert`` (ids like a database) and ``alerts``."""
 
     def __init__(self) -> None:
         self.saved: list[Alert] = []
         self.fail_with: Exception | None = None
+        self.block: threading.Event | None = None
+        self.save_threads: list[str] = []
         self._next_id = 1
 
     def save_alert(self, alert: Alert) -> Alert:
+        self.save_threads.append(threading.current_thread().name)
+        if self.block is not None:
+            self.block.wait(10.0)
         if self.fail_with is not None:
             raise self.fail_with
         if alert.id is None:
@@ -50,6 +52,23 @@ class FakeAlertStore:
             self._next_id += 1
         self.saved.append(alert)
         return alert
+
+    def alerts(
+        self,
+        *,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        active_only: bool = False,
+        limit: int = 500,
+    ) -> list[Alert]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        latest: dict[int, Alert] = {}
+        for alert in self.saved:
+            assert alert.id is not None
+            latest[alert.id] = alert
+        rows = [a for a in latest.values() if not active_only or a.resolved_s is None]
+        return sorted(rows, key=lambda a: a.fired_s, reverse=True)[:limit]
 
 
 def gpu(**fields: object) -> GpuSample:
@@ -117,18 +136,38 @@ def settings(**overrides: object) -> AlertSettings:
     return AlertSettings(**values)  # type: ignore[arg-type]
 
 
+_ENGINES: list[AlertEngine] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_engines() -> Iterator[None]:
+    yield
+    while _ENGINES:
+        _ENGINES.pop().close(timeout=5.0)
+
+
 def engine(
     rules: list[str] | None = None,
     store: FakeAlertStore | None = None,
     notified: list[Alert] | None = None,
+    *,
+    background: bool = False,
+    node: str = "",
+    cluster: str = "",
     **overrides: object,
 ) -> AlertEngine:
-    return AlertEngine(
+    """An engine; saving and notifying happen in :meth:`flush_pending` unless ``background``."""
+    eng = AlertEngine(
         settings(**overrides),
         store=cast(Store, store) if store is not None else None,
         notify=notified.append if notified is not None else None,
         rules=rules,
+        background=background,
+        node=node,
+        cluster=cluster,
     )
+    _ENGINES.append(eng)
+    return eng
 
 
 # -- engine mechanics --------------------------------------------------------------------------
@@ -152,7 +191,10 @@ def test_temperature_fires_only_after_hold_and_resolves_when_it_cools() -> None:
         "node-1",
     )
     assert (alert.started_s, alert.fired_s, alert.resolved_s) == (0, 60, None)
-    assert alert.id == 1
+    assert alert.id is None  # not saved yet: saving happens off the sampling thread
+    assert eng.active() == [alert]
+    eng.flush_pending()
+    alert = dataclasses.replace(alert, id=1)
     assert alert.cluster == "lab"
     assert (alert.value, alert.threshold) == (84.0, 82.0)
     assert alert.message.startswith(
@@ -165,6 +207,7 @@ def test_temperature_fires_only_after_hold_and_resolves_when_it_cools() -> None:
     assert resolved[0].resolved_s == 62
     assert resolved[0].id == 1
     assert eng.active() == []
+    eng.flush_pending()
     assert [a.resolved_s for a in store.saved] == [None, 62]
     assert notified == [alert, resolved[0]]
 
@@ -192,6 +235,7 @@ def test_escalates_to_critical_at_slowdown_without_a_second_alert() -> None:
     store = FakeAlertStore()
     eng = engine(["gpu_temperature"], store, hold_s=0.0)
     eng.evaluate(snap(0, gpu(temp_c=84.0)))
+    eng.flush_pending()
     escalated = eng.evaluate(snap(2, gpu(temp_c=88.0)))
     assert [a.severity for a in escalated] == ["critical"]
     assert escalated[0].id == 1
@@ -267,11 +311,12 @@ def test_store_failure_is_logged_once_and_alerts_still_flow(
     store = FakeAlertStore()
     store.fail_with = StoreUnavailable("database is locked")
     notified: list[Alert] = []
-    eng = engine(["gpu_temperature", "gpu_xid"], store, notified, hold_s=0.0)
     caplog.set_level(logging.INFO, logger="gpufleet.agent.alerts")
+    eng = engine(["gpu_temperature", "gpu_xid"], store, notified, hold_s=0.0)
 
     fired = eng.evaluate(snap(0, gpu(temp_c=84.0, xid_errors=(13,))))
     eng.evaluate(snap(2, gpu(temp_c=84.0)))
+    eng.flush_pending()
 
     assert len(fired) == 2
     assert len(notified) == 3  # two fired, the XID one resolved
@@ -281,12 +326,173 @@ def test_store_failure_is_logged_once_and_alerts_still_flow(
     assert "database is locked" in warnings[0].getMessage()
     error_while_down = eng.store_error
     assert error_while_down == "database is locked"
+    assert eng.pending_saves == 2  # the temperature alert, and the XID one fired and resolved
 
     store.fail_with = None
     eng.evaluate(snap(4, gpu(temp_c=60.0)))
+    eng.flush_pending()
     assert eng.store_error is None
-    assert [a.rule for a in store.saved] == ["gpu_temperature"]
+    assert eng.pending_saves == 0
+    # Nothing is lost: the XID alert is saved once, complete with its resolution, and the
+    # temperature alert is saved and then resolved under the id the store gave it.
+    assert [(a.rule, a.id, a.resolved_s) for a in store.saved] == [
+        ("gpu_temperature", 1, None),
+        ("gpu_xid", 2, 2),
+        ("gpu_temperature", 1, 4),
+    ]
     assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_resolution_that_fails_to_save_is_retried_not_lost() -> None:
+    store = FakeAlertStore()
+    eng = engine(["gpu_temperature"], store, hold_s=0.0)
+    eng.evaluate(snap(0, gpu(temp_c=84.0)))
+    eng.flush_pending()
+    store.fail_with = StoreUnavailable("database is locked")
+    resolved = eng.evaluate(snap(2, gpu(temp_c=60.0)))
+    assert [(a.id, a.resolved_s) for a in resolved] == [(1, 2)]
+    eng.flush_pending()
+    eng.flush_pending()
+    assert [a.resolved_s for a in store.saved] == [None]
+
+    store.fail_with = None
+    eng.flush_pending()
+    assert [(a.id, a.resolved_s) for a in store.saved] == [(1, None), (1, 2)]
+    assert eng.pending_saves == 0
+
+
+def test_an_alert_the_store_rejects_is_dropped_not_retried_forever(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeAlertStore()
+    eng = engine(["gpu_temperature"], store, hold_s=0.0)
+    eng.evaluate(snap(0, gpu(temp_c=84.0)))
+    store.fail_with = StoreError("value out of range")
+    with caplog.at_level(logging.WARNING, logger="gpufleet.agent.alerts"):
+        eng.flush_pending()
+    assert eng.pending_saves == 0
+    assert sum("value out of range" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_evaluation_never_waits_on_a_blocked_store() -> None:
+    store = FakeAlertStore()
+    store.block = threading.Event()
+    notified: list[Alert] = []
+    eng = engine(["gpu_temperature", "gpu_xid"], store, notified, background=True, hold_s=0.0)
+    try:
+        started = time.monotonic()
+        fired = eng.evaluate(snap(0, gpu(temp_c=84.0, xid_errors=(79,))))
+        resolved = eng.evaluate(snap(2, gpu(temp_c=84.0)))
+        assert [a.rule for a in eng.active()] == ["gpu_temperature"]
+        assert time.monotonic() - started < 1.0  # the store blocks for up to 10 s
+        assert (len(fired), len(resolved)) == (2, 1)
+        assert store.saved == []
+    finally:
+        store.block.set()
+    assert eng.flush_pending(timeout=5.0)
+    assert [(a.rule, a.resolved_s) for a in store.saved] == [
+        ("gpu_temperature", None),
+        ("gpu_xid", None),
+        ("gpu_xid", 2),
+    ]
+    assert store.save_threads
+    assert set(store.save_threads) == {"gpufleet-alerts"}
+    assert len(notified) == 3
+    assert [a.id for a in eng.active()] == [1]
+
+
+def test_close_saves_what_is_queued_and_stops_the_thread() -> None:
+    store = FakeAlertStore()
+    eng = engine(["gpu_lost"], store, background=True)
+    eng.evaluate(snap(0, gpu(lost=True)))
+    eng.close(timeout=5.0)
+    assert [a.rule for a in store.saved] == ["gpu_lost"]
+    assert not any(t.name == "gpufleet-alerts" for t in threading.enumerate())
+
+
+# -- restart -----------------------------------------------------------------------------------
+
+
+def test_alerts_left_active_by_a_previous_run_resolve_after_a_restart() -> None:
+    store = FakeAlertStore()
+    first = engine(["gpu_temperature", "gpu_xid"], store, hold_s=0.0)
+    first.evaluate(snap(0, gpu(temp_c=84.0, xid_errors=(79,))))
+    first.evaluate(snap(0, gpu(temp_c=84.0, xid_errors=(79,)), node="node-2"))
+    first.flush_pending()
+    assert len(store.saved) == 4  # two alerts on each node, none resolved: the agent died
+
+    restarted = engine(["gpu_temperature", "gpu_xid"], store, hold_s=0.0, node="node-1")
+    assert [(a.rule, a.node, a.id) for a in restarted.active()] == [
+        ("gpu_temperature", "node-1", 1),
+        ("gpu_xid", "node-1", 2),
+    ]
+    # Still hot: the temperature alert stays active (no duplicate); the XID event is over.
+    changes = restarted.evaluate(snap(100, gpu(temp_c=84.0)))
+    assert [(a.rule, a.id, a.resolved_s) for a in changes] == [("gpu_xid", 2, 100)]
+    assert [a.id for a in restarted.active()] == [1]
+    changes = restarted.evaluate(snap(102, gpu(temp_c=60.0)))
+    assert [(a.rule, a.id, a.resolved_s) for a in changes] == [("gpu_temperature", 1, 102)]
+    restarted.flush_pending()
+    assert [(a.id, a.resolved_s) for a in store.saved[4:]] == [(2, 100), (1, 102)]
+    assert [a.node for a in store.alerts(active_only=True)] == ["node-2", "node-2"]
+
+
+def test_restored_alerts_are_filtered_by_cluster_and_taken_over_per_node() -> None:
+    store = FakeAlertStore()
+    first = engine(["gpu_lost"], store)
+    first.evaluate(snap(0, gpu(lost=True)))
+    first.evaluate(snap(0, gpu(lost=True), node="node-2"))
+    first.evaluate(Snapshot(0, "other-cluster", "node-3", (gpu(lost=True),), None, 2.0))
+    first.flush_pending()
+    assert len(store.saved) == 3
+
+    # A hub-style engine (no node): restored alerts wait for their node's first snapshot.
+    hub = engine(["gpu_lost", "gpu_temperature"], store, cluster="lab")
+    assert hub.active() == []
+    assert hub.evaluate(snap(10, gpu(lost=True))) == []  # still lost: taken over, no duplicate
+    assert [(a.node, a.cluster, a.id) for a in hub.active()] == [("node-1", "lab", 1)]
+    # node-2's alert resolves on node-2's first snapshot; node-3 is another cluster's.
+    assert [(a.node, a.id, a.resolved_s) for a in hub.evaluate(snap(11, gpu(), node="node-2"))] == [
+        ("node-2", 2, 11)
+    ]
+    assert hub.evaluate(snap(11, gpu(lost=True), node="node-3")) != []
+    assert [a.resolved_s for a in hub.evaluate(snap(12, gpu()))] == [12]
+
+
+def test_restored_alert_of_a_rule_that_no_longer_runs_is_resolved() -> None:
+    store = FakeAlertStore()
+    first = engine(["host_cpu"], store, hold_s=0.0)
+    first.evaluate(snap(0, system=host(cpu_pct=99.0)))
+    first.flush_pending()
+    restarted = engine(["gpu_temperature"], store, node="node-1")
+    changes = restarted.evaluate(snap(50, gpu()))
+    assert [(a.rule, a.id, a.resolved_s) for a in changes] == [("host_cpu", 1, 50)]
+    assert restarted.active() == []
+
+
+def test_restore_is_retried_before_any_save_when_the_store_is_down() -> None:
+    store = FakeAlertStore()
+    first = engine(["gpu_lost"], store)
+    first.evaluate(snap(0, gpu(lost=True)))
+    first.flush_pending()
+
+    store.fail_with = StoreUnavailable("database is down")
+    restarted = engine(["gpu_lost"], store)
+    assert restarted.store_error == "database is down"
+    # A new alert on another GPU while the old ones are unknown; nothing is saved yet.
+    other = gpu(uuid="GPU-2", lost=True)
+    restarted.evaluate(snap(10, gpu(lost=True), other))
+    restarted.flush_pending()
+    assert len(store.saved) == 1
+
+    store.fail_with = None
+    restarted.flush_pending()
+    # The restored alert for GPU UUID is superseded by the one fired meanwhile.
+    changes = restarted.evaluate(snap(12, gpu(lost=True), other))
+    assert [(a.subject, a.id, a.resolved_s) for a in changes] == [(UUID, 1, 12)]
+    restarted.flush_pending()
+    assert {a.subject for a in store.alerts(active_only=True)} == {UUID, "GPU-2"}
+    assert len(restarted.active()) == 2
 
 
 def test_failing_notifier_and_failing_rule_do_not_stop_evaluation(
@@ -312,12 +518,38 @@ def test_failing_notifier_and_failing_rule_do_not_stop_evaluation(
     with caplog.at_level(logging.ERROR, logger="gpufleet.agent.alerts"):
         first = eng.evaluate(snap(0, gpu(lost=True, error="GPU is lost")))
         eng.evaluate(snap(2, gpu(lost=True, error="GPU is lost")))
+        eng.evaluate(snap(4, gpu(error="GPU is lost")))
+        eng.close()
 
     assert [a.rule for a in first] == ["gpu_lost"]
     messages = [r.getMessage() for r in caplog.records]
     assert sum("rule bug" in m for m in messages) == 1
     assert sum("receiver down" in m for m in messages) == 1
     assert all(r.exc_info for r in caplog.records)
+
+
+def test_a_recurring_rule_failure_logs_once_even_after_many_distinct_ones(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = iter([f"fault {i}" for i in range(150)] + ["same fault"] * 5)
+
+    class FlakyRule:
+        name = "flaky"
+        immediate = True
+        hold_s = 0.0
+
+        def __init__(self, settings: AlertSettings, idle: float) -> None:
+            pass
+
+        def check(self, snapshot: Snapshot) -> Evaluation:
+            raise RuntimeError(next(failures))
+
+    monkeypatch.setitem(alert_rules.RULES, "flaky", FlakyRule)
+    eng = engine(["flaky"])
+    with caplog.at_level(logging.ERROR, logger="gpufleet.agent.alerts"):
+        for ts in range(155):
+            eng.evaluate(snap(ts, gpu()))
+    assert sum("same fault" in r.getMessage() for r in caplog.records) == 1
 
 
 # -- rules -------------------------------------------------------------------------------------
@@ -359,8 +591,8 @@ def test_power_limit_and_throttling(fields: dict[str, object], fires: bool, frag
         assert fragment in fired[0].message
 
 
-def test_ecc_increase_fires_immediately_and_clears_on_the_next_quiet_sample() -> None:
-    eng = engine(["gpu_ecc_errors"], hold_s=600.0)
+def test_ecc_increase_fires_immediately_and_every_new_increase_fires_again() -> None:
+    eng = engine(["gpu_ecc_errors"], hold_s=600.0, cooldown_s=900.0)
     # The first reading is only a baseline: errors from before the agent started are old news.
     assert eng.evaluate(snap(0, gpu(ecc_uncorrected_total=3))) == []
     assert eng.evaluate(snap(2, gpu(ecc_uncorrected_total=3))) == []
@@ -369,6 +601,63 @@ def test_ecc_increase_fires_immediately_and_clears_on_the_next_quiet_sample() ->
     assert "2 new uncorrected ECC errors since the last sample (5 in total)" in fired[0].message
     resolved = eng.evaluate(snap(6, gpu(ecc_uncorrected_total=5)))
     assert [a.resolved_s for a in resolved] == [6]
+    # New errors well within the cooldown are a new event: never suppressed.
+    again = eng.evaluate(snap(10, gpu(ecc_uncorrected_total=6)))
+    assert [(a.value, a.fired_s, a.resolved_s) for a in again] == [(1.0, 10, None)]
+    # And on the very next sample: the previous alert is closed, a new one fires.
+    third = eng.evaluate(snap(12, gpu(ecc_uncorrected_total=9)))
+    assert [(a.value, a.fired_s, a.resolved_s) for a in third] == [(1.0, 10, 12), (3.0, 12, None)]
+    assert [a.fired_s for a in eng.active()] == [12]
+
+
+def test_a_second_xid_within_the_cooldown_is_not_lost() -> None:
+    notified: list[Alert] = []
+    eng = engine(["gpu_xid"], None, notified, cooldown_s=900.0)
+    assert [a.severity for a in eng.evaluate(snap(0, gpu(xid_errors=(13,))))] == ["warning"]
+    assert [a.resolved_s for a in eng.evaluate(snap(2, gpu()))] == [2]
+    fired = eng.evaluate(snap(10, gpu(xid_errors=(79,))))
+    assert [(a.severity, a.value, a.fired_s) for a in fired] == [("critical", 79.0, 10)]
+    assert "fallen off the bus" in fired[0].message
+    eng.flush_pending()
+    assert [(a.value, a.resolved_s) for a in notified] == [(13.0, None), (13.0, 2), (79.0, None)]
+
+
+def test_xid_on_consecutive_samples_fires_each_new_code() -> None:
+    eng = engine(["gpu_xid"])
+    eng.evaluate(snap(0, gpu(xid_errors=(13,))))
+    changes = eng.evaluate(snap(2, gpu(xid_errors=(31,))))
+    assert [(a.value, a.fired_s, a.resolved_s) for a in changes] == [
+        (13.0, 0, 2),
+        (31.0, 2, None),
+    ]
+    assert "XID error 31 (GPU memory page fault" in changes[1].message
+
+
+def test_a_burst_of_the_same_xid_is_folded_but_critical_codes_always_fire() -> None:
+    eng = engine(["gpu_xid"], cooldown_s=900.0)
+    eng.evaluate(snap(0, gpu(xid_errors=(13,))))
+    eng.evaluate(snap(2, gpu()))
+    assert eng.evaluate(snap(10, gpu(xid_errors=(13,)))) == []  # the same fault, again
+    mixed = eng.evaluate(snap(20, gpu(xid_errors=(13, 31))))
+    assert [a.value for a in mixed] == [31.0]
+    assert "XID error 31" in mixed[0].message
+    assert "13" not in mixed[0].message.split("reported")[1]
+    eng.evaluate(snap(22, gpu()))
+    later = eng.evaluate(snap(70, gpu(xid_errors=(13,))))  # past the repeat window
+    assert [a.value for a in later] == [13.0]
+
+    eng.evaluate(snap(72, gpu(xid_errors=(79,))))
+    eng.evaluate(snap(74, gpu()))
+    again = eng.evaluate(snap(76, gpu(xid_errors=(79,))))
+    assert [(a.severity, a.fired_s) for a in again] == [("critical", 76)]
+
+
+def test_a_gpu_lost_again_within_the_cooldown_fires_again() -> None:
+    eng = engine(["gpu_lost"], cooldown_s=900.0)
+    assert len(eng.evaluate(snap(0, gpu(lost=True)))) == 1
+    assert eng.evaluate(snap(2, gpu(lost=True))) == []  # a lasting state: one alert
+    assert [a.resolved_s for a in eng.evaluate(snap(4, gpu()))] == [4]
+    assert [a.fired_s for a in eng.evaluate(snap(6, gpu(lost=True)))] == [6]
 
 
 def test_xid_fires_immediately_and_names_the_codes() -> None:

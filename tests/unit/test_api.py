@@ -194,8 +194,10 @@ def test_gpu_history_auto_and_all_gpus(client: TestClient) -> None:
     [
         ({"from": "yesterday-ish"}, "cannot read time"),
         ({"from": "-1h", "to": "-2h"}, "must be before"),
+        ({"from": "nan"}, "out of range"),
+        ({"to": "1e20"}, "out of range"),
         ({"resolution": "5m"}, "unknown resolution"),
-        ({"metric": "bogus"}, "unknown metric"),
+        ({"metric": "bogus"}, "unknown GPU metric"),
     ],
 )
 def test_history_bad_queries_are_422(

@@ -134,6 +134,17 @@ def test_history_errors(history_db: str, args: list[str], needle: str) -> None:
     assert "Traceback" not in result.output
 
 
+def test_history_host_memory_needs_system_flag(history_db: str) -> None:
+    gpu = runner.invoke(app, ["history", "mem_used_bytes", "--db", history_db, "--json"])
+    assert gpu.exit_code == 0, gpu.output
+    assert all(s["subject"].startswith("GPU-") for s in json.loads(gpu.stdout)["series"])
+    host = runner.invoke(app, ["history", "mem_used_bytes", "--system", "--db", history_db])
+    assert host.exit_code == 0, host.output
+    wrong = runner.invoke(app, ["history", "util_gpu_pct", "--system", "--db", history_db])
+    assert wrong.exit_code == 2
+    assert "not a host metric" in wrong.output
+
+
 def test_history_both_sources_is_an_error(history_db: str) -> None:
     result = runner.invoke(app, ["history", "--db", history_db, "--url", "http://127.0.0.1:1"])
     assert result.exit_code == 2

@@ -3,64 +3,38 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
-from tests.fakes.fake_nvml import (
+from tests.fakes.fake_nvml import NVML_SUCCESS, FakeNvml
+from tests.fakes.nvml_scenarios import (
     GIB,
-    NVML_ERROR_DRIVER_NOT_LOADED,
-    NVML_ERROR_INVALID_ARGUMENT,
-    NVML_ERROR_LIBRARY_NOT_FOUND,
-    NVML_ERROR_NO_PERMISSION,
-    NVML_ERROR_UNKNOWN,
-    NVML_SUCCESS,
     SCENARIOS,
+    UUID0,
+    UUID1,
+    FakeClock,
     FakeGpu,
-    FakeNvml,
     FakeProcess,
-    broken_process_list,
+    SourceFactory,
+    by_uuid,
     bytes_strings,
-    driver_not_loaded,
     fields_not_supported,
     healthy_two_gpus,
     mig_enabled,
-    old_process_api,
     one_gpu_lost,
 )
 
 from gpufleet.collectors.base import GpuSource
-from gpufleet.collectors.nvml import (
-    INIT_RETRY_S,
-    LOST_RETRY_S,
-    REASON_CLOSED,
-    REASON_NO_DRIVER,
-    REASON_NO_GPUS,
-    REASON_NO_LIBRARY,
-    REASON_NO_PERMISSION,
-    NvmlGpuSource,
-    probe_nvml,
-)
+from gpufleet.collectors.nvml import REASON_NO_LIBRARY, NvmlGpuSource, probe_nvml
 from gpufleet.collectors.nvml_fields import decode_throttle_reasons
 from gpufleet.model import GpuSample
-
-UUID0 = "GPU-11111111-2222-3333-4444-555555555555"
-UUID1 = "GPU-66666666-7777-8888-9999-000000000000"
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @dataclass
@@ -75,15 +49,9 @@ class Scenario:
         return NvmlGpuSource(self.fake, clock=self.clock)
 
 
-@pytest.fixture
-def block_pynvml_import(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``import pynvml`` fail, as on a machine without nvidia-ml-py."""
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-
-
 @pytest.fixture(params=sorted(SCENARIOS))
 def scenario(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Scenario:
-    """Every named scenario of tests/fakes/fake_nvml.py in turn."""
+    """Every named scenario of tests/fakes/nvml_scenarios.py in turn."""
     build = SCENARIOS[request.param]
     if build is None:
         monkeypatch.setitem(sys.modules, "pynvml", None)
@@ -91,27 +59,10 @@ def scenario(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def source_for(clock: FakeClock) -> Iterator[Callable[[FakeNvml], NvmlGpuSource]]:
+def source_for() -> Iterator[SourceFactory]:
     """Build sources on a fake module and close them after the test."""
-    opened: list[NvmlGpuSource] = []
-
-    def make(fake: FakeNvml) -> NvmlGpuSource:
-        source = NvmlGpuSource(fake, clock=clock)
-        opened.append(source)
-        return source
-
-    yield make
-    for source in opened:
-        source.close()
-
-
-def by_uuid(samples: tuple[GpuSample, ...]) -> dict[str, GpuSample]:
-    return {s.uuid: s for s in samples}
+    with SourceFactory(FakeClock()) as factory:
+        yield factory
 
 
 # -- every scenario ------------------------------------------------------------------------
@@ -132,6 +83,10 @@ def test_every_scenario_samples_twice_and_closes_without_raising(scenario: Scena
         assert [s.index for s in first] == [0, 1]
         assert [s.uuid for s in second] == [UUID0, UUID1]
         assert all(s.uuid.startswith("GPU-") and isinstance(s.uuid, str) for s in second)
+        # Only a GPU that falls off the bus is lost; odd answers on readings are not.
+        assert not any(s.lost for s in first)
+        assert any(s.lost for s in second) == (scenario.name == "one_gpu_lost")
+        assert all(_finite_or_none(s) for s in (*first, *second))
     else:
         assert status.reason
         assert first == second == ()
@@ -139,6 +94,11 @@ def test_every_scenario_samples_twice_and_closes_without_raising(scenario: Scena
     if scenario.fake is not None:
         assert scenario.fake.initialized == 0
         assert scenario.fake.event_sets == {}
+
+
+def _finite_or_none(sample: GpuSample) -> bool:
+    values = [getattr(sample, f.name) for f in fields(sample)]
+    return all(math.isfinite(v) for v in values if isinstance(v, float))
 
 
 def test_probe_reports_and_shuts_nvml_down() -> None:
@@ -156,7 +116,7 @@ def test_probe_reports_and_shuts_nvml_down() -> None:
 
 
 def test_healthy_readings_are_converted_to_named_units_exactly(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     samples = by_uuid(source_for(healthy_two_gpus()).sample(1.0))
     busy, idle = samples[UUID0], samples[UUID1]
@@ -201,8 +161,24 @@ def test_healthy_readings_are_converted_to_named_units_exactly(
     assert idle.allocated is False
 
 
+def test_nan_and_infinite_readings_become_none(source_for: SourceFactory) -> None:
+    fake = healthy_two_gpus()
+    fake.gpus[0].power_mw = float("inf")  # a value returned by the call itself
+    fake.gpus[0].util_gpu = float("nan")  # a field of a returned struct
+    fake.gpus[1].power_mw = float("-inf")
+    samples = by_uuid(source_for(fake).sample(1.0))
+
+    assert samples[UUID0].power_w is None
+    assert samples[UUID0].util_gpu_pct is None
+    assert samples[UUID0].power_pct is None
+    assert samples[UUID0].util_mem_pct == 41.0
+    assert samples[UUID1].power_w is None
+    assert samples[UUID1].lost is False
+    assert all(_finite_or_none(s) for s in samples.values())
+
+
 def test_processes_carry_name_memory_kind_and_latest_sm_util(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     busy = by_uuid(source_for(healthy_two_gpus()).sample(1.0))[UUID0]
     procs = {p.pid: p for p in busy.processes}
@@ -221,7 +197,7 @@ def test_processes_carry_name_memory_kind_and_latest_sm_util(
 
 
 def test_process_utilization_asks_only_for_samples_since_the_last_seen(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -238,7 +214,7 @@ def test_process_utilization_asks_only_for_samples_since_the_last_seen(
 
 
 def test_an_empty_process_utilization_answer_is_quiet(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
+    source_for: SourceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = healthy_two_gpus()
     # pynvml raises NVMLError(NVML_SUCCESS) when the driver has no samples to hand over.
@@ -250,7 +226,7 @@ def test_an_empty_process_utilization_answer_is_quiet(
 
 
 def test_a_pid_in_both_lists_is_listed_once_as_compute(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     fake.gpus[0].graphics.append(FakeProcess(pid=4242, name="python3", used_memory_bytes=GIB))
@@ -262,7 +238,7 @@ def test_a_pid_in_both_lists_is_listed_once_as_compute(
 
 
 def test_process_names_are_looked_up_once_per_pid(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -272,7 +248,7 @@ def test_process_names_are_looked_up_once_per_pid(
 
 
 def test_handles_and_fixed_facts_are_read_once(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -288,7 +264,7 @@ def test_handles_and_fixed_facts_are_read_once(
 
 
 def test_a_changed_gpu_count_re_enumerates(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -302,7 +278,7 @@ def test_a_changed_gpu_count_re_enumerates(
 
 
 def test_a_gpu_that_leaves_the_list_is_reported_lost(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -316,17 +292,15 @@ def test_a_gpu_that_leaves_the_list_is_reported_lost(
     assert samples[UUID0].error == "GPU is no longer visible to NVML"
 
 
-def test_pcie_can_be_left_out(clock: FakeClock) -> None:
+def test_pcie_can_be_left_out(source_for: SourceFactory) -> None:
     fake = healthy_two_gpus()
-    source = NvmlGpuSource(fake, clock=clock, read_pcie=False)
-    busy = by_uuid(source.sample(1.0))[UUID0]
-    source.close()
+    busy = by_uuid(source_for(fake, read_pcie=False).sample(1.0))[UUID0]
     assert busy.pcie_tx_bytes_per_s is None
     assert busy.pcie_rx_bytes_per_s is None
     assert fake.calls["nvmlDeviceGetPcieThroughput"] == 0
 
 
-def test_unknown_pstate_is_none(source_for: Callable[[FakeNvml], NvmlGpuSource]) -> None:
+def test_unknown_pstate_is_none(source_for: SourceFactory) -> None:
     fake = healthy_two_gpus()
     fake.gpus[0].pstate = 32  # NVML_PSTATE_UNKNOWN
     assert by_uuid(source_for(fake).sample(1.0))[UUID0].pstate is None
@@ -355,7 +329,7 @@ def test_throttle_reason_bits_decode_to_names() -> None:
 
 
 def test_xid_errors_are_reported_once_each(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = healthy_two_gpus()
     source = source_for(fake)
@@ -370,7 +344,7 @@ def test_xid_errors_are_reported_once_each(
 
 
 def test_xid_events_unsupported_are_skipped_silently(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
+    source_for: SourceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = healthy_two_gpus()
     for gpu in fake.gpus:
@@ -385,7 +359,7 @@ def test_xid_events_unsupported_are_skipped_silently(
 
 
 def test_xid_before_a_gpu_falls_off_the_bus_is_kept(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
+    source_for: SourceFactory,
 ) -> None:
     fake = one_gpu_lost()
     source = source_for(fake)
@@ -400,7 +374,7 @@ def test_xid_before_a_gpu_falls_off_the_bus_is_kept(
 
 
 def test_fields_not_supported_are_none_and_the_rest_present(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
+    source_for: SourceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
         busy = by_uuid(source_for(fields_not_supported()).sample(1.0))[UUID0]
@@ -429,267 +403,10 @@ def test_fields_not_supported_are_none_and_the_rest_present(
     assert caplog.records == []  # NOT_SUPPORTED is normal, not worth a warning
 
 
-def test_a_missing_function_is_logged_once(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = FakeNvml(healthy_two_gpus().gpus, missing={"nvmlDeviceGetFanSpeed"})
-    source = source_for(fake)
-    with caplog.at_level(logging.WARNING, logger="gpufleet.collectors.nvml"):
-        samples = [s for t in range(4) for s in source.sample(float(t))]
-
-    assert all(s.fan_pct is None for s in samples)
-    assert all(s.util_gpu_pct is not None for s in samples)
-    warnings = [r for r in caplog.records if "nvmlDeviceGetFanSpeed" in r.getMessage()]
-    assert len(warnings) == 1
+# -- MIG and old libraries ----------------------------------------------------------------
 
 
-def test_a_function_the_driver_lacks_is_logged_once(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = FakeNvml(healthy_two_gpus().gpus, not_in_driver={"nvmlDeviceGetEnforcedPowerLimit"})
-    source = source_for(fake)
-    with caplog.at_level(logging.WARNING, logger="gpufleet.collectors.nvml"):
-        samples = source.sample(1.0) + source.sample(2.0)
-
-    assert all(s.power_limit_w is None and s.power_w is not None for s in samples)
-    assert [r.getMessage() for r in caplog.records if "EnforcedPowerLimit" in r.getMessage()]
-    assert len(caplog.records) == 1
-
-
-def test_an_unexpected_error_code_is_none_and_logged_once(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = healthy_two_gpus()
-    fake.gpus[0].errors["nvmlDeviceGetFanSpeed"] = NVML_ERROR_INVALID_ARGUMENT
-    source = source_for(fake)
-    with caplog.at_level(logging.WARNING, logger="gpufleet.collectors.nvml"):
-        samples = source.sample(1.0) + source.sample(2.0)
-
-    assert [s.fan_pct for s in samples] == [None, 45.0, None, 45.0]
-    assert len(caplog.records) == 1
-
-
-# -- lost GPUs -----------------------------------------------------------------------------
-
-
-def test_one_gpu_lost_mid_run_while_the_other_keeps_reporting(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], clock: FakeClock
-) -> None:
-    fake = one_gpu_lost()
-    source = source_for(fake)
-    first = by_uuid(source.sample(1.0))
-    second = by_uuid(source.sample(2.0))
-
-    assert not first[UUID1].lost
-    assert first[UUID1].util_gpu_pct == 0.0
-    lost = second[UUID1]
-    assert lost == GpuSample(
-        uuid=UUID1,
-        index=1,
-        name="NVIDIA H100 80GB HBM3",
-        driver_version="570.86.15",
-        pci_bus_id="00000000:2A:00.0",
-        cuda_capability="9.0",
-        lost=True,
-        error=lost.error,
-    )
-    assert lost.error is not None
-    assert "GPU is lost" in lost.error
-    assert second[UUID0].lost is False
-    assert second[UUID0].util_gpu_pct == 87.0
-    assert source.status().available is True
-
-
-def test_a_lost_gpu_is_asked_again_only_after_the_retry_interval(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], clock: FakeClock
-) -> None:
-    fake = one_gpu_lost()
-    source = source_for(fake)
-    source.sample(1.0)
-    source.sample(2.0)  # GPU 1 is lost here
-    handle_lookups = fake.calls["nvmlDeviceGetHandleByIndex"]
-
-    clock.now_s += LOST_RETRY_S - 1
-    assert by_uuid(source.sample(3.0))[UUID1].lost is True
-    assert fake.calls["nvmlDeviceGetHandleByIndex"] == handle_lookups
-
-    clock.now_s += 1
-    assert by_uuid(source.sample(4.0))[UUID1].lost is True  # asked, still lost
-    assert fake.calls["nvmlDeviceGetHandleByIndex"] == handle_lookups + 1
-
-    fake.gpus[1].lost = False
-    fake.gpus[1].lost_after_reads = None
-    clock.now_s += LOST_RETRY_S
-    back = by_uuid(source.sample(5.0))[UUID1]
-    assert back.lost is False
-    assert back.error is None
-    assert back.util_gpu_pct == 0.0
-
-
-def test_a_gpu_silent_while_listed_is_left_out_then_listed_again(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], clock: FakeClock
-) -> None:
-    fake = healthy_two_gpus()
-    fake.gpus[1].lost = True
-    source = source_for(fake)
-    assert [s.uuid for s in source.sample(1.0)] == [UUID0]
-    assert source.status().gpu_count == 2
-
-    fake.gpus[1].lost = False
-    clock.now_s += LOST_RETRY_S - 1
-    assert [s.uuid for s in source.sample(2.0)] == [UUID0]
-    clock.now_s += 1
-    assert [s.uuid for s in source.sample(3.0)] == [UUID0, UUID1]
-
-
-def test_unknown_error_on_a_reading_marks_only_that_gpu_lost(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
-) -> None:
-    fake = healthy_two_gpus()
-    fake.gpus[0].errors["nvmlDeviceGetPowerUsage"] = NVML_ERROR_UNKNOWN
-    samples = by_uuid(source_for(fake).sample(1.0))
-    assert samples[UUID0].lost is True
-    assert samples[UUID0].error is not None
-    assert "nvmlDeviceGetPowerUsage" in samples[UUID0].error
-    assert samples[UUID1].lost is False
-
-
-# -- library, driver, permissions ----------------------------------------------------------
-
-
-@pytest.mark.usefixtures("block_pynvml_import")
-def test_no_library_gives_a_status_not_an_import_error() -> None:
-    source = NvmlGpuSource()
-    status = source.status()
-    assert status.available is False
-    assert status.library_installed is False
-    assert status.gpu_count == 0
-    assert status.reason == REASON_NO_LIBRARY
-    assert status.reason.startswith("nvidia-ml-py is not installed")
-    assert source.sample(1.0) == ()
-    source.close()
-    assert probe_nvml().reason == REASON_NO_LIBRARY
-
-
-@pytest.mark.parametrize("code", [NVML_ERROR_DRIVER_NOT_LOADED, NVML_ERROR_LIBRARY_NOT_FOUND])
-def test_driver_not_loaded_is_explained_and_retried_later(code: int, clock: FakeClock) -> None:
-    fake = driver_not_loaded()
-    fake.init_error = code
-    source = NvmlGpuSource(fake, clock=clock)
-
-    status = source.status()
-    assert status.library_installed is True
-    assert status.available is False
-    assert status.reason == REASON_NO_DRIVER
-    assert status.reason.startswith("NVIDIA driver not loaded / libnvidia-ml.so not found")
-    assert source.sample(1.0) == ()
-    clock.now_s += INIT_RETRY_S - 1
-    assert source.sample(2.0) == ()
-    assert fake.calls["nvmlInit"] == 1
-
-    fake.init_error = None  # the driver got loaded
-    clock.now_s += 1
-    assert len(source.sample(3.0)) == 2
-    assert source.status().available is True
-    source.close()
-    source.close()
-    assert fake.calls["nvmlShutdown"] == 1
-    assert source.status().reason == REASON_CLOSED
-
-
-def test_close_without_a_started_nvml_does_not_shut_it_down() -> None:
-    fake = driver_not_loaded()
-    source = NvmlGpuSource(fake)
-    source.status()
-    source.close()
-    assert fake.calls["nvmlShutdown"] == 0
-    assert source.status().reason == REASON_NO_DRIVER
-
-
-def test_insufficient_permissions_are_explained() -> None:
-    fake = FakeNvml([], init_error=NVML_ERROR_NO_PERMISSION)
-    status = probe_nvml(fake)
-    assert status.reason == REASON_NO_PERMISSION
-    assert status.reason.startswith("insufficient permissions")
-
-
-def test_no_gpus_visible_is_explained() -> None:
-    source = NvmlGpuSource(FakeNvml([]))
-    status = source.status()
-    assert status.available is False
-    assert status.gpu_count == 0
-    assert status.reason == REASON_NO_GPUS
-    assert status.reason.startswith("no NVIDIA GPUs visible")
-    assert source.sample(1.0) == ()
-    source.close()
-
-
-# -- old and odd libraries -----------------------------------------------------------------
-
-
-def test_old_process_api_falls_back_to_v1_and_remembers_it(
-    source_for: Callable[[FakeNvml], NvmlGpuSource], caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = old_process_api()
-    source = source_for(fake)
-    with caplog.at_level(logging.WARNING):
-        first = by_uuid(source.sample(1.0))[UUID0]
-        source.sample(2.0)
-
-    procs = {p.pid: p for p in first.processes}
-    assert sorted(procs) == [777, 4242, 4343]
-    assert procs[4242].used_memory_bytes == 20 * GIB
-    assert procs[4343].used_memory_bytes is None  # v1's raw NVML_VALUE_NOT_AVAILABLE
-    assert first.throttle_reasons == ("sw_power_cap", "hw_thermal_slowdown")
-    assert first.temp_c == 61.0
-    # v1 answered for both GPUs on both samples; the newer names were tried only once.
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses"] == 4
-    assert fake.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == 4
-    assert caplog.records == []  # missing older API versions are expected
-
-
-def test_the_newest_process_api_is_used_when_present(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
-) -> None:
-    fake = healthy_two_gpus()
-    source_for(fake).sample(1.0)
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses_v3"] == 2
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses_v2"] == 0
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses"] == 0
-
-
-def test_a_driver_without_v3_falls_back_to_v2(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
-) -> None:
-    fake = FakeNvml(
-        healthy_two_gpus().gpus,
-        not_in_driver={
-            "nvmlDeviceGetComputeRunningProcesses_v3",
-            "nvmlDeviceGetGraphicsRunningProcesses_v3",
-        },
-    )
-    source = source_for(fake)
-    source.sample(1.0)
-    busy = by_uuid(source.sample(2.0))[UUID0]
-    assert len(busy.processes) == 3
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses_v3"] == 1
-    assert fake.calls["nvmlDeviceGetComputeRunningProcesses_v2"] == 4
-
-
-def test_broken_process_list_gives_no_processes_and_a_healthy_gpu(
-    source_for: Callable[[FakeNvml], NvmlGpuSource],
-) -> None:
-    samples = source_for(broken_process_list()).sample(1.0)
-    assert len(samples) == 2
-    for sample in samples:
-        assert sample.lost is False
-        assert sample.error is None
-        assert sample.processes == ()
-        assert sample.util_gpu_pct is not None
-        assert sample.power_w is not None
-
-
-def test_mig_mode_and_instances(source_for: Callable[[FakeNvml], NvmlGpuSource]) -> None:
+def test_mig_mode_and_instances(source_for: SourceFactory) -> None:
     samples = by_uuid(source_for(mig_enabled()).sample(1.0))
     parent, plain = samples[UUID0], samples[UUID1]
 
@@ -710,7 +427,7 @@ def test_mig_mode_and_instances(source_for: Callable[[FakeNvml], NvmlGpuSource])
     assert plain.mig_instances == ()
 
 
-def test_bytes_from_old_pynvml_become_str(source_for: Callable[[FakeNvml], NvmlGpuSource]) -> None:
+def test_bytes_from_old_pynvml_become_str(source_for: SourceFactory) -> None:
     source = source_for(bytes_strings())
     status = source.status()
     busy = by_uuid(source.sample(1.0))[UUID0]

@@ -13,6 +13,7 @@ from gpufleet.agent.alerts import AlertEngine
 from gpufleet.agent.live import LiveState
 from gpufleet.agent.sampler import FixedRateSchedule, Sampler
 from gpufleet.model import (
+    Alert,
     Attribution,
     GpuProcess,
     GpuSample,
@@ -21,7 +22,7 @@ from gpufleet.model import (
     SystemSample,
 )
 from gpufleet.settings import AlertSettings
-from gpufleet.store.base import Retention, Store, StoreUnavailable
+from gpufleet.store.base import Retention, Store, StoreError, StoreUnavailable
 
 GIB = 1024**3
 
@@ -103,10 +104,20 @@ class FakeStore:
         self.batches: list[list[Snapshot]] = []
         self.retention_calls: list[float] = []
         self.fail_with: Exception | None = None
+        self.bad: dict[float, Exception] = {}
+        """Snapshot timestamps the store refuses, and how: a batch holding one fails whole."""
+        self.calls = 0
+        self.down_after_calls: int | None = None
 
     def write_snapshots(self, snapshots: Sequence[Snapshot], *, keep_raw: bool = True) -> None:
+        self.calls += 1
+        if self.down_after_calls is not None and self.calls > self.down_after_calls:
+            raise StoreUnavailable("database went down")
         if self.fail_with is not None:
             raise self.fail_with
+        for snapshot in snapshots:
+            if snapshot.ts_s in self.bad:
+                raise self.bad[snapshot.ts_s]
         self.batches.append(list(snapshots))
 
     def apply_retention(self, now_s: float) -> dict[str, int]:
@@ -234,6 +245,35 @@ def test_snapshots_feed_the_alert_engine() -> None:
     assert [(a.rule, a.node) for a in alerts.active()] == [("host_cpu", "node-1")]
 
 
+def test_stop_saves_the_alerts_still_queued() -> None:
+    clock = FakeClock()
+    saved: list[Alert] = []
+
+    class AlertStore(FakeStore):
+        def save_alert(self, alert: Alert) -> Alert:
+            saved.append(alert)
+            return alert
+
+        def alerts(self, **kwargs: object) -> list[Alert]:
+            return []
+
+    store = AlertStore()
+    alerts = AlertEngine(
+        AlertSettings.model_validate({"hold_s": 0.0}),
+        rules=["host_cpu"],
+        store=cast(Store, store),
+        background=False,
+    )
+    sampler, _ = make_sampler(
+        clock, system_source=FakeSystemSource(cpu_pct=99.0), store=store, alerts=alerts
+    )
+    sampler.sample_once()
+    assert saved == []
+    sampler.stop()
+    assert [(a.rule, a.node) for a in saved] == [("host_cpu", "node-1")]
+    assert len(store.written) == 1
+
+
 # -- batching and store failures ---------------------------------------------------------------
 
 
@@ -320,7 +360,46 @@ def test_buffer_is_bounded_and_drops_the_oldest(caplog: pytest.LogCaptureFixture
     assert (stats.buffered, stats.dropped_samples, stats.store_error) == (0, 3, None)
 
 
-def test_unexpected_store_exception_keeps_the_buffer_and_logs_the_traceback(
+def test_one_bad_snapshot_is_dropped_and_the_rest_of_the_batch_is_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    store = FakeStore()
+    sampler, _ = make_sampler(clock, store=store)
+    taken = []
+    for _ in range(7):
+        taken.append(sampler.sample_once())
+        clock.advance(2)
+    store.bad[taken[4].ts_s] = StoreError("value out of range for column temp_c")
+    with caplog.at_level(logging.INFO, logger="gpufleet.agent"):
+        assert sampler.flush() == 6
+    assert store.written == taken[:4] + taken[5:]
+    assert (sampler.buffered, sampler.rejected_samples) == (0, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "value out of range for column temp_c" in warnings[0]
+    assert "dropped" in warnings[0]
+    stats = sampler.stats()
+    assert stats.rejected_samples == 1
+    assert stats.store_error is not None
+    assert "rejected 1 samples" in stats.store_error
+
+    # The same fault again is counted, not logged again; a clean flush clears the error.
+    for _ in range(3):
+        taken.append(sampler.sample_once())
+        clock.advance(2)
+    store.bad[taken[-1].ts_s] = StoreError("value out of range for column temp_c")
+    with caplog.at_level(logging.INFO, logger="gpufleet.agent"):
+        assert sampler.flush() == 2
+    assert sampler.rejected_samples == 2
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    sampler.sample_once()
+    assert sampler.flush() == 1
+    assert sampler.store_error is None
+    assert sampler.stats().rejected_samples == 2
+
+
+def test_unexpected_store_exception_drops_the_offending_snapshot_with_a_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
@@ -330,11 +409,54 @@ def test_unexpected_store_exception_keeps_the_buffer_and_logs_the_traceback(
     sampler.sample_once()
     with caplog.at_level(logging.WARNING):
         assert sampler.flush() == 0
+        sampler.sample_once()
         assert sampler.flush() == 0
-    assert sampler.buffered == 1
+    # Not an outage: keeping the batch would block every later write for good.
+    assert (sampler.buffered, sampler.rejected_samples) == (0, 2)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert errors[0].exc_info is not None
+    store.fail_with = None
+    sampler.sample_once()
+    assert sampler.flush() == 1
+
+
+def test_an_outage_while_bisecting_keeps_what_was_not_written() -> None:
+    clock = FakeClock()
+    store = FakeStore()
+    sampler, _ = make_sampler(clock, store=store)
+    taken = []
+    for _ in range(4):
+        taken.append(sampler.sample_once())
+        clock.advance(2)
+    store.bad[taken[0].ts_s] = StoreError("bad row")
+    # Calls: the whole batch (rejected), [0, 1] (rejected), [0] (rejected), [1] (written),
+    # then the store goes down before [2, 3].
+    store.down_after_calls = 4
+    assert sampler.flush() == 1
+    assert store.written == [taken[1]]
+    assert (sampler.buffered, sampler.rejected_samples) == (2, 1)
+    assert sampler.store_error == "database went down"
+    store.down_after_calls = None
+    assert sampler.flush() == 2
+    assert store.written == taken[1:]
+
+
+def test_log_once_keeps_working_after_many_distinct_messages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    system = FakeSystemSource()
+    sampler, _ = make_sampler(clock, system_source=system)
+    with caplog.at_level(logging.ERROR):
+        for i in range(150):
+            system.fail_with = OSError(f"transient fault {i}")
+            sampler.sample_once()
+        system.fail_with = OSError("/proc/stat unreadable")
+        for _ in range(5):
+            sampler.sample_once()
+    recurring = [r for r in caplog.records if "/proc/stat unreadable" in r.getMessage()]
+    assert len(recurring) == 1
 
 
 # -- schedule math -----------------------------------------------------------------------------

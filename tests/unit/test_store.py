@@ -7,29 +7,22 @@ Expected rollup values are computed by hand in the comments next to them, from t
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import math
-import sqlite3
-import threading
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from gpufleet.model import (
-    Alert,
-    Attribution,
-    DiskUsage,
-    GpuProcess,
-    GpuSample,
-    NetRate,
-    Snapshot,
-    SystemSample,
+from tests.unit.store_samples import (
+    GIB,
+    HAND,
+    T0,
+    alert,
+    assert_hand_rollups,
+    gpu,
+    host,
+    points,
+    proc,
+    snap,
 )
+
 from gpufleet.store import (
-    GpuUsage,
     Resolution,
     Retention,
     SeriesPoint,
@@ -38,167 +31,6 @@ from gpufleet.store import (
     open_store,
 )
 from gpufleet.store.schema import LATEST_VERSION
-
-GIB = 1 << 30
-T0 = 1_700_000_000.0 - 1_700_000_000.0 % 3600  # an hour boundary (1699999200)
-
-
-def proc(
-    pid: int,
-    workload: str = "job",
-    *,
-    namespace: str = "team",
-    user: str = "alice",
-    mem: int | None = None,
-    kind: str = "compute",
-    workload_kind: str | None = None,
-) -> GpuProcess:
-    return GpuProcess(
-        pid=pid,
-        used_memory_bytes=mem,
-        kind=kind,
-        attribution=Attribution(
-            namespace=namespace, user=user, workload=workload, workload_kind=workload_kind
-        ),
-    )
-
-
-def gpu(
-    uuid: str = "GPU-a",
-    util: float | None = None,
-    *,
-    index: int = 0,
-    temp: float | None = None,
-    mem_used: int | None = None,
-    procs: Sequence[GpuProcess] = (),
-    throttle: tuple[str, ...] | None = None,
-    lost: bool = False,
-    name: str | None = "H100",
-) -> GpuSample:
-    return GpuSample(
-        uuid=uuid,
-        index=index,
-        name=name,
-        lost=lost,
-        util_gpu_pct=util,
-        temp_c=temp,
-        mem_total_bytes=None if lost else 80 * GIB,
-        mem_used_bytes=mem_used,
-        throttle_reasons=throttle,
-        processes=tuple(procs),
-    )
-
-
-def host(
-    cpu: float, *, rx: Sequence[float | None] = (), disks: Sequence[float] = ()
-) -> SystemSample:
-    return SystemSample(
-        cpu_pct=cpu,
-        cpu_per_core_pct=(),
-        cpu_count=8,
-        load_1=1.0,
-        load_5=1.0,
-        load_15=1.0,
-        mem_total_bytes=64 * GIB,
-        mem_used_bytes=16 * GIB,
-        mem_available_bytes=48 * GIB,
-        mem_pct=25.0,
-        swap_total_bytes=0,
-        swap_used_bytes=0,
-        swap_pct=0.0,
-        disks=tuple(
-            DiskUsage(f"/d{i}", None, None, 100, int(p), 100 - int(p), p)
-            for i, p in enumerate(disks)
-        ),
-        net=tuple(NetRate(f"eth{i}", r, r, None, None, 0, 0) for i, r in enumerate(rx)),
-    )
-
-
-def snap(
-    ts: float,
-    *gpus: GpuSample,
-    dt: float = 60.0,
-    node: str = "n1",
-    cluster: str = "c1",
-    system: SystemSample | None = None,
-) -> Snapshot:
-    return Snapshot(ts_s=ts, cluster=cluster, node=node, gpus=gpus, system=system, interval_s=dt)
-
-
-def points(store: Store, res: Resolution, start: float, end: float, **f: str) -> list[SeriesPoint]:
-    (series,) = store.gpu_series(
-        metric="util_gpu_pct", start_s=start, end_s=end, resolution=res, **f
-    )
-    return series.points
-
-
-def hist(**bins: float) -> tuple[float, ...]:
-    """A 20-bin histogram from ``b<index>=seconds``."""
-    out = [0.0] * 20
-    for name, seconds in bins.items():
-        out[int(name[1:])] = seconds
-    return tuple(out)
-
-
-# Four samples of one GPU: three in minute T0, one in minute T0+60, all in hour T0.
-HAND = [
-    snap(
-        T0 + 5,
-        gpu(util=2.0, temp=40.0, mem_used=1 * GIB, procs=[proc(1)]),
-        dt=10,
-    ),
-    snap(
-        T0 + 15,
-        gpu(
-            util=None,
-            temp=50.0,
-            mem_used=2 * GIB,
-            procs=[proc(1)],
-            throttle=("hw_thermal_slowdown",),
-        ),
-        dt=20,
-    ),
-    snap(T0 + 35, gpu(util=100.0, temp=None, throttle=("sw_power_cap",)), dt=30),
-    snap(T0 + 65, gpu(util=50.0, temp=60.0, mem_used=3 * GIB, throttle=("gpu_idle",)), dt=60),
-]
-
-
-def assert_hand_rollups(store: Store) -> None:
-    minute = points(store, Resolution.MINUTE, T0, T0 + 119)
-    # util: sum 2*10 + 100*30 = 3020 over the 40 s with a reading; s2 (unknown) adds nothing.
-    assert minute == [
-        SeriesPoint(T0, pytest.approx(75.5), 2.0, 100.0, 3),
-        SeriesPoint(T0 + 60, pytest.approx(50.0), 50.0, 50.0, 1),
-    ]
-    (temp,) = store.gpu_series(
-        metric="temp_c", start_s=T0, end_s=T0 + 119, resolution=Resolution.HOUR
-    )
-    # temp: (40*10 + 50*20 + 60*60) / (10 + 20 + 60) = 5000 / 90; s3 has no reading.
-    assert temp.points == [SeriesPoint(T0, pytest.approx(5000 / 90), 40.0, 60.0, 4)]
-    usage_1m = store.gpu_usage(start_s=T0, end_s=T0 + 59, resolution=Resolution.MINUTE)
-    assert usage_1m == [
-        GpuUsage(
-            cluster="c1",
-            node="n1",
-            uuid="GPU-a",
-            bucket_s=T0,
-            seconds=60.0,
-            allocated_s=30.0,  # s1 + s2 hold a compute process
-            idle_s=10.0,  # only s1 (2 % < 5 %); unknown util is not idle
-            idle_allocated_s=10.0,
-            util_sum=pytest.approx(3020.0),
-            util_hist_s=hist(b0=10.0, b19=30.0),  # 100 % lands in the last bin
-            util_max_pct=100.0,
-            mem_used_max_bytes=2 * GIB,
-            mem_total_bytes=80 * GIB,
-            throttled_s=50.0,  # thermal (s2) + power (s3); "gpu_idle" is neither
-        )
-    ]
-    (hour,) = store.gpu_usage(start_s=T0, end_s=T0 + 3599)
-    assert (hour.bucket_s, hour.seconds, hour.allocated_s, hour.idle_s) == (T0, 120, 30, 10)
-    assert hour.util_sum == pytest.approx(6020.0)
-    assert hour.util_hist_s == hist(b0=10.0, b10=60.0, b19=30.0)
-    assert (hour.mem_used_max_bytes, hour.throttled_s) == (3 * GIB, 50.0)
 
 
 def test_public_api_is_locked() -> None:
@@ -467,24 +299,6 @@ def test_retention_deletes_only_what_is_older_than_each_resolution_keeps(
         assert store.apply_retention(now) == dict.fromkeys(deleted, 0)
 
 
-def alert(
-    *, fired: float, resolved: float | None = None, rule: str = "gpu_temp", node: str = "n1"
-) -> Alert:
-    return Alert(
-        rule=rule,
-        severity="warning",
-        node=node,
-        subject="GPU-a",
-        message="hot",
-        value=91.0,
-        threshold=85.0,
-        started_s=fired - 60,
-        fired_s=fired,
-        resolved_s=resolved,
-        cluster="c1",
-    )
-
-
 def test_alerts_round_trip_newest_first(store: Store) -> None:
     a1 = store.save_alert(alert(fired=T0))
     a2 = store.save_alert(alert(fired=T0 + 100, rule="idle_allocated"))
@@ -504,164 +318,3 @@ def test_alerts_round_trip_newest_first(store: Store) -> None:
     assert generated.id is not None
     assert generated.id > 1000
     assert [a.id for a in store.alerts(limit=2)] == [generated.id, 1000]
-
-
-def test_reads_run_while_a_writer_thread_writes(store: Store) -> None:
-    batches = [
-        [
-            snap(T0 + m * 60, *(gpu(f"GPU-{i}", float(m % 100), index=i) for i in range(8)))
-            for m in range(b * 30, (b + 1) * 30)
-        ]
-        for b in range(10)
-    ]
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            for batch in batches:
-                store.write_snapshots(batch)
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    reads = 0
-    seen: list[int] = []
-    while thread.is_alive() or reads == 0:
-        series = store.gpu_series(
-            metric="util_gpu_pct", start_s=T0, end_s=T0 + 86_400, resolution=Resolution.MINUTE
-        )
-        # Each batch commits whole: a reader sees every GPU at the same number of minutes.
-        counts = {len(s.points) for s in series}
-        assert len(counts) <= 1
-        seen.append(counts.pop() if counts else 0)
-        reads += 1
-    thread.join()
-    assert errors == []
-    assert seen == sorted(seen)  # never goes back
-    assert reads >= 1
-    assert {
-        len(s.points)
-        for s in store.gpu_series(
-            metric="util_gpu_pct", start_s=T0, end_s=T0 + 86_400, resolution=Resolution.MINUTE
-        )
-    } == {300}
-
-
-_cluster_ids = itertools.count()
-
-SAMPLE = st.tuples(
-    st.integers(0, 2 * 3600 - 1),  # offset from T0: spans two hours and many minutes
-    st.sampled_from([None, 0.0, 4.5, 5.0, 37.5, 99.5, 100.0]),  # util, incl. both edges
-    st.sampled_from([None, 30.0, 81.5]),  # temp
-    st.sampled_from([1.0, 10.0, 60.0]),  # dt
-    st.booleans(),  # allocated
-    st.sampled_from(["GPU-x", "GPU-y"]),
-)
-
-
-def _samples_to_snaps(samples: Sequence[tuple], cluster: str) -> list[Snapshot]:  # type: ignore[type-arg]
-    return [
-        snap(
-            T0 + off,
-            gpu(uuid, util, temp=temp, procs=[proc(1)] if alloc else []),
-            dt=dt,
-            cluster=cluster,
-        )
-        for off, util, temp, dt, alloc, uuid in samples
-    ]
-
-
-def _view(store: Store, cluster: str) -> list[object]:
-    """Everything read back about ``cluster``, with the cluster name blanked out."""
-    out: list[object] = []
-    for res in (Resolution.MINUTE, Resolution.HOUR):
-        for u in store.gpu_usage(start_s=T0, end_s=T0 + 7200, resolution=res, cluster=cluster):
-            out.append(dataclasses.astuple(dataclasses.replace(u, cluster="")))
-        for metric in ("util_gpu_pct", "temp_c"):
-            for s in store.gpu_series(
-                metric=metric, start_s=T0, end_s=T0 + 7200, resolution=res, cluster=cluster
-            ):
-                out.append((s.subject, metric, res, [dataclasses.astuple(p) for p in s.points]))
-    return out
-
-
-def assert_close(got: object, want: object, path: str = "") -> None:
-    """Structural equality; floats within 1e-9 relative (sums are added in other orders)."""
-    if isinstance(want, float) and isinstance(got, float | int):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{path}: {got} != {want}"
-    elif isinstance(want, list | tuple):
-        assert isinstance(got, list | tuple), f"{path}: {got!r} is not a sequence"
-        assert len(got) == len(want), f"{path}: {got} != {want}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_close(g, w, f"{path}[{i}]")
-    else:
-        assert got == want, f"{path}: {got!r} != {want!r}"
-
-
-@settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(samples=st.lists(SAMPLE, min_size=1, max_size=25), cut=st.integers(0, 25))
-def test_merge_across_batches_is_exact(store: Store, samples: list[tuple], cut: int) -> None:  # type: ignore[type-arg]
-    n = next(_cluster_ids)
-    once, twice = f"once-{n}", f"twice-{n}"
-    store.write_snapshots(_samples_to_snaps(samples, once))
-    store.write_snapshots(_samples_to_snaps(samples[:cut], twice))
-    store.write_snapshots(_samples_to_snaps(samples[cut:], twice))
-    expected = _view(store, once)
-    assert expected  # the comparison covers something
-    assert_close(_view(store, twice), expected)
-
-
-def test_open_store_rejects_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="is a directory"):
-        open_store(tmp_path)
-
-
-def test_open_store_rejects_foreign_files(tmp_path: Path) -> None:
-    junk = tmp_path / "notes.db"
-    junk.write_bytes(b"definitely not sqlite " * 100)
-    with pytest.raises(StoreError, match="not a gpufleet database"):
-        open_store(junk)
-    other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
-        conn.execute("CREATE TABLE recipes (name TEXT)")
-    with pytest.raises(StoreError, match="another program"):
-        open_store(other)
-
-
-def test_open_store_rejects_bad_urls() -> None:
-    with pytest.raises(StoreError, match="unsupported store URL scheme 'mysql'"):
-        open_store("mysql://localhost/db")
-    with pytest.raises(StoreError, match="invalid PostgreSQL URL"):
-        open_store("postgresql://127.0.0.1:5432/test?bogus_option=1")
-    with pytest.raises(
-        StoreError, match="cannot connect to PostgreSQL at postgresql://u:\\*\\*\\*@"
-    ):
-        open_store("postgresql://u:secret@127.0.0.1:1/test")
-
-
-def test_sqlite_url_and_nested_path(tmp_path: Path) -> None:
-    target = tmp_path / "a" / "b" / "x.db"
-    with open_store(f"sqlite://{target}") as store:
-        assert store.backend == "sqlite"
-    assert target.exists()
-
-
-def test_newer_schema_is_refused(store_target: str) -> None:
-    with open_store(store_target) as store:
-        store.save_alert(alert(fired=T0))
-        # A database upgraded by a later gpufleet records a migration this one lacks.
-        with store._writing() as tx:  # type: ignore[attr-defined]
-            tx.execute("INSERT INTO gpufleet_schema VALUES (?, ?, ?)", (99, "future", 0.0))
-    with pytest.raises(StoreError, match="schema version 99"):
-        open_store(store_target)
-
-
-def test_reopen_keeps_data(store_target: str) -> None:
-    with open_store(store_target) as store:
-        store.write_snapshots(HAND)
-    with open_store(store_target) as store:
-        assert_hand_rollups(store)
-        assert store.health().writable

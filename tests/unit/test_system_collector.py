@@ -104,7 +104,9 @@ class FakeClock:
 
 
 def make(fake: FakePsutil, *times: float, **kwargs: Any) -> PsutilSystemSource:
-    return PsutilSystemSource(fake, clock=FakeClock(*times), **kwargs)
+    # The source reads the clock once when built (the start of the first CPU window).
+    start = (times[0] - 1.0) if times else 0.0
+    return PsutilSystemSource(fake, clock=FakeClock(start, *times), **kwargs)
 
 
 def test_implements_protocol_and_primes_cpu_percent() -> None:
@@ -282,8 +284,13 @@ def test_unavailable_load_average_is_none() -> None:
 
 def test_real_psutil_smoke() -> None:
     source = PsutilSystemSource()
+    # Right after start-up the CPU window is too short to mean anything: no reading, not 0.
+    immediate = source.sample(time.time())
+    assert immediate.cpu_pct is None
+    assert immediate.cpu_per_core_pct == ()
+    time.sleep(0.15)
     first = source.sample(time.time())
-    time.sleep(0.05)
+    time.sleep(0.15)
     second = source.sample(time.time())
 
     for s in (first, second):
@@ -299,8 +306,8 @@ def test_real_psutil_smoke() -> None:
         assert s.boot_time_s < time.time()
         assert all(d.total_bytes > 0 and 0.0 <= d.used_pct <= 100.0 for d in s.disks)
         assert not any(d.fstype in {"proc", "sysfs", "tmpfs", "overlay"} for d in s.disks)
-    assert first.disk_read_bytes_per_s is None
-    assert all(n.rx_bytes_per_s is None for n in first.net)
+    assert immediate.disk_read_bytes_per_s is None
+    assert all(n.rx_bytes_per_s is None for n in immediate.net)
     for rate in (second.disk_read_bytes_per_s, second.disk_write_bytes_per_s):
         assert rate is None or rate >= 0.0
     seen_before = {n.iface for n in first.net}

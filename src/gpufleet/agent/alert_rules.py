@@ -9,55 +9,44 @@ by name from :data:`RULES`, and every threshold comes from
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from gpufleet.model import UNKNOWN, GpuProcess, GpuSample, Snapshot, SystemSample
+from gpufleet.agent.alert_wording import (
+    THROTTLE_ALERT_REASONS,
+    XID_HINTS,
+    format_bytes,
+    format_duration,
+    gpu_label,
+    join_holders,
+)
+from gpufleet.model import GpuSample, Snapshot, SystemSample
 from gpufleet.settings import AlertSettings
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 """Order of severities, so an active alert can be escalated but never silently downgraded."""
 
-THROTTLE_ALERT_REASONS: dict[str, str] = {
-    "sw_power_cap": "software power cap",
-    "hw_power_brake_slowdown": "hardware power brake",
-    "hw_thermal_slowdown": "hardware thermal slowdown",
-    "sw_thermal_slowdown": "software thermal slowdown",
-}
-"""Throttle reasons that mean the GPU is held back by power or heat, with readable names."""
-
-XID_HINTS: dict[int, str] = {
-    13: "graphics engine exception, often an application bug",
-    31: "GPU memory page fault, often an application bug",
-    43: "GPU stopped processing",
-    45: "preemptive cleanup after an earlier error",
-    48: "double-bit ECC error",
-    63: "ECC page retirement or row remapping",
-    64: "ECC page retirement or row remapping failure",
-    74: "NVLink error",
-    79: "GPU has fallen off the bus",
-    92: "high single-bit ECC error rate",
-    94: "contained ECC error",
-    95: "uncontained ECC error",
-}
-"""Short explanations of common XID codes (NVIDIA's XID catalogue has the full list)."""
-
 CRITICAL_XIDS = frozenset({48, 63, 64, 74, 79, 92, 94, 95})
 """XIDs that point at hardware or memory damage rather than an application fault."""
-
-_MAX_HOLDERS_NAMED = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """One subject for which a rule's condition holds in the snapshot at hand."""
+    """One subject for which a rule's condition holds in the snapshot at hand.
+
+    Attributes:
+        event: the condition reports something that happened since the previous snapshot
+            (an XID, new ECC errors) rather than a state that lasts: each one is a new
+            alert, even while an alert for the previous event is still active.
+    """
 
     subject: str
     severity: str
     message: str
     value: float | None
     threshold: float | None
+    event: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +71,8 @@ class AlertRule(Protocol):
     Attributes:
         name: stable identifier, stored with every alert.
         immediate: fire on the first snapshot showing the condition, ignoring ``hold_s``.
+            Immediate rules report hardware events and failures, so the cooldown does not
+            apply to them either: a second failure is never hidden behind the first.
         hold_s: seconds a condition must last before it fires.
     """
 
@@ -96,59 +87,6 @@ class AlertRule(Protocol):
 
 RuleFactory = Callable[[AlertSettings, float], AlertRule]
 """Builds a rule from the alert settings and the idle threshold (percent)."""
-
-
-# -- wording helpers ---------------------------------------------------------------------------
-
-
-def gpu_label(gpu: GpuSample) -> str:
-    """``GPU 3 (GPU-ab12…)``: the display index plus enough of the UUID to tell GPUs apart."""
-    short = gpu.uuid if len(gpu.uuid) <= 8 else gpu.uuid[:8] + "…"
-    return f"GPU {gpu.index} ({short})"
-
-
-def format_bytes(value: float) -> str:
-    """Binary units with one decimal, e.g. ``12.0 GiB``."""
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024.0:
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024.0
-    return f"{size:.1f} TiB"
-
-
-def format_duration(seconds: float) -> str:
-    """``45 s``, ``30 min`` or ``2.5 h``: the unit a person would say."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def describe_process(proc: GpuProcess) -> str:
-    """Who holds a GPU, most specific attribution first: ``train-llm of alice (pid 42, …)``."""
-    attr = proc.attribution
-    user = attr.user if attr.user != UNKNOWN else attr.unix_user
-    details = [f"pid {proc.pid}"]
-    if proc.name:
-        details.append(proc.name)
-    if proc.used_memory_bytes is not None:
-        details.append(format_bytes(proc.used_memory_bytes))
-    inner = ", ".join(details)
-    if attr.workload != UNKNOWN:
-        owner = f"{attr.workload} of {user}" if user else attr.workload
-        return f"{owner} ({inner})"
-    if user:
-        return f"{user} ({inner})"
-    return inner
-
-
-def _join_holders(procs: Sequence[GpuProcess]) -> str:
-    named = [describe_process(p) for p in procs[:_MAX_HOLDERS_NAMED]]
-    if len(procs) > _MAX_HOLDERS_NAMED:
-        named.append(f"{len(procs) - _MAX_HOLDERS_NAMED} more")
-    return "; ".join(named)
 
 
 # -- GPU rules ---------------------------------------------------------------------------------
@@ -248,7 +186,7 @@ class GpuMemoryFullRule(GpuRule):
         )
         if gpu.processes:
             biggest = sorted(gpu.processes, key=lambda p: p.used_memory_bytes or 0, reverse=True)
-            message += f" Held by {_join_holders(biggest)}."
+            message += f" Held by {join_holders(biggest)}."
         return Condition(gpu.uuid, "warning", message, pct, threshold)
 
 
@@ -311,19 +249,32 @@ class GpuEccErrorsRule(GpuRule):
             f"{'s' if new != 1 else ''} since the last sample ({total} in total); results of "
             "jobs on it may be corrupt: drain it and reset it, and replace it if errors recur."
         )
-        return Condition(gpu.uuid, "critical", message, float(new), 0.0)
+        return Condition(gpu.uuid, "critical", message, float(new), 0.0, event=True)
 
 
 class GpuXidRule(GpuRule):
-    """The driver reported XID errors for the GPU since the previous snapshot (immediate)."""
+    """The driver reported XID errors for the GPU since the previous snapshot (immediate).
+
+    Every report is a new event. Only a burst of the same non-critical code is folded: a
+    code already reported for the GPU less than ``repeat_window_s`` ago is left out, and a
+    report with nothing else in it raises no alert. Critical codes always fire.
+    """
 
     name = "gpu_xid"
     immediate = True
+    repeat_window_s = 60.0
+
+    def __init__(self, settings: AlertSettings, idle_threshold_pct: float) -> None:
+        super().__init__(settings, idle_threshold_pct)
+        # When each code was last reported, per (node, uuid).
+        self._reported_s: dict[tuple[str, str], dict[int, float]] = {}
 
     def check_gpu(self, snapshot: Snapshot, gpu: GpuSample) -> Condition | None:
         if not gpu.xid_errors:
             return None
-        codes = sorted(set(gpu.xid_errors))
+        codes = self._new_codes(snapshot, gpu)
+        if not codes:
+            return None
         described = ", ".join(
             f"{code} ({XID_HINTS[code]})" if code in XID_HINTS else str(code) for code in codes
         )
@@ -338,8 +289,24 @@ class GpuXidRule(GpuRule):
             f"since the last sample; {advice}"
         )
         return Condition(
-            gpu.uuid, "critical" if critical else "warning", message, float(codes[-1]), None
+            gpu.uuid,
+            "critical" if critical else "warning",
+            message,
+            float(codes[-1]),
+            None,
+            event=True,
         )
+
+    def _new_codes(self, snapshot: Snapshot, gpu: GpuSample) -> list[int]:
+        """The codes of ``gpu`` worth reporting now, remembering when each was reported."""
+        now = snapshot.ts_s
+        reported = self._reported_s.setdefault((snapshot.node, gpu.uuid), {})
+        for code in [c for c, t in reported.items() if now - t >= self.repeat_window_s]:
+            del reported[code]
+        codes = sorted(c for c in set(gpu.xid_errors) if c in CRITICAL_XIDS or c not in reported)
+        for code in codes:
+            reported[code] = now
+        return codes
 
 
 class GpuLostRule:
@@ -391,7 +358,7 @@ class GpuIdleAllocatedRule(GpuRule):
             f"{gpu_label(gpu)} has been allocated but idle for at least "
             f"{format_duration(self.hold_s)} ({util:.0f} % utilization, below the "
             f"{threshold:.0f} % idle threshold) while holding {format_bytes(held_bytes)} of "
-            f"memory; held by {_join_holders(holders)}. Stop the idle job or release the GPU "
+            f"memory; held by {join_holders(holders)}. Stop the idle job or release the GPU "
             "so others can use it."
         )
         return Condition(gpu.uuid, "warning", message, util, threshold)

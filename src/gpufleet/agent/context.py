@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gpufleet.agent.live import LiveState
+from gpufleet.collectors.base import GpuSource
 from gpufleet.settings import Settings
 from gpufleet.store.base import Store
 
@@ -26,6 +27,7 @@ class AgentContext:
     sampler: Sampler | None = None
     alerts: AlertEngine | None = None
     notifier: WebhookNotifier | None = None
+    gpu_source: GpuSource | None = None
     started_s: float = field(default_factory=time.time)
 
     @property
@@ -34,9 +36,13 @@ class AgentContext:
         return f"{self.settings.cluster}/{self.settings.node}"
 
     def shutdown(self) -> None:
-        """Stop sampling, flush history, deliver queued alerts, close the store."""
+        """Stop sampling, flush history, release NVML, deliver queued alerts, close the store."""
         if self.sampler is not None:
             self.sampler.stop()
+        if self.alerts is not None:
+            self.alerts.close()
+        if self.gpu_source is not None:
+            self.gpu_source.close()
         if self.notifier is not None:
             self.notifier.close()
         if self.store is not None:

@@ -49,12 +49,16 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
     gpu, system = open_sources(settings)
     store: Store | None = None
     if with_store:
-        store = open_store(
-            settings.db,
-            retention=settings.retention.to_retention(),
-            idle_threshold_pct=settings.idle_threshold_pct,
-        )
-    live = LiveState(gpu.status())
+        try:
+            store = open_store(
+                settings.db,
+                retention=settings.retention.to_retention(),
+                idle_threshold_pct=settings.idle_threshold_pct,
+            )
+        except BaseException:
+            gpu.close()
+            raise
+    live = LiveState(gpu.status)
     notify = None
     if settings.alerts.webhook_url:
         notify = WebhookNotifier(
@@ -67,6 +71,7 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
             store=store,
             notify=notify,
             cluster=settings.cluster,
+            node=settings.node,
         )
         if settings.alerts.enabled
         else None
@@ -93,6 +98,7 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
         sampler=sampler,
         alerts=alerts,
         notifier=notify,
+        gpu_source=gpu,
     )
 
 
@@ -103,7 +109,7 @@ def sample_local(settings: Settings, settle_s: float = 0.3) -> tuple[LiveState, 
     """
     gpu, system = open_sources(settings)
     try:
-        live = LiveState(gpu.status())
+        live = LiveState(gpu.status)
         attributor = ProcessAttributor(settings.proc_root, team_map=settings.team_map)
         sampler = Sampler(
             gpu,

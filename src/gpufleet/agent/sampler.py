@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from gpufleet.agent.alerts import AlertEngine
 from gpufleet.agent.live import LiveState
+from gpufleet.agent.logonce import LogOnce
 from gpufleet.agent.writer import SnapshotWriter
 from gpufleet.collectors.base import GpuSource, SystemSource
 from gpufleet.model import GpuProcess, GpuSample, Snapshot, SystemSample
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 
 MAX_INTERVAL_FACTOR = 3.0
 """A snapshot stands for at most this many intervals: a suspended laptop must not invent hours."""
-
-_MAX_LOGGED_MESSAGES = 100
 
 
 class FixedRateSchedule:
@@ -75,6 +74,8 @@ class SamplerStats:
     store_error: str | None
     skipped_deadlines: int
     last_error: str | None
+    rejected_samples: int = 0
+    """Snapshots the store refused as bad (not an outage) and that were dropped."""
 
 
 class Sampler:
@@ -149,7 +150,7 @@ class Sampler:
         self._last_duration_s: float | None = None
         self._last_error: str | None = None
         self._skipped_deadlines = 0
-        self._logged: set[str] = set()
+        self._log_once = LogOnce(logger)
 
     # -- stats ---------------------------------------------------------------------------------
 
@@ -174,13 +175,22 @@ class Sampler:
         return self._writer.dropped_samples
 
     @property
+    def rejected_samples(self) -> int:
+        """Snapshots the store rejected as bad (not an outage); they were dropped."""
+        return self._writer.rejected_samples
+
+    @property
     def last_flush_s(self) -> float | None:
         """Wall-clock time (epoch seconds) of the last successful write to the store."""
         return self._writer.last_flush_s
 
     @property
     def store_error(self) -> str | None:
-        """Why writing to the store fails, or None when it works."""
+        """Why writing to the store fails, or None when it works.
+
+        Also set, with the count of rejected samples, when the last flush had to drop
+        snapshots the store rejected.
+        """
         return self._writer.store_error
 
     def stats(self) -> SamplerStats:
@@ -194,6 +204,7 @@ class Sampler:
             store_error=self.store_error,
             skipped_deadlines=self._skipped_deadlines,
             last_error=self._last_error,
+            rejected_samples=self.rejected_samples,
         )
 
     # -- one pass ------------------------------------------------------------------------------
@@ -261,7 +272,7 @@ class Sampler:
             thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop both threads, then flush what is left so nothing sampled is lost.
+        """Stop both threads, then flush what is left (history and alerts) so nothing is lost.
 
         Args:
             timeout: seconds to wait for each thread (a sample or write in flight).
@@ -281,6 +292,10 @@ class Sampler:
             )
         elif written:
             logger.debug("final flush wrote %d samples", written)
+        alerts = self._alerts
+        if alerts is not None:
+            # Alerts are saved off the sampling thread; give the last ones their chance too.
+            self._guarded("saving the last alerts", lambda: alerts.flush_pending(timeout))
 
     def request_stop(self) -> None:
         """Ask both loops to end at their next check, without waiting or flushing.
@@ -376,8 +391,4 @@ class Sampler:
 
     def _log_once_exc(self, message: str) -> None:
         """Log with traceback the first time ``message`` is seen, so a recurring fault logs once."""
-        if message in self._logged:
-            return
-        if len(self._logged) < _MAX_LOGGED_MESSAGES:
-            self._logged.add(message)
-        logger.exception(message)
+        self._log_once.exception(message)

@@ -57,8 +57,12 @@ async def gpu_snapshot(ctx: Ctx) -> Snapshot:
 GpuSnap = Annotated[Snapshot, Depends(gpu_snapshot)]
 
 
-async def history_store(ctx: Ctx) -> Store:
-    """The store, or 503 saying why history cannot be answered."""
+def history_store(ctx: Ctx) -> Store:
+    """The store, or 503 saying why history cannot be answered.
+
+    A plain ``def`` on purpose: ``health()`` may touch the database, so it runs in the
+    thread pool instead of blocking the event loop.
+    """
     if ctx.store is None:
         raise HTTPException(503, detail="history is off: the agent runs without a store (--db)")
     health = ctx.store.health()

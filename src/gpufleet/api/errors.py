@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.store.base import StoreError, StoreUnavailable
 from gpufleet.timeparse import TimeParseError
 
@@ -24,6 +25,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _validation_detail(exc)})
+
+    @app.exception_handler(UnknownSubjectError)
+    async def _unknown(_request: Request, exc: UnknownSubjectError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(HistoryQueryError)
+    async def _query(_request: Request, exc: HistoryQueryError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     @app.exception_handler(TimeParseError)
     async def _time(_request: Request, exc: TimeParseError) -> JSONResponse:

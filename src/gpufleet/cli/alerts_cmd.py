@@ -3,48 +3,45 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from gpufleet.cli.common import console, fail, get_json, guarded, print_json
-from gpufleet.settings import default_db_path
+from gpufleet.cli.common import console, fail, get_json, guarded, open_for_reading, print_json
 
 
 def _from_db(
-    db: str, start: str | None, end: str | None, active: bool, limit: int
+    db: str | None,
+    config: Path | None,
+    start: str | None,
+    end: str | None,
+    active: bool,
+    limit: int,
 ) -> dict[str, Any]:
-    from gpufleet.store import open_store
+    from gpufleet.api.schemas.alerts import AlertList, AlertOut
     from gpufleet.timeparse import iso, parse_window
 
-    store = guarded(lambda: open_store(db), f"cannot open {db}")
+    store = open_for_reading(db, config)
     try:
         start_s, end_s = guarded(
-            lambda: parse_window(start, end, now_s=time.time(), default_span_s=7 * 86_400.0),
-            "bad time range",
+            lambda: parse_window(start, end, now_s=time.time(), default_span_s=7 * 86_400.0)
         )
-        items = store.alerts(start_s=start_s, end_s=end_s, active_only=active, limit=limit)
-        return {
-            "from": iso(start_s),
-            "to": iso(end_s),
-            "source": "store",
-            "count": len(items),
-            "alerts": [
-                {
-                    "id": a.id,
-                    "rule": a.rule,
-                    "severity": a.severity,
-                    "state": "resolved" if a.resolved_s is not None else "firing",
-                    "node": a.node,
-                    "subject": a.subject,
-                    "message": a.message,
-                    "fired": iso(a.fired_s),
-                    "resolved": None if a.resolved_s is None else iso(a.resolved_s),
-                }
-                for a in items
-            ],
-        }
+        items = guarded(
+            lambda: store.alerts(start_s=start_s, end_s=end_s, active_only=active, limit=limit)
+        )
+        firing = guarded(
+            lambda: store.alerts(start_s=0.0, end_s=end_s, active_only=True, limit=10_000)
+        )
+        return AlertList(
+            start=iso(start_s),
+            end=iso(end_s),
+            source="store",
+            active_count=len(firing),
+            count=len(items),
+            alerts=[AlertOut.from_alert(a) for a in items],
+        ).model_dump()
     finally:
         store.close()
 
@@ -59,6 +56,7 @@ def alerts(
     end: Annotated[str | None, typer.Option("--to", help="default now")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 200,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
     """List alerts, newest first."""
     if db is not None and url is not None:
@@ -67,12 +65,12 @@ def alerts(
         params = {"active": str(active).lower(), "from": start, "to": end, "limit": limit}
         data = get_json(url, "/alerts", params)
     else:
-        data = _from_db(db or str(default_db_path()), start, end, active, limit)
+        data = _from_db(db, config, start, end, active, limit)
     if json_out:
         print_json(data)
         return
     if not data["alerts"]:
-        console.print(f"no alerts between {data['from']} and {data['to']}")
+        console.print(f"no alerts between {data['start']} and {data['end']}")
         return
     table = Table(box=None, header_style="bold")
     for col in ("fired", "state", "severity", "rule", "node", "message"):

@@ -13,10 +13,12 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from gpufleet.settings import Settings, load_settings
+from gpufleet.settings import Settings, SettingsFileError, load_settings
+from gpufleet.store.base import Store
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output has no terminal width; 80 columns would fold tables mid-number.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 T = TypeVar("T")
 
@@ -31,7 +33,7 @@ def settings_from(config: Path | None, **flags: Any) -> Settings:
     """Settings from flags > environment > TOML, or a one-line error."""
     try:
         return load_settings(config, **flags)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SettingsFileError) as exc:
         fail(str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -63,7 +65,7 @@ def get_json(
     return response.json()
 
 
-def guarded(func: Callable[[], T], what: str) -> T:
+def guarded(func: Callable[[], T], what: str | None = None) -> T:
     """Run ``func``; turn expected library errors into a one-line message."""
     from gpufleet.collectors.registry import SourceUnavailableError
     from gpufleet.store.base import StoreError
@@ -72,4 +74,18 @@ def guarded(func: Callable[[], T], what: str) -> T:
     try:
         return func()
     except (StoreError, SourceUnavailableError, TimeParseError, ValueError) as exc:
-        fail(f"{what}: {exc}")
+        fail(f"{what}: {exc}" if what else str(exc))
+
+
+def open_for_reading(db: str | None, config: Path | None) -> Store:
+    """The store named by --db, else by the settings (env, TOML, default); never creates one."""
+    from gpufleet.store import open_store
+
+    settings = settings_from(config, db=db)
+    target = settings.db
+    if "://" not in target and not Path(target).exists():
+        fail(
+            f"no gpufleet database at {target}; pass --db (a path or postgresql:// URL) "
+            "or start an agent that writes there"
+        )
+    return guarded(lambda: open_store(target, retention=settings.retention.to_retention()))

@@ -12,6 +12,8 @@ from gpufleet.cli.common import console, fail, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
 
 DEMO_CLUSTER = "gpu-cluster-01"
+MIN_DEMO_GPUS = 8
+"""The planted findings (idle holders in three teams, a team's drop) need this many GPUs."""
 
 
 def demo(
@@ -20,7 +22,7 @@ def demo(
     ],
     days: Annotated[float, typer.Option(min=0.1, max=400, help="Days of history")] = 30,
     nodes: Annotated[int, typer.Option(min=1, max=500, help="Simulated nodes")] = 4,
-    gpus: Annotated[int, typer.Option(min=1, max=16, help="GPUs per node")] = 8,
+    gpus: Annotated[int, typer.Option(min=2, max=16, help="GPUs per node (8 or more in all)")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same history)")] = 0,
     interval: Annotated[float, typer.Option(min=1, max=3600, help="Seconds between samples")] = 60,
     no_serve: Annotated[
@@ -47,12 +49,21 @@ def demo(
         sim_gpus=gpus,
         sim_seed=seed,
     )
+    if nodes * gpus < MIN_DEMO_GPUS:
+        fail(
+            f"the demo cluster needs at least {MIN_DEMO_GPUS} GPUs in all "
+            f"(--nodes x --gpus), got {nodes} x {gpus}"
+        )
     if not no_serve:
         check_bind(settings)
         check_port_free(settings.host, settings.port)
-    store = guarded(
-        lambda: open_store(db, retention=settings.retention.to_retention()), f"cannot open {db}"
-    )
+    store = guarded(lambda: open_store(db, retention=settings.retention.to_retention()))
+    if any(inv.cluster == DEMO_CLUSTER for inv in guarded(store.inventory)):
+        store.close()
+        fail(
+            f"{db} already holds {DEMO_CLUSTER} history; writing it again would count every "
+            "sample twice: choose a new --db"
+        )
     total_gpu_samples = int(days * 86_400 / interval) * nodes * gpus
     console.print(
         f"writing {days:g} days of {DEMO_CLUSTER} ({nodes} nodes x {gpus} GPUs, one sample per "

@@ -2,99 +2,46 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from gpufleet.cli.common import console, fail, get_json, guarded, print_json
-from gpufleet.settings import default_db_path
+from gpufleet.cli.common import console, fail, get_json, guarded, open_for_reading, print_json
 from gpufleet.store.base import GPU_METRICS, SYSTEM_METRICS
 
 
 def _from_db(
-    db: str,
+    db: str | None,
+    config: Path | None,
+    *,
     metric: str,
+    host: bool,
     start: str | None,
     end: str | None,
     gpu: str | None,
     node: str | None,
     resolution: str,
 ) -> dict[str, Any]:
-    from gpufleet.store import open_store
-    from gpufleet.store.base import Resolution, pick_resolution
-    from gpufleet.timeparse import iso, parse_window
+    from gpufleet.analysis.history import query_history
+    from gpufleet.api.schemas.history import history_out
 
-    store = guarded(lambda: open_store(db), f"cannot open {db}")
+    store = open_for_reading(db, config)
     try:
-        now = time.time()
-        start_s, end_s = guarded(
-            lambda: parse_window(start, end, now_s=now, default_span_s=3600.0), "bad time range"
+        result = guarded(
+            lambda: query_history(
+                store,
+                metric=metric,
+                host=host,
+                start=start,
+                end=end,
+                gpu=gpu,
+                node=node,
+                resolution=resolution,
+            )
         )
-        try:
-            res = Resolution(resolution)
-        except ValueError:
-            fail(f"unknown resolution {resolution!r}; use raw, 1m, 1h or auto")
-        if res is Resolution.AUTO:
-            res = pick_resolution(start_s, end_s, now, store.retention)
-        inventory = store.inventory()
-        index = {i.uuid: i.index for i in inventory}
-        uuid = None
-        if gpu is not None:
-            matches = [
-                i.uuid
-                for i in inventory
-                if i.uuid == gpu
-                or (gpu.isdigit() and i.index == int(gpu) and (node is None or i.node == node))
-            ]
-            if not matches:
-                fail(f"GPU {gpu!r} has no history in {db}")
-            uuid = matches[0]
-        if metric in SYSTEM_METRICS:
-            series = guarded(
-                lambda: store.system_series(
-                    metric=metric, start_s=start_s, end_s=end_s, resolution=res, node=node
-                ),
-                "query failed",
-            )
-        else:
-            series = guarded(
-                lambda: store.gpu_series(
-                    metric=metric,
-                    start_s=start_s,
-                    end_s=end_s,
-                    resolution=res,
-                    node=node,
-                    uuid=uuid,
-                ),
-                "query failed",
-            )
-        return {
-            "metric": metric,
-            "resolution": res.value,
-            "start": iso(start_s),
-            "end": iso(end_s),
-            "series": [
-                {
-                    "cluster": s.cluster,
-                    "node": s.node,
-                    "subject": s.subject,
-                    "gpu_index": index.get(s.subject),
-                    "points": [
-                        {
-                            "timestamp": iso(p.ts_s),
-                            "mean": p.mean,
-                            "min": p.min,
-                            "max": p.max,
-                            "count": p.count,
-                        }
-                        for p in s.points
-                    ],
-                }
-                for s in series
-            ],
-        }
+        return history_out(result).model_dump()
     finally:
         store.close()
 
@@ -117,7 +64,12 @@ def history(
     gpu: Annotated[str | None, typer.Option(help="GPU UUID or index")] = None,
     node: Annotated[str | None, typer.Option(help="Only this node")] = None,
     resolution: Annotated[str, typer.Option(help="raw | 1m | 1h | auto")] = "auto",
+    system: Annotated[
+        bool,
+        typer.Option("--system", help="The host's metric when a name is both (mem_used_bytes)."),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
     """Print a metric over a time range as a table (or --json)."""
     if metric not in GPU_METRICS and metric not in SYSTEM_METRICS:
@@ -125,14 +77,30 @@ def history(
             f"unknown metric {metric!r}; GPU metrics: {', '.join(GPU_METRICS)}; "
             f"host metrics: {', '.join(SYSTEM_METRICS)}"
         )
+    if system and metric not in SYSTEM_METRICS:
+        fail(f"--system: {metric!r} is not a host metric; use one of {', '.join(SYSTEM_METRICS)}")
+    # A name in both lists (mem_used_bytes) means the GPU's unless --system says the host's.
+    host_metric = system or metric not in GPU_METRICS
+    if host_metric and gpu is not None:
+        fail(f"--gpu does not apply to the host metric {metric!r}")
     if db is not None and url is not None:
         fail("give either --db or --url, not both")
     if url:
-        path = "/system/history" if metric in SYSTEM_METRICS else "/gpu/metrics/history"
+        path = "/system/history" if host_metric else "/gpu/metrics/history"
         params = {"metric": metric, "from": start, "to": end, "gpu": gpu, "node": node}
         data = get_json(url, path, params | {"resolution": resolution})
     else:
-        data = _from_db(db or str(default_db_path()), metric, start, end, gpu, node, resolution)
+        data = _from_db(
+            db,
+            config,
+            metric=metric,
+            host=host_metric,
+            start=start,
+            end=end,
+            gpu=gpu,
+            node=node,
+            resolution=resolution,
+        )
     if json_out:
         print_json(data)
         return

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
 import socket
+from types import FrameType
 
 import uvicorn
 
@@ -36,7 +39,12 @@ def check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            fail(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port")
+            hint = (
+                "choose another --port"
+                if exc.errno == errno.EADDRINUSE
+                else "check --host: it must be an address of this machine"
+            )
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}")
 
 
 def serve(ctx: AgentContext) -> None:
@@ -53,10 +61,12 @@ def serve(ctx: AgentContext) -> None:
         else (f"no GPUs ({status.reason})")
     )
     store = (
-        "no store" if ctx.store is None else f"{ctx.store.backend} {ctx.store.health().location}"
+        "no history kept (--no-store)"
+        if ctx.store is None
+        else f"history in {ctx.store.backend} {ctx.store.health().location}"
     )
     console.print(
-        f"gpufleet agent [bold]{ctx.instance_id}[/]: {gpus}; history in {store}; "
+        f"gpufleet agent [bold]{ctx.instance_id}[/]: {gpus}; {store}; "
         f"sampling every {settings.interval_s:g} s"
     )
     console.print(
@@ -64,8 +74,20 @@ def serve(ctx: AgentContext) -> None:
     )
     if ctx.sampler is not None:
         ctx.sampler.start()
+    # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
+    # default action that would kill the process before the store is flushed.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         ctx.shutdown()
-        console.print("gpufleet agent stopped; history flushed")
+        flushed = "" if ctx.store is None else "; history flushed"
+        console.print(f"gpufleet agent stopped{flushed}")
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -10,8 +10,6 @@ from rich.table import Table
 
 from gpufleet.cli.common import console, get_json, guarded, print_json, settings_from
 
-GIB = 1024.0
-
 
 def _fmt(value: Any, unit: str = "", digits: int = 0) -> str:
     if value is None:
@@ -29,8 +27,7 @@ def _from_url(url: str) -> dict[str, Any]:
 def _from_local(config: Path | None, source: str | None) -> dict[str, Any]:
     from gpufleet.agent.runner import sample_local
     from gpufleet.api.schemas.gpu import GpuInfo, GpuMetricsCollection
-    from gpufleet.api.schemas.system import CpuOut, DiskOut, MemoryOut, NetworkOut, SystemAllOut
-    from gpufleet.timeparse import iso
+    from gpufleet.api.schemas.system import SystemAllOut
 
     settings = settings_from(config, source=source)
     live, snap = guarded(lambda: sample_local(settings), "cannot read this machine")
@@ -40,20 +37,9 @@ def _from_local(config: Path | None, source: str | None) -> dict[str, Any]:
         if live.gpu_status.available
         else None
     )
-    system = None
-    if snap.system is not None:
-        ts = iso(snap.ts_s)
-        s = snap.system
-        system = SystemAllOut(
-            timestamp=ts,
-            node=snap.node,
-            cluster=snap.cluster,
-            cpu=CpuOut.build(ts, s),
-            memory=MemoryOut.build(ts, s),
-            disk=DiskOut.build(ts, s),
-            network=NetworkOut.build(ts, s),
-            boot_time=s.boot_time_s,
-        ).model_dump()
+    system = (
+        None if snap.system is None else SystemAllOut.from_snapshot(snap, snap.system).model_dump()
+    )
     return {"gpu_info": info, "gpu_metrics": gpus, "system": system}
 
 

@@ -90,9 +90,10 @@ class _GpuState:
 class NvmlGpuSource:
     """GPU readings from NVML (nvidia-ml-py), one :class:`GpuSample` per GPU per call.
 
-    NVML starts on the first :meth:`status` or :meth:`sample`; handles and fixed facts (UUID,
-    name, PCI bus id, compute capability, temperature thresholds) are read once per GPU and
-    re-read only when the GPU count changes. Thread-safe.
+    NVML starts on the first :meth:`status` or :meth:`sample`; when it cannot (no driver yet),
+    :meth:`sample` tries again every INIT_RETRY_S, so a GPU that appears later is picked up.
+    Handles and fixed facts (UUID, name, PCI bus id, compute capability, temperature
+    thresholds) are read once per GPU and re-read only when the GPU count changes. Thread-safe.
 
     Args:
         nvml: The ``pynvml`` module or a stand-in; ``None`` imports ``pynvml`` on first use.
@@ -130,7 +131,10 @@ class NvmlGpuSource:
     def status(self) -> GpuSourceStatus:
         """What NVML sees: GPU count, driver and NVML versions, or why it sees nothing.
 
-        Starts NVML on the first call; later calls only return what the last sample learnt.
+        The first call starts NVML (when :meth:`sample` has not already); later calls return
+        what the last start attempt or sample learnt, without calling NVML, so this is cheap
+        enough to call on every API request. It follows the source: ``available`` turns True
+        once a later :meth:`sample` starts NVML and sees a GPU.
         """
         if self._started_at_s is None:
             with self._lock:
@@ -139,7 +143,10 @@ class NvmlGpuSource:
         return self._status
 
     def sample(self, now_s: float) -> tuple[GpuSample, ...]:
-        """Read every GPU once.
+        """Read every GPU once; first try to start NVML again if it is due.
+
+        While NVML cannot start (no driver yet, say), this makes at most one start attempt per
+        INIT_RETRY_S and otherwise returns at once.
 
         Args:
             now_s: Epoch seconds of this pass (the snapshot carries it; unused here).
@@ -162,24 +169,33 @@ class NvmlGpuSource:
             return tuple(samples)
 
     def close(self) -> None:
-        """Free XID event sets and shut NVML down (once, and only if it started)."""
+        """Free the XID event sets and shut NVML down once (if it started); safe to repeat."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for gpu in self._gpus:
-                if gpu.xids is not None:
-                    gpu.xids.close()
+            watchers = [g.xids for g in (*self._gpus, *self._vanished) if g.xids is not None]
             self._gpus = []
             self._vanished = []
-            if not self._initialized or self._module is None:
-                return
-            self._initialized = False
+            try:
+                for watcher in watchers:
+                    try:
+                        watcher.close()
+                    except Exception as exc:  # one bad event set must not keep NVML running
+                        LOG.debug("freeing an XID event set failed: %s", exc)
+            finally:
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        was_running = self._initialized
+        self._initialized = False
+        if was_running and self._module is not None:
             try:
                 self._module.nvmlShutdown()
             except Exception as exc:  # shutting down must not fail the caller's exit path
                 LOG.debug("nvmlShutdown failed: %s", exc)
-            self._status = replace(self._status, available=False, reason=REASON_CLOSED)
+        reason = REASON_CLOSED if was_running else (self._status.reason or REASON_CLOSED)
+        self._status = replace(self._status, available=False, reason=reason)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -274,7 +290,7 @@ class NvmlGpuSource:
         self._gpus = []
         for index in range(count):
             try:
-                handle = q("nvmlDeviceGetHandleByIndex", index)
+                handle = q.confirm("nvmlDeviceGetHandleByIndex", index)
                 identity = read_identity(q, handle) if handle is not None else None
             except GpuLostError as exc:
                 LOG.warning("GPU %d did not answer while being listed: %s", index, exc)
@@ -314,8 +330,14 @@ class NvmlGpuSource:
         if gpu.handle is None and not self._reattach(q, gpu):
             return self._lost_sample(gpu, ())
         xids = gpu.xids.poll() if gpu.xids is not None else ()
+        unknown_before = q.unknown_answers
         try:
-            return self._read(q, gpu, xids)
+            sample = self._read(q, gpu, xids)
+            if q.unknown_answers != unknown_before:
+                # UNKNOWN from one reading is usually a driver quirk; if the GPU cannot even
+                # say its UUID, it is failing and is reported lost.
+                q.confirm("nvmlDeviceGetUUID", gpu.handle)
+            return sample
         except GpuLostError as exc:
             self._mark_lost(gpu, exc)
             return self._lost_sample(gpu, xids)
@@ -330,8 +352,10 @@ class NvmlGpuSource:
         if gpu.lost_at_s is not None and self._clock() - gpu.lost_at_s < LOST_RETRY_S:
             return False
         try:
-            handle = q("nvmlDeviceGetHandleByIndex", gpu.index)
-            uuid = decode_text(q("nvmlDeviceGetUUID", handle)) if handle is not None else None
+            handle = q.confirm("nvmlDeviceGetHandleByIndex", gpu.index)
+            uuid = None
+            if handle is not None:
+                uuid = decode_text(q.confirm("nvmlDeviceGetUUID", handle))
         except GpuLostError as exc:
             self._mark_lost(gpu, exc)
             return False

@@ -6,11 +6,11 @@ and let :class:`GpuLostError` through, so the source can mark just that GPU lost
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpufleet.collectors.nvml_query import (
-    GPU_IS_LOST,
     LOG,
     ULLONG_MAX,
     GpuLostError,
@@ -64,14 +64,17 @@ def as_int(value: object) -> int | None:
 
 
 def as_float(value: object, *, multiply_by: float = 1.0, divide_by: float = 1.0) -> float | None:
-    """A numeric reading converted to a unit, or ``None`` for a missing one.
+    """A numeric reading converted to a unit, or ``None`` for a missing one, NaN or infinity.
 
     Dividing (rather than multiplying by a reciprocal) keeps ``250500 mW`` exactly ``250.5 W``.
     """
     number: float | None = as_int(value)
     if number is None and isinstance(value, float):
         number = value
-    return None if number is None else number * multiply_by / divide_by
+    if number is None:
+        return None
+    converted = number * multiply_by / divide_by
+    return converted if math.isfinite(converted) else None
 
 
 def decode_throttle_reasons(mask: int) -> tuple[str, ...]:
@@ -110,7 +113,7 @@ def read_identity(q: NvmlQuery, handle: Any) -> GpuIdentity | None:
     Raises:
         GpuLostError: The GPU stopped answering.
     """
-    uuid = decode_text(q("nvmlDeviceGetUUID", handle))
+    uuid = decode_text(q.confirm("nvmlDeviceGetUUID", handle))
     if uuid is None:
         return None
     pci = q("nvmlDeviceGetPciInfo", handle)
@@ -188,8 +191,8 @@ class ProcessReader:
         """Processes on the GPU behind ``handle``; ``()`` when NVML cannot list them.
 
         Raises:
-            GpuLostError: The GPU is lost (``GPU_IS_LOST``); a driver that merely fails the
-                process query (``UNKNOWN``) gives ``()`` instead.
+            GpuLostError: The GPU is lost or needs a reset; a driver that merely fails the
+                process query (``UNKNOWN``, ``NO_PERMISSION``) gives ``()`` instead.
         """
         compute = _list_processes(q, "compute_processes", COMPUTE_PROCESS_FUNCTIONS, handle)
         graphics = _list_processes(q, "graphics_processes", GRAPHICS_PROCESS_FUNCTIONS, handle)
@@ -221,12 +224,7 @@ class ProcessReader:
         return self.names[pid]
 
     def _sm_util_by_pid(self, q: NvmlQuery, handle: Any) -> dict[int, float]:
-        try:
-            samples = q("nvmlDeviceGetProcessUtilization", handle, self.last_util_ts_us)
-        except GpuLostError as exc:
-            if exc.code == GPU_IS_LOST:
-                raise
-            return {}
+        samples = q("nvmlDeviceGetProcessUtilization", handle, self.last_util_ts_us)
         latest: dict[int, tuple[int, float]] = {}
         for sample in samples or ():
             pid = as_int(getattr(sample, "pid", None))
@@ -244,13 +242,9 @@ class ProcessReader:
 def _list_processes(
     q: NvmlQuery, family: str, functions: tuple[str, ...], handle: Any
 ) -> list[Any]:
-    try:
-        infos = q.first_of(family, functions, handle)
-    except GpuLostError as exc:
-        # Some drivers fail only the process list with UNKNOWN while the GPU reports fine.
-        if exc.code == GPU_IS_LOST:
-            raise
-        return []
+    # Some drivers fail only the process list (UNKNOWN) while the GPU reports fine: NvmlQuery
+    # turns that into None, and the source confirms the GPU still answers.
+    infos = q.first_of(family, functions, handle)
     return list(infos) if isinstance(infos, list | tuple) else []
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import ModuleType
+
 from gpufleet.collectors.base import GpuSource
 from gpufleet.model import GpuSample, GpuSourceStatus
 
@@ -13,7 +16,7 @@ class SourceUnavailableError(RuntimeError):
 
 
 class NoGpuSource:
-    """Stands in when no GPU can be read: the agent still runs system monitoring."""
+    """Stands in when nvidia-ml-py is not installed: the agent still runs system monitoring."""
 
     name = "none"
 
@@ -39,14 +42,25 @@ def open_gpu_source(
     sim_gpus: int = 8,
     sim_model: str = "NVIDIA H100 80GB HBM3",
     sim_seed: int = 0,
+    nvml: ModuleType | None = None,
 ) -> GpuSource:
     """Open the GPU source called ``kind``.
 
-    ``auto`` uses NVML when it sees at least one GPU and otherwise a source with no GPUs whose
-    status says why, so the agent keeps monitoring the host.
+    ``auto`` uses NVML whenever nvidia-ml-py can be imported, even if no driver or GPU answers
+    yet: the NVML source retries starting on its own and its status says what it sees now.
+    Only without nvidia-ml-py does ``auto`` give a source with no GPUs whose status says why,
+    so the agent keeps monitoring the host.
+
+    Args:
+        kind: One of SOURCES.
+        node: Node name (the simulator labels its GPUs with it).
+        sim_gpus: Simulated GPUs.
+        sim_model: Simulated GPU model.
+        sim_seed: Simulator seed.
+        nvml: The ``pynvml`` module or a stand-in; ``None`` imports ``pynvml``.
 
     Raises:
-        SourceUnavailableError: ``nvml`` was asked for explicitly and cannot run.
+        SourceUnavailableError: ``nvml`` was asked for explicitly and sees no GPU now.
         ValueError: ``kind`` is not one of SOURCES, or the simulated model is unknown.
     """
     if kind == "sim":
@@ -55,14 +69,17 @@ def open_gpu_source(
         return SimGpuSource(gpus=sim_gpus, model=sim_model, seed=sim_seed, node=node)
     if kind not in ("auto", "nvml"):
         raise ValueError(f"unknown GPU source {kind!r}; choose one of: {', '.join(SOURCES)}")
-    from gpufleet.collectors.nvml import NvmlGpuSource, probe_nvml
+    from gpufleet.collectors.nvml import NvmlGpuSource
 
-    probe = probe_nvml()
-    if probe.available:
-        return NvmlGpuSource()
-    if kind == "nvml":
+    source = NvmlGpuSource(nvml)
+    status = source.status()  # the first start attempt; later ones happen in sample()
+    if kind == "nvml" and not status.available:
+        source.close()
         raise SourceUnavailableError(
-            f"--source nvml: {probe.reason or 'no NVIDIA GPU visible'}; "
+            f"--source nvml: {status.reason or 'no NVIDIA GPU visible'}; "
             "use --source auto to monitor the host only, or --source sim for simulated GPUs"
         )
-    return NoGpuSource(probe)
+    if not status.library_installed:
+        source.close()
+        return NoGpuSource(replace(status, source="none"))
+    return source

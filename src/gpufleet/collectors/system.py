@@ -22,10 +22,14 @@ from gpufleet.model import DiskUsage, NetRate, SystemSample
 
 __all__ = [
     "DEFAULT_SKIP_IFACE_PREFIXES",
+    "MIN_CPU_WINDOW_S",
     "NETWORK_FSTYPES",
     "PSEUDO_FSTYPES",
     "PsutilSystemSource",
 ]
+
+MIN_CPU_WINDOW_S = 0.1
+"""Shortest interval over which a CPU percentage means anything."""
 
 PSEUDO_FSTYPES: frozenset[str] = frozenset(
     {
@@ -149,6 +153,7 @@ class PsutilSystemSource:
         # now makes the first sample cover the time since construction instead of being 0.0.
         self._cpu_total()
         self._cpu_per_core()
+        self._cpu_t = clock()
 
     def sample(self, now_s: float) -> SystemSample:
         """Read CPU, memory, disks and network once.
@@ -169,9 +174,14 @@ class PsutilSystemSource:
         disk_rates = self._disk_rates(elapsed_s)
         net = self._net_rates(elapsed_s)
         self._prev_t = t
+        # psutil's cpu_percent over less than ~0.1 s is noise (often exactly 0.0): report
+        # "no reading" rather than a false idle CPU.
+        cpu_window_ok = t - self._cpu_t >= MIN_CPU_WINDOW_S
+        cpu_pct, per_core = self._cpu_total(), self._cpu_per_core()
+        self._cpu_t = t
         return SystemSample(
-            cpu_pct=self._cpu_total(),
-            cpu_per_core_pct=self._cpu_per_core(),
+            cpu_pct=cpu_pct if cpu_window_ok else None,
+            cpu_per_core_pct=per_core if cpu_window_ok else (),
             cpu_count=self._cpu_count(),
             load_1=load_1,
             load_5=load_5,

@@ -14,6 +14,7 @@ from itertools import starmap
 from typing import Any
 
 from gpufleet.model import Alert
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import (
     GPU_METRICS,
     GpuInventory,
@@ -157,6 +158,18 @@ class SqlReads(ABC):
         pairs: Sequence[tuple[str, str | None]],
     ) -> list[Series]:
         res = self._resolve(resolution, start_s, end_s)
+        with gc_paused():  # tens of thousands of points: see gc_paused
+            return self._series_at(kind, metric, start_s, end_s, res, pairs)
+
+    def _series_at(
+        self,
+        kind: str,
+        metric: str,
+        start_s: float,
+        end_s: float,
+        res: Resolution,
+        pairs: Sequence[tuple[str, str | None]],
+    ) -> list[Series]:
         gpu = kind == "gpu"
         if res is Resolution.RAW:
             lost = " AND lost = 0" if gpu else ""
@@ -279,35 +292,22 @@ class SqlReads(ABC):
         if res is Resolution.RAW:
             res = Resolution.MINUTE
         # Columns in GpuUsage's field order after the key, so rows map on positionally.
-        found = self._by_subject(
-            TABLES_BY_NAME[f"gpu_{res.value}"],
+        select = (
             "bucket, seconds, allocated_s, idle_s, idle_allocated_s, util_gpu_pct_sum, "
             f"{', '.join(HIST_COLUMNS)}, util_gpu_pct_max, CAST(mem_used_bytes_max AS BIGINT), "
-            "CAST(mem_total_bytes_max AS BIGINT), throttled_s",
-            (("cluster", cluster), ("node", node), ("uuid", None)),
-            (start_s, end_s, res.bucket_s),
+            "CAST(mem_total_bytes_max AS BIGINT), throttled_s"
         )
+        pairs = (("cluster", cluster), ("node", node), ("uuid", None))
         h = 6 + len(HIST_COLUMNS)
-        return [
-            GpuUsage(
-                c,
-                n,
-                u,
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6:h],
-                r[h],
-                r[h + 1],
-                r[h + 2],
-                r[h + 3],
+        with gc_paused():  # one object per GPU and bucket: see gc_paused
+            found = self._by_subject(
+                TABLES_BY_NAME[f"gpu_{res.value}"], select, pairs, (start_s, end_s, res.bucket_s)
             )
-            for (c, n, u), rows in found
-            for r in rows
-        ]
+            return [
+                GpuUsage(c, n, u, r[0], r[1], r[2], r[3], r[4], r[5], r[6:h], *r[h : h + 4])
+                for (c, n, u), rows in found
+                for r in rows
+            ]
 
     def workload_usage(
         self,

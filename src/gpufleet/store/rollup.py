@@ -28,14 +28,13 @@ written in several batches equal to the bucket written at once.
 
 from __future__ import annotations
 
-import gc
 import operator
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpufleet.model import GpuSample, Snapshot, SystemSample
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import GPU_METRICS, UTIL_HIST_BINS
 from gpufleet.store.schema import SYSTEM_STORED_METRICS
 
@@ -290,30 +289,11 @@ def _is_allocated(g: GpuSample) -> bool:
     return False
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a batch is built.
-
-    A batch allocates a few tuples per sample and keeps them all until written; that churn
-    triggers full collections, which walk every object of the process (the snapshots, the
-    caller's own state) and cost about a fifth of the build time. The rows form no cycles,
-    so nothing is lost by collecting after the batch instead.
-    """
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
-
 def build_batch(
     snapshots: Sequence[Snapshot], *, idle_threshold_pct: float, keep_raw: bool = True
 ) -> Batch:
     """Every row ``snapshots`` add, in the column order of the tables in ``schema``."""
-    with _gc_paused():
+    with gc_paused():
         return _build_batch(snapshots, idle_threshold_pct, keep_raw)
 
 

@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from gpufleet.api.deps import Ctx
-from gpufleet.model import Alert
+from gpufleet.api.schemas.alerts import AlertList, AlertOut
 from gpufleet.timeparse import iso, parse_window
 
 router = APIRouter(tags=["alerts"])
 
 
-def _out(a: Alert) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "rule": a.rule,
-        "severity": a.severity,
-        "state": "resolved" if a.resolved_s is not None else "firing",
-        "cluster": a.cluster,
-        "node": a.node,
-        "subject": a.subject,
-        "message": a.message,
-        "value": a.value,
-        "threshold": a.threshold,
-        "started": iso(a.started_s),
-        "fired": iso(a.fired_s),
-        "resolved": None if a.resolved_s is None else iso(a.resolved_s),
-    }
-
-
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertList)
 def alerts(
     ctx: Ctx,
     active: Annotated[bool, Query(description="only alerts still firing")] = False,
     start: Annotated[str | None, Query(alias="from")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
-) -> dict[str, Any]:
+) -> AlertList:
     """Alerts, newest first. Without a store only the active ones (from memory) are known."""
     start_s, end_s = parse_window(start, end, now_s=time.time(), default_span_s=7 * 86_400.0)
     firing = [] if ctx.alerts is None else ctx.alerts.active()
@@ -49,11 +31,11 @@ def alerts(
     else:
         items = ctx.store.alerts(start_s=start_s, end_s=end_s, active_only=False, limit=limit)
         source = "store"
-    return {
-        "from": iso(start_s),
-        "to": iso(end_s),
-        "source": source,
-        "active_count": len(firing),
-        "count": len(items),
-        "alerts": [_out(a) for a in items],
-    }
+    return AlertList(
+        start=iso(start_s),
+        end=iso(end_s),
+        source=source,
+        active_count=len(firing),
+        count=len(items),
+        alerts=[AlertOut.from_alert(a) for a in items],
+    )

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 
+from gpufleet.analysis.history import query_history
 from gpufleet.api.deps import Cache, Ctx, GpuSnap, HistoryStore, find_gpu
-from gpufleet.api.query import check_metric, resolve_window
-from gpufleet.api.schemas.gpu import MIB, GpuInfo, GpuMetrics, GpuMetricsCollection
-from gpufleet.api.schemas.history import HistoryOut, SeriesOut
+from gpufleet.api.schemas.gpu import (
+    GpuInfo,
+    GpuMetrics,
+    GpuMetricsCollection,
+    mean_of,
+    mib,
+)
+from gpufleet.api.schemas.history import HistoryOut, history_out
 from gpufleet.model import GpuSample, Snapshot
 from gpufleet.store.base import GPU_METRICS
 from gpufleet.timeparse import iso
@@ -37,51 +43,26 @@ def gpu_history(
     store: HistoryStore,
     start: Annotated[str | None, Query(alias="from", description="ISO 8601 or -24h")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
-    gpu: Annotated[str | None, Query(description="GPU UUID or index on this node")] = None,
+    gpu: Annotated[str | None, Query(description="GPU UUID, or index on `node`")] = None,
     metric: Annotated[str, Query(description=", ".join(GPU_METRICS))] = "util_gpu_pct",
     resolution: Annotated[str, Query(description="raw, 1m, 1h or auto")] = "auto",
     node: str | None = None,
     cluster: str | None = None,
 ) -> HistoryOut:
     """A GPU metric over time, one series per GPU."""
-    check_metric(metric, GPU_METRICS)
-    start_s, end_s, res = resolve_window(start, end, resolution, store)
-    uuid = _resolve_gpu_filter(ctx, store, gpu, node)
-    series = store.gpu_series(
+    result = query_history(
+        store,
         metric=metric,
-        start_s=start_s,
-        end_s=end_s,
-        resolution=res,
+        host=False,
+        start=start,
+        end=end,
+        resolution=resolution,
+        gpu=gpu,
         cluster=cluster,
         node=node,
-        uuid=uuid,
+        default_node=ctx.settings.node,
     )
-    index = {inv.uuid: inv.index for inv in store.inventory()}
-    return HistoryOut(
-        metric=metric,
-        resolution=res.value,
-        start=iso(start_s),
-        end=iso(end_s),
-        series=[SeriesOut.from_series(s, index.get(s.subject)) for s in series],
-    )
-
-
-def _resolve_gpu_filter(
-    ctx: Ctx, store: HistoryStore, gpu: str | None, node: str | None
-) -> str | None:
-    if gpu is None:
-        return None
-    inventory = store.inventory()
-    if any(inv.uuid == gpu for inv in inventory):
-        return gpu
-    if gpu.isdigit():
-        want_node = node or ctx.settings.node
-        for inv in inventory:
-            if inv.node == want_node and inv.index == int(gpu):
-                return inv.uuid
-
-    known = ", ".join(f"{i.node}:{i.index}" for i in inventory[:20]) or "none recorded yet"
-    raise HTTPException(404, detail=f"GPU {gpu!r} has no history; known GPUs: {known}")
+    return history_out(result)
 
 
 @router.get("/metrics/{gpu_id}", response_model=GpuMetrics)
@@ -121,11 +102,6 @@ def _ident(g: GpuSample) -> dict[str, Any]:
     return {"gpu_id": g.index, "gpu_uuid": g.uuid, "gpu_name": g.name, "lost": g.lost}
 
 
-def _avg(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(sum(present) / len(present), 2) if present else None
-
-
 @router.get("/utilization")
 async def gpu_utilization(ctx: Ctx, snap: GpuSnap, cache: Cache) -> Response:
     """Utilization now, over the minutes kept in memory, and whether each GPU is allocated."""
@@ -150,7 +126,7 @@ def _utilization(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
     return _summary(
         snap,
         rows,
-        average_gpu_percent=_avg([g.util_gpu_pct for g in live]),
+        average_gpu_percent=mean_of([g.util_gpu_pct for g in live]),
         allocated_gpus=sum(1 for g in live if g.allocated),
         idle_allocated_gpus=sum(
             1
@@ -193,7 +169,7 @@ def _temperature(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
     return _summary(
         snap,
         rows,
-        average_celsius=_avg(list(temps)),
+        average_celsius=mean_of(list(temps)),
         max_celsius=max(temps) if temps else None,
     )
 
@@ -205,41 +181,34 @@ async def gpu_memory(snap: GpuSnap, cache: Cache) -> Response:
 
 
 def _memory(snap: Snapshot) -> dict[str, Any]:
-    rows = []
-    for g in snap.gpus:
-        rows.append(
-            {
-                **_ident(g),
-                "total_mb": None
-                if g.mem_total_bytes is None
-                else round(g.mem_total_bytes / MIB, 1),
-                "used_mb": None if g.mem_used_bytes is None else round(g.mem_used_bytes / MIB, 1),
-                "free_mb": None if g.mem_free_bytes is None else round(g.mem_free_bytes / MIB, 1),
-                "utilization_percent": None if g.mem_used_pct is None else round(g.mem_used_pct, 2),
-                "processes": [
-                    {
-                        "pid": p.pid,
-                        "process_name": p.name,
-                        "used_memory_mb": None
-                        if p.used_memory_bytes is None
-                        else round(p.used_memory_bytes / MIB, 1),
-                        "workload": p.attribution.workload,
-                    }
-                    for p in g.processes
-                ],
-            }
-        )
+    rows = [
+        {
+            **_ident(g),
+            "total_mb": mib(g.mem_total_bytes),
+            "used_mb": mib(g.mem_used_bytes),
+            "free_mb": mib(g.mem_free_bytes),
+            "utilization_percent": None if g.mem_used_pct is None else round(g.mem_used_pct, 2),
+            "processes": [
+                {
+                    "pid": p.pid,
+                    "process_name": p.name,
+                    "used_memory_mb": mib(p.used_memory_bytes),
+                    "workload": p.attribution.workload,
+                }
+                for p in g.processes
+            ],
+        }
+        for g in snap.gpus
+    ]
     live = [g for g in snap.gpus if not g.lost]
     used = [g.mem_used_bytes for g in live if g.mem_used_bytes is not None]
     total = [g.mem_total_bytes for g in live if g.mem_total_bytes is not None]
     return _summary(
         snap,
         rows,
-        total_used_mb=round(sum(used) / MIB, 1) if used else None,
-        total_total_mb=round(sum(total) / MIB, 1) if total else None,
-        used_percent=round(100 * sum(used) / sum(total), 2)
-        if used and total and sum(total)
-        else None,
+        total_used_mb=mib(sum(used)) if used else None,
+        total_total_mb=mib(sum(total)) if total else None,
+        used_percent=round(100 * sum(used) / sum(total), 2) if used and sum(total) else None,
     )
 
 

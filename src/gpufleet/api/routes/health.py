@@ -33,6 +33,8 @@ def _problems(ctx: Ctx) -> list[str]:
         health = ctx.store.health()
         if not health.writable:
             problems.append(f"store not writable: {health.error}")
+        elif ctx.sampler is not None and ctx.sampler.store_error:
+            problems.append(f"history not being written: {ctx.sampler.store_error}")
     snap = ctx.live.latest
     if snap is not None:
         lost = [g.uuid for g in snap.gpus if g.lost]
@@ -111,7 +113,7 @@ def health_detailed(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/ready")
-def ready(ctx: Ctx) -> dict[str, Any]:
+async def ready(ctx: Ctx) -> dict[str, Any]:
     """200 once the first sample is in; 503 before."""
     if ctx.live.latest is None:
         raise HTTPException(503, detail="not ready: no sample taken yet")
@@ -119,6 +121,6 @@ def ready(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/live")
-def live(_ctx: Ctx) -> dict[str, Any]:
+async def live(_ctx: Ctx) -> dict[str, Any]:
     """200 while the process serves requests."""
     return {"alive": True, "timestamp": iso(time.time())}

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from gpufleet.analysis.history import query_history
 from gpufleet.api.deps import Cache, HistoryStore, Latest
-from gpufleet.api.query import check_metric, resolve_window
-from gpufleet.api.schemas.history import HistoryOut, SeriesOut
+from gpufleet.api.schemas.history import HistoryOut, history_out
 from gpufleet.api.schemas.system import CpuOut, DiskOut, MemoryOut, NetworkOut, SystemAllOut
 from gpufleet.model import Snapshot, SystemSample
 from gpufleet.store.base import SYSTEM_METRICS
@@ -55,21 +55,7 @@ async def network(snap: Latest, cache: Cache) -> Response:
 async def system_all(snap: Latest, cache: Cache) -> Response:
     """Everything above in one response."""
     system = _system(snap)
-    return cache.respond(snap, "all", lambda: _all(snap, system))
-
-
-def _all(snap: Snapshot, s: SystemSample) -> SystemAllOut:
-    ts = iso(snap.ts_s)
-    return SystemAllOut(
-        timestamp=ts,
-        node=snap.node,
-        cluster=snap.cluster,
-        cpu=CpuOut.build(ts, s),
-        memory=MemoryOut.build(ts, s),
-        disk=DiskOut.build(ts, s),
-        network=NetworkOut.build(ts, s),
-        boot_time=s.boot_time_s,
-    )
+    return cache.respond(snap, "all", lambda: SystemAllOut.from_snapshot(snap, system))
 
 
 @router.get("/history", response_model=HistoryOut)
@@ -83,15 +69,14 @@ def system_history(
     cluster: str | None = None,
 ) -> HistoryOut:
     """A host metric over time, one series per node."""
-    check_metric(metric, SYSTEM_METRICS)
-    start_s, end_s, res = resolve_window(start, end, resolution, store)
-    series = store.system_series(
-        metric=metric, start_s=start_s, end_s=end_s, resolution=res, cluster=cluster, node=node
-    )
-    return HistoryOut(
+    result = query_history(
+        store,
         metric=metric,
-        resolution=res.value,
-        start=iso(start_s),
-        end=iso(end_s),
-        series=[SeriesOut.from_series(s) for s in series],
+        host=True,
+        start=start,
+        end=end,
+        resolution=resolution,
+        cluster=cluster,
+        node=node,
     )
+    return history_out(result)

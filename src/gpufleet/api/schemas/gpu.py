@@ -10,8 +10,11 @@ from gpufleet.timeparse import iso
 MIB = 1024 * 1024
 
 
-def _mb(value: int | None) -> float | None:
-    # Seed 002 says "MB" but its numbers are MiB (24576 for a 24 GiB card).
+def mib(value: int | None) -> float | None:
+    """Bytes as MiB with one decimal, as seed 002's ``*_mb`` fields.
+
+    Seed 002 says "MB" but its numbers are MiB (24576 for a 24 GiB card).
+    """
     return None if value is None else round(value / MIB, 1)
 
 
@@ -123,7 +126,7 @@ class ProcessOut(BaseModel):
         return cls(
             pid=proc.pid,
             process_name=proc.name,
-            used_memory_mb=_mb(proc.used_memory_bytes),
+            used_memory_mb=mib(proc.used_memory_bytes),
             sm_utilization_percent=proc.sm_util_pct,
             type=proc.kind,
             namespace=a.namespace,
@@ -178,9 +181,9 @@ class GpuMetrics(BaseModel):
                 decoder_percent=s.util_decoder_pct,
             ),
             memory=Memory(
-                total_mb=_mb(s.mem_total_bytes),
-                used_mb=_mb(s.mem_used_bytes),
-                free_mb=_mb(s.mem_free_bytes),
+                total_mb=mib(s.mem_total_bytes),
+                used_mb=mib(s.mem_used_bytes),
+                free_mb=mib(s.mem_free_bytes),
                 utilization_percent=_r(s.mem_used_pct),
             ),
             temperature=Temperature(
@@ -219,8 +222,8 @@ class GpuMetrics(BaseModel):
                         gpu_instance_id=m.gpu_instance_id,
                         compute_instance_id=m.compute_instance_id,
                         profile=m.profile,
-                        memory_total_mb=_mb(m.mem_total_bytes),
-                        memory_used_mb=_mb(m.mem_used_bytes),
+                        memory_total_mb=mib(m.mem_total_bytes),
+                        memory_used_mb=mib(m.mem_used_bytes),
                     )
                     for m in s.mig_instances
                 ],
@@ -229,7 +232,8 @@ class GpuMetrics(BaseModel):
         )
 
 
-def _mean(values: list[float | None]) -> float | None:
+def mean_of(values: list[float | None]) -> float | None:
+    """Mean of the readings present (unsupported ones are skipped, not zeros)."""
     present = [v for v in values if v is not None]
     return round(sum(present) / len(present), 2) if present else None
 
@@ -267,10 +271,10 @@ class GpuMetricsCollection(BaseModel):
             cluster=snap.cluster,
             gpu_count=len(gpus),
             gpus=gpus,
-            total_memory_used_mb=_total([_mb(g.mem_used_bytes) for g in live]),
-            total_memory_total_mb=_total([_mb(g.mem_total_bytes) for g in live]),
-            average_gpu_utilization=_mean([g.util_gpu_pct for g in live]),
-            average_memory_utilization=_mean([g.util_mem_pct for g in live]),
-            average_temperature=_mean([g.temp_c for g in live]),
+            total_memory_used_mb=_total([mib(g.mem_used_bytes) for g in live]),
+            total_memory_total_mb=_total([mib(g.mem_total_bytes) for g in live]),
+            average_gpu_utilization=mean_of([g.util_gpu_pct for g in live]),
+            average_memory_utilization=mean_of([g.util_mem_pct for g in live]),
+            average_temperature=mean_of([g.temp_c for g in live]),
             total_power_draw_watts=_total([g.power_w for g in live]),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from gpufleet.analysis.history import HistoryResult
 from gpufleet.store.base import Series
 from gpufleet.timeparse import iso
 
@@ -43,3 +44,14 @@ class HistoryOut(BaseModel):
     start: str
     end: str
     series: list[SeriesOut]
+
+
+def history_out(result: HistoryResult) -> HistoryOut:
+    """The wire form of a history query's result."""
+    return HistoryOut(
+        metric=result.metric,
+        resolution=result.resolution.value,
+        start=iso(result.start_s),
+        end=iso(result.end_s),
+        series=[SeriesOut.from_series(s, result.gpu_index.get(s.subject)) for s in result.series],
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gpufleet.model import SystemSample
+from gpufleet.model import Snapshot, SystemSample
+from gpufleet.timeparse import iso
 
 
 class LoadAverage(BaseModel):
@@ -153,4 +154,19 @@ class SystemAllOut(BaseModel):
     memory: MemoryOut
     disk: DiskOut
     network: NetworkOut
-    boot_time: float | None
+    boot_time: str | None
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot, s: SystemSample) -> SystemAllOut:
+        """Every host reading of ``snap`` (whose host sample is ``s``)."""
+        ts = iso(snap.ts_s)
+        return cls(
+            timestamp=ts,
+            node=snap.node,
+            cluster=snap.cluster,
+            cpu=CpuOut.build(ts, s),
+            memory=MemoryOut.build(ts, s),
+            disk=DiskOut.build(ts, s),
+            network=NetworkOut.build(ts, s),
+            boot_time=None if s.boot_time_s is None else iso(s.boot_time_s),
+        )
