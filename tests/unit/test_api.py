@@ -262,7 +262,7 @@ def test_no_gpu_answers_as_the_seed_says(tmp_path: Path) -> None:
     assert client.get("/system/all").status_code == 200
     history = client.get("/gpu/metrics/history")
     assert history.status_code == 503
-    assert "without a store" in history.json()["detail"]
+    assert "--no-store" in history.json()["detail"]
 
 
 def test_metrics_are_dcgm_named(client: TestClient) -> None:

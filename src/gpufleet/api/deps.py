@@ -64,7 +64,7 @@ def history_store(ctx: Ctx) -> Store:
     thread pool instead of blocking the event loop.
     """
     if ctx.store is None:
-        raise HTTPException(503, detail="history is off: the agent runs without a store (--db)")
+        raise HTTPException(503, detail="history is off: the agent was started with --no-store")
     health = ctx.store.health()
     if not health.readable:
         raise HTTPException(503, detail=f"history unavailable: {health.error}")

@@ -8,10 +8,7 @@ import signal
 import socket
 from types import FrameType
 
-import uvicorn
-
 from gpufleet.agent.context import AgentContext
-from gpufleet.api.app import create_app
 from gpufleet.cli.common import console, fail
 from gpufleet.settings import Settings
 
@@ -49,6 +46,10 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(ctx: AgentContext) -> None:
     """Start sampling and serve until interrupted; the store is flushed and closed on exit."""
+    import uvicorn
+
+    from gpufleet.api.app import create_app
+
     settings = ctx.settings
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,0 +1,428 @@
+"""What an analysis looks at: a time window, a scope, a group-by key, and the rows they select.
+
+A :class:`Scope` narrows the fleet on any level of DESIGN.md's vocabulary: GPU-level
+(``cluster``, ``node``, ``gpu``, ``gpu_model``) or workload-level (``namespace``, ``user``,
+``workload``). :func:`read_scope` validates it against what the store holds in the window and
+returns the usage rows it selects, prorated to the window.
+
+Reading rules (analysis relies on them):
+
+* Buckets are 1 minute wide for windows shorter than :data:`MINUTE_WINDOW_MAX_S` and 1 hour
+  otherwise; when the store has no 1-minute rows for a short window (retention), hourly rows
+  are used instead.
+* A bucket that the window cuts through is prorated by its overlap: every additive field
+  (seconds, sums, histogram) is scaled by ``overlap / bucket width``. That assumes the bucket's
+  time is spread evenly over it, which is exact for whole buckets and an approximation for the
+  two edge buckets. Peaks (``*_max``, ``*_peak``) are kept whole.
+* Only the :class:`~gpufleet.store.base.Store` protocol is used, so both backends and either
+  window semantics of the store (closed or half-open) give the same answer: rows whose bucket
+  does not overlap ``[start_s, end_s)`` are dropped here.
+
+The row arithmetic that utilization and waste share lives here too: idle time and percentiles
+from the utilization histogram, idle time at a threshold, group-by keys and memory use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError, resolve_gpu
+from gpufleet.model import UNKNOWN
+from gpufleet.store.base import (
+    DEFAULT_IDLE_THRESHOLD_PCT,
+    UTIL_HIST_BINS,
+    GpuInventory,
+    GpuUsage,
+    Resolution,
+    Store,
+    WorkloadUsage,
+)
+
+GROUP_KEYS: tuple[str, ...] = (
+    "cluster",
+    "node",
+    "gpu",
+    "namespace",
+    "user",
+    "workload",
+    "gpu_model",
+)
+"""Keys an analysis can be scoped or grouped by."""
+GPU_KEYS: tuple[str, ...] = ("cluster", "node", "gpu", "gpu_model")
+"""Keys answered from per-GPU rollups (``gpu_usage``)."""
+WORKLOAD_KEYS: tuple[str, ...] = ("namespace", "user", "workload")
+"""Keys answered from per-workload rows (``workload_usage``)."""
+
+MINUTE_WINDOW_MAX_S = 6 * 3600.0
+"""Windows shorter than this are read from 1-minute buckets, longer ones from 1-hour buckets."""
+HOUR_S = 3600.0
+HIST_WIDTH_PCT = 100.0 / UTIL_HIST_BINS
+_LISTED = 20
+"""How many known values an error message lists before it says how many more there are."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The half-open time range ``[start_s, end_s)`` an analysis covers (epoch seconds, UTC)."""
+
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start_s) and math.isfinite(self.end_s)):
+            raise HistoryQueryError("window start and end must be finite epoch seconds")
+        if self.end_s <= self.start_s:
+            raise HistoryQueryError(
+                f"window end ({_utc(self.end_s)}) must be after its start ({_utc(self.start_s)})"
+            )
+
+    @property
+    def span_s(self) -> float:
+        """Length of the window in seconds."""
+        return self.end_s - self.start_s
+
+    def overlap_s(self, bucket_s: float, width_s: float) -> float:
+        """Seconds of the bucket ``[bucket_s, bucket_s + width_s)`` inside the window."""
+        return max(0.0, min(self.end_s, bucket_s + width_s) - max(self.start_s, bucket_s))
+
+    def label(self) -> str:
+        """``2026-11-01..2026-11-08`` (whole UTC days) or with times when the edges are not."""
+        if self.start_s % 86_400 == 0 and self.end_s % 86_400 == 0:
+            return f"{_utc(self.start_s, '%Y-%m-%d')}..{_utc(self.end_s, '%Y-%m-%d')}"
+        return f"{_utc(self.start_s)}..{_utc(self.end_s)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which part of the fleet to analyse; ``None`` on a level means all of it.
+
+    ``gpu`` is a UUID (or an index together with ``node``); ``gpu_model`` matches the model
+    name case-insensitively as a substring (``h100`` matches ``NVIDIA H100 80GB HBM3``).
+    """
+
+    cluster: str | None = None
+    node: str | None = None
+    gpu: str | None = None
+    namespace: str | None = None
+    user: str | None = None
+    workload: str | None = None
+    gpu_model: str | None = None
+
+    @property
+    def workload_level(self) -> bool:
+        """Whether a namespace, user or workload is named (answered from workload rows)."""
+        return any(getattr(self, k) is not None for k in WORKLOAD_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedRows:
+    """The usage rows a scope selects in a window, prorated to the window."""
+
+    window: Window
+    scope: Scope
+    resolution: Resolution
+    gpus: dict[str, GpuInventory]
+    """Selected GPUs by UUID (those with data overlapping the window)."""
+    gpu_rows: list[GpuUsage]
+    workload_rows: list[WorkloadUsage]
+    stored_idle_threshold_pct: float
+    """Threshold the store classified idle time with (``idle_s``, ``busy_gpu_s``)."""
+
+
+def check_group_key(by: str | None) -> str | None:
+    """``by`` itself when it is one of :data:`GROUP_KEYS` (or None).
+
+    Raises:
+        HistoryQueryError: an unknown key; the message lists the valid ones.
+    """
+    if by is not None and by not in GROUP_KEYS:
+        raise HistoryQueryError(f"unknown group-by key {by!r}; use one of: {', '.join(GROUP_KEYS)}")
+    return by
+
+
+def model_name(gpu: GpuInventory | None) -> str:
+    """The GPU's model name, or ``unknown`` when the driver never reported one."""
+    return gpu.name if gpu is not None and gpu.name else UNKNOWN
+
+
+def stored_idle_threshold(store: Store) -> float:
+    """Idle threshold the store rolled up with.
+
+    Not part of the Store protocol: both backends expose it as ``idle_threshold_pct``; a store
+    without it is taken to use the DESIGN.md default.
+    """
+    value = getattr(store, "idle_threshold_pct", DEFAULT_IDLE_THRESHOLD_PCT)
+    return float(value) if isinstance(value, int | float) else DEFAULT_IDLE_THRESHOLD_PCT
+
+
+def resolution_for(window: Window) -> Resolution:
+    """1-minute buckets for short windows, 1-hour ones otherwise."""
+    return Resolution.MINUTE if window.span_s < MINUTE_WINDOW_MAX_S else Resolution.HOUR
+
+
+def read_scope(store: Store, window: Window, scope: Scope, *, need_workloads: bool) -> ScopedRows:
+    """Validate ``scope`` in ``window`` and read the rows it selects.
+
+    Args:
+        store: the history to read.
+        window: the time range.
+        scope: the part of the fleet.
+        need_workloads: read workload rows even when the scope is GPU-level (for a
+            workload-level group-by or a waste report).
+
+    Raises:
+        UnknownSubjectError: a scope value with no data in the window; the message lists the
+            values that have data.
+        HistoryQueryError: an ambiguous GPU index.
+        StoreError: the store cannot answer.
+    """
+    label = window.label()
+    # The whole inventory, so that an unknown cluster's message can list the known ones.
+    gpus = _select_gpus(store.inventory(), scope, window, label)
+    resolution = resolution_for(window)
+    rows = _gpu_rows(store, window, scope, resolution)
+    if not rows and resolution is Resolution.MINUTE:
+        # 1-minute rollups expire first; an old short window is still answered from hours.
+        resolution = Resolution.HOUR
+        rows = _gpu_rows(store, window, scope, resolution)
+    gpu_rows = [r for r in rows if r.uuid in gpus]
+    workload_rows: list[WorkloadUsage] = []
+    if need_workloads or scope.workload_level:
+        raw = store.workload_usage(
+            start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster
+        )
+        in_gpus = [r for r in _prorate_workloads(raw, window) if r.uuid in gpus]
+        workload_rows = _select_workloads(in_gpus, scope, label)
+    return ScopedRows(
+        window=window,
+        scope=scope,
+        resolution=resolution,
+        gpus=gpus,
+        gpu_rows=gpu_rows,
+        workload_rows=workload_rows,
+        stored_idle_threshold_pct=stored_idle_threshold(store),
+    )
+
+
+def _utc(ts_s: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ts_s, tz=UTC).strftime(fmt)
+
+
+def _known(values: Iterable[str]) -> str:
+    known = sorted(set(values))
+    if not known:
+        return "none"
+    shown = ", ".join(known[:_LISTED])
+    return shown if len(known) <= _LISTED else f"{shown}, ... ({len(known) - _LISTED} more)"
+
+
+def _missing(level: str, value: str, label: str, values: Iterable[str]) -> UnknownSubjectError:
+    plural = {"cluster": "clusters", "node": "nodes", "gpu_model": "GPU models"}.get(
+        level, f"{level}s"
+    )
+    return UnknownSubjectError(f"no {level} {value!r} in {label}; {plural}: {_known(values)}")
+
+
+def _select_gpus(
+    inventory: Sequence[GpuInventory], scope: Scope, window: Window, label: str
+) -> dict[str, GpuInventory]:
+    # A GPU counts as present when a sample of it could fall in a bucket the window touches.
+    present = [
+        g
+        for g in inventory
+        if g.first_seen_s < window.end_s and g.last_seen_s >= window.start_s - HOUR_S
+    ]
+    if scope.cluster is not None:
+        if all(g.cluster != scope.cluster for g in present):
+            raise _missing("cluster", scope.cluster, label, (g.cluster for g in present))
+        present = [g for g in present if g.cluster == scope.cluster]
+    if scope.node is not None:
+        if all(g.node != scope.node for g in present):
+            raise _missing("node", scope.node, label, (g.node for g in present))
+        present = [g for g in present if g.node == scope.node]
+    if scope.gpu is not None:
+        uuid = resolve_gpu(present, scope.gpu, cluster=scope.cluster, node=scope.node)
+        present = [g for g in present if g.uuid == uuid]
+    if scope.gpu_model is not None:
+        wanted = scope.gpu_model.casefold()
+        matched = [g for g in present if wanted in model_name(g).casefold()]
+        if not matched:
+            raise _missing("gpu_model", scope.gpu_model, label, map(model_name, present))
+        present = matched
+    return {g.uuid: g for g in present}
+
+
+def _gpu_rows(store: Store, window: Window, scope: Scope, resolution: Resolution) -> list[GpuUsage]:
+    rows = store.gpu_usage(
+        start_s=window.start_s,
+        end_s=window.end_s,
+        resolution=resolution,
+        cluster=scope.cluster,
+        node=scope.node,
+    )
+    width = resolution.bucket_s
+    out: list[GpuUsage] = []
+    for r in rows:
+        frac = window.overlap_s(r.bucket_s, width) / width
+        if frac <= 0.0:
+            continue
+        if frac < 1.0:
+            r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
+                r,
+                seconds=r.seconds * frac,
+                allocated_s=r.allocated_s * frac,
+                idle_s=r.idle_s * frac,
+                idle_allocated_s=r.idle_allocated_s * frac,
+                util_sum=r.util_sum * frac,
+                util_hist_s=tuple(h * frac for h in r.util_hist_s),
+                throttled_s=r.throttled_s * frac,
+            )
+        out.append(r)
+    return out
+
+
+def _prorate_workloads(rows: Sequence[WorkloadUsage], window: Window) -> list[WorkloadUsage]:
+    out: list[WorkloadUsage] = []
+    for r in rows:
+        frac = window.overlap_s(r.hour_s, HOUR_S) / HOUR_S
+        if frac <= 0.0:
+            continue
+        if frac < 1.0:
+            r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
+                r,
+                gpu_s=r.gpu_s * frac,
+                busy_gpu_s=r.busy_gpu_s * frac,
+                util_sum=r.util_sum * frac,
+                mem_bytes_s=r.mem_bytes_s * frac,
+                samples=round(r.samples * frac),
+            )
+        out.append(r)
+    return out
+
+
+def _select_workloads(rows: list[WorkloadUsage], scope: Scope, label: str) -> list[WorkloadUsage]:
+    # Narrowed level by level so that each message lists what exists under the levels above.
+    for level in WORKLOAD_KEYS:
+        wanted = getattr(scope, level)
+        if wanted is None:
+            continue
+        matched = [r for r in rows if getattr(r, level) == wanted]
+        if not matched:
+            raise _missing(level, wanted, label, (getattr(r, level) for r in rows))
+        rows = matched
+    return rows
+
+
+def hist_idle_s(hist: Sequence[float], threshold_pct: float) -> float:
+    """Seconds below ``threshold_pct`` in a 5 %-bin histogram, interpolated inside its bin."""
+    pos = min(max(threshold_pct, 0.0), 100.0) / HIST_WIDTH_PCT
+    full = min(int(pos), len(hist))
+    partial = hist[full] * (pos - full) if full < len(hist) else 0.0
+    return sum(hist[:full]) + partial
+
+
+def hist_percentile(hist: Sequence[float], q: float) -> float | None:
+    """The ``q``-quantile (0..1) of utilization in a 5 %-bin histogram; None when empty."""
+    total = sum(hist)
+    if total <= 0:
+        return None
+    target = q * total
+    cum = 0.0
+    for b, s in enumerate(hist):
+        if s > 0 and cum + s >= target:
+            return (b + (target - cum) / s) * HIST_WIDTH_PCT
+        cum += s
+    return 100.0
+
+
+def idle_at(row: GpuUsage, threshold_pct: float, stored_pct: float) -> tuple[float, float]:
+    """``(idle_s, idle_allocated_s)`` of a GPU bucket at ``threshold_pct``.
+
+    At the store's threshold these are the stored seconds; otherwise idle time comes from the
+    histogram and idle allocated time shifts by the bucket's allocated share (exact for
+    buckets wholly allocated or unallocated; see :mod:`gpufleet.analysis.utilization`).
+    """
+    if threshold_pct == stored_pct:
+        return row.idle_s, row.idle_allocated_s
+    idle = hist_idle_s(row.util_hist_s, threshold_pct)
+    if row.allocated_s <= 0 or row.seconds <= 0:
+        return idle, 0.0
+    if row.allocated_s >= row.seconds:
+        return idle, idle
+    shifted = row.idle_allocated_s + (idle - row.idle_s) * row.allocated_s / row.seconds
+    return idle, min(max(shifted, 0.0), idle, row.allocated_s)
+
+
+def gpu_label(gpu: GpuInventory | None, uuid: str) -> str:
+    """``node GPU index`` for display, the UUID when the GPU is not in the inventory."""
+    return f"{gpu.node} GPU {gpu.index}" if gpu is not None else uuid
+
+
+def workload_key(row: WorkloadUsage) -> str:
+    """``namespace/user/workload``: unique where workload names repeat across namespaces."""
+    return f"{row.namespace}/{row.user}/{row.workload}"
+
+
+def key_of(by: str, row: GpuUsage | WorkloadUsage, gpus: dict[str, GpuInventory]) -> str:
+    """The value of group-by key ``by`` for a GPU or workload row."""
+    if by == "gpu":
+        return row.uuid
+    if by == "gpu_model":
+        return model_name(gpus.get(row.uuid))
+    if by == "workload" and isinstance(row, WorkloadUsage):
+        return workload_key(row)
+    return str(getattr(row, by))
+
+
+def weighted_percentile(values: Iterable[tuple[float, float]], q: float) -> float | None:
+    """The ``q``-quantile of ``(value, weight)`` pairs (lowest value reaching the weight)."""
+    pairs = sorted(p for p in values if p[1] > 0)
+    total = sum(w for _, w in pairs)
+    cum = 0.0
+    for v, w in pairs:
+        cum += w
+        if cum >= q * total:
+            return v
+    return None
+
+
+def memory_use_pct(
+    store: Store, scoped: ScopedRows, uuids: set[str]
+) -> tuple[float | None, float | None, float | None]:
+    """(mean, p95, peak) memory use % of ``uuids``: time-weighted over bucket means.
+
+    The p95 is over bucket means, so spikes shorter than a bucket are smoothed; the peak is
+    the highest single reading (``mem_used_max_bytes``).
+    """
+    w, scope = scoped.window, scoped.scope
+    series = store.gpu_series(
+        metric="mem_used_bytes",
+        start_s=w.start_s,
+        end_s=w.end_s,
+        resolution=scoped.resolution,
+        cluster=scope.cluster,
+        node=scope.node,
+        uuid=next(iter(uuids)) if len(uuids) == 1 else None,
+    )
+    width = scoped.resolution.bucket_s
+    pairs: list[tuple[float, float]] = []
+    for s in series:
+        gpu = scoped.gpus.get(s.subject)
+        if s.subject not in uuids or gpu is None or not gpu.mem_total_bytes:
+            continue
+        for p in s.points:
+            weight = p.count * w.overlap_s(p.ts_s, width) / width
+            if p.mean is not None and weight > 0:
+                pairs.append((100.0 * p.mean / gpu.mem_total_bytes, weight))
+    peaks = [
+        100.0 * r.mem_used_max_bytes / r.mem_total_bytes
+        for r in scoped.gpu_rows
+        if r.uuid in uuids and r.mem_used_max_bytes is not None and r.mem_total_bytes
+    ]
+    total = sum(wt for _, wt in pairs)
+    mean = sum(v * wt for v, wt in pairs) / total if total > 0 else None
+    return mean, weighted_percentile(pairs, 0.95), max(peaks, default=None)
