@@ -89,7 +89,9 @@ def test_raw_series_is_samples(store: Store) -> None:
         (T0 + 35, 100.0, 100.0, 100.0, 1),
         (T0 + 65, 50.0, 50.0, 50.0, 1),
     ]
-    assert [p.ts_s for p in points(store, Resolution.RAW, T0 + 15, T0 + 35)] == [T0 + 15, T0 + 35]
+    # Half-open: a sample at the window's end belongs to the next window.
+    assert [p.ts_s for p in points(store, Resolution.RAW, T0 + 15, T0 + 35)] == [T0 + 15]
+    assert [p.ts_s for p in points(store, Resolution.RAW, T0 + 15, T0 + 36)] == [T0 + 15, T0 + 35]
 
 
 def test_auto_resolution_follows_span_and_retention(store_target: str) -> None:
@@ -119,7 +121,7 @@ def test_filters_select_gpus_nodes_and_clusters(store: Store) -> None:
     )
 
     def subjects(res: Resolution, **f: str) -> list[tuple[str, str, str]]:
-        out = store.gpu_series(metric="util_gpu_pct", start_s=T0, end_s=T0, resolution=res, **f)
+        out = store.gpu_series(metric="util_gpu_pct", start_s=T0, end_s=T0 + 1, resolution=res, **f)
         return [(s.cluster, s.node, s.subject) for s in out]
 
     for res in (Resolution.RAW, Resolution.MINUTE, Resolution.HOUR):
@@ -132,7 +134,8 @@ def test_filters_select_gpus_nodes_and_clusters(store: Store) -> None:
         assert subjects(res, cluster="c1", node="n2") == [("c1", "n2", "GPU-c")]
         assert subjects(res, uuid="GPU-b") == [("c1", "n1", "GPU-b")]
         assert subjects(res, cluster="nope") == []
-    assert [u.uuid for u in store.gpu_usage(start_s=T0, end_s=T0, node="n1", cluster="c1")] == [
+    usage = store.gpu_usage(start_s=T0, end_s=T0 + 1, node="n1", cluster="c1")
+    assert [u.uuid for u in usage] == [
         "GPU-a",
         "GPU-b",
     ]
@@ -140,9 +143,19 @@ def test_filters_select_gpus_nodes_and_clusters(store: Store) -> None:
 
 def test_window_edges_include_overlapping_buckets(store: Store) -> None:
     store.write_snapshots([snap(T0 + 30, gpu(util=10.0)), snap(T0 + 90, gpu(util=20.0))])
-    # The 1m bucket T0 spans [T0, T0+60): a window starting at T0+59 still overlaps it.
-    assert [p.ts_s for p in points(store, Resolution.MINUTE, T0 + 59, T0 + 60)] == [T0, T0 + 60]
+    # The 1m bucket T0 spans [T0, T0+60): a window starting at T0+59 still overlaps it, and
+    # the window [T0+59, T0+60) ends where bucket T0+60 starts, so that one is out.
+    assert [p.ts_s for p in points(store, Resolution.MINUTE, T0 + 59, T0 + 60)] == [T0]
+    assert [p.ts_s for p in points(store, Resolution.MINUTE, T0 + 59, T0 + 61)] == [T0, T0 + 60]
     assert [p.ts_s for p in points(store, Resolution.MINUTE, T0 + 60, T0 + 61)] == [T0 + 60]
+    assert [p.ts_s for p in points(store, Resolution.RAW, T0 + 30, T0 + 90)] == [T0 + 30]
+    for res in (Resolution.RAW, Resolution.MINUTE, Resolution.HOUR):  # empty windows
+        for start, end in ((T0 + 30, T0 + 30), (T0 + 90, T0 + 30)):
+            series = store.gpu_series(
+                metric="util_gpu_pct", start_s=start, end_s=end, resolution=res
+            )
+            assert series == [], (res, start, end)
+    assert store.gpu_usage(start_s=T0 + 30, end_s=T0 + 30) == []
     assert (
         store.gpu_series(
             metric="util_gpu_pct", start_s=T0 + 100, end_s=T0 + 200, resolution=Resolution.RAW
@@ -170,7 +183,7 @@ def test_system_series_sums_network_and_keeps_fullest_disk(store: Store) -> None
     # (10*60 + 30*30) / 90
     assert cpu.points == [SeriesPoint(T0, pytest.approx(1500 / 90), 10.0, 30.0, 2)]
     disk = store.system_series(
-        metric="disk_max_used_pct", start_s=T0, end_s=T0, resolution=Resolution.HOUR
+        metric="disk_max_used_pct", start_s=T0, end_s=T0 + 1, resolution=Resolution.HOUR
     )
     assert [(s.node, s.points[0].max) for s in disk] == [("n1", 80.0), ("n2", None)]
 
@@ -198,7 +211,8 @@ def test_workloads_share_a_gpu_equally(store: Store) -> None:
         ]
     )
     rows = {
-        (u.namespace, u.user, u.workload): u for u in store.workload_usage(start_s=T0, end_s=T0)
+        (u.namespace, u.user, u.workload): u
+        for u in store.workload_usage(start_s=T0, end_s=T0 + 3600)
     }
     assert sorted(rows) == [("other", "bob", "job2"), ("team", "alice", "job1")]
     job1, job2 = rows[("team", "alice", "job1")], rows[("other", "bob", "job2")]
@@ -210,8 +224,10 @@ def test_workloads_share_a_gpu_equally(store: Store) -> None:
     assert (job1.mem_peak_bytes, job1.util_peak_pct, job1.samples) == (3 * GIB, 80.0, 2)
     assert (job1.workload_kind, job2.workload_kind) == ("training", None)
     assert (job1.hour_s, job1.uuid, job1.node, job1.cluster) == (T0, "GPU-a", "n1", "c1")
-    assert [u.workload for u in store.workload_usage(start_s=T0, end_s=T0, user="bob")] == ["job2"]
-    assert store.workload_usage(start_s=T0, end_s=T0, namespace="none") == []
+    hour = {"start_s": T0, "end_s": T0 + 3600}
+    assert [u.workload for u in store.workload_usage(**hour, user="bob")] == ["job2"]
+    assert store.workload_usage(**hour, namespace="none") == []
+    assert store.workload_usage(start_s=T0, end_s=T0) == []
     assert store.workload_usage(start_s=T0 + 3600, end_s=T0 + 7200) == []
 
 
@@ -309,7 +325,8 @@ def test_alerts_round_trip_newest_first(store: Store) -> None:
     resolved = store.save_alert(dataclasses.replace(a2, resolved_s=T0 + 150))
     assert resolved.id == a2.id
     assert store.alerts(active_only=True) == [a3, a1]
-    assert store.alerts(start_s=T0 + 50, end_s=T0 + 150) == [resolved]
+    # a1 fired before the window but is still active in it; a3 fires after it.
+    assert store.alerts(start_s=T0 + 50, end_s=T0 + 150) == [resolved, a1]
     assert store.alerts(limit=1) == [a3]
     # An alert saved with an id of its own must not collide with generated ones later.
     explicit = store.save_alert(dataclasses.replace(alert(fired=T0 + 300), id=1000))

@@ -151,7 +151,7 @@ def test_two_hubs_merge_into_the_same_buckets(pg_url: str) -> None:
         for t in threads:
             t.join()
         assert errors == []
-        (hour,) = a.gpu_usage(start_s=T0, end_s=T0)
+        (hour,) = a.gpu_usage(start_s=T0, end_s=T0 + 3600)
         assert hour.seconds == 3600.0
         assert hour.util_sum == sum(m * 60.0 for m in range(60))
         assert util_points(b) == 60

@@ -9,6 +9,8 @@ from gpufleet.store import schema
 from gpufleet.store.rollup import (
     bucket_of,
     build_batch,
+    finite_or_none,
+    full_rows,
     hist_bin,
     is_throttled,
     system_values,
@@ -30,22 +32,55 @@ def test_hist_bin_clamps_out_of_range_readings() -> None:
     assert (hist_bin(-3.0), hist_bin(250.0)) == (0, 19)
 
 
-def test_nan_and_infinite_utilization_do_not_break_a_batch() -> None:
+NOT_FINITE = [float("nan"), float("inf"), float("-inf")]
+
+
+def test_non_finite_readings_are_no_readings_in_every_row() -> None:
     snaps = [
         Snapshot(
             ts_s=T0 + i,
             cluster="c",
             node="n",
-            gpus=(GpuSample(uuid="GPU-a", index=0, util_gpu_pct=util),),
+            gpus=(
+                GpuSample(
+                    uuid="GPU-a",
+                    index=0,
+                    util_gpu_pct=bad,
+                    power_w=bad,
+                    mem_used_bytes=bad,  # type: ignore[arg-type]
+                    temp_c=40.0,
+                ),
+            ),
             system=None,
             interval_s=1.0,
         )
-        for i, util in enumerate([float("nan"), float("inf"), float("-inf")])
+        for i, bad in enumerate(NOT_FINITE)
     ]
-    (row,) = build_batch(snaps, idle_threshold_pct=5.0).gpu_1m
+    batch = build_batch(snaps, idle_threshold_pct=5.0)
+    raw_rows = full_rows(batch.gpu_raw, schema.GPU_RAW.column_names)
+    assert len(raw_rows) == 3
+    for row in raw_rows:
+        raw = dict(zip(schema.GPU_RAW.column_names, row, strict=True))
+        assert (raw["util_gpu_pct"], raw["power_w"], raw["mem_used_bytes"]) == (None,) * 3
+        assert raw["temp_c"] == 40.0
+    (row,) = batch.gpu_1m  # three samples in one minute: a full row
     cols = dict(zip(schema.GPU_1M.column_names, row, strict=True))
-    # NaN is not a reading: neither idle nor in a bin; +inf / -inf clamp to the end bins.
-    assert (cols["util_hist_19"], cols["util_hist_00"], cols["idle_s"]) == (1.0, 1.0, 1.0)
+    # Unknown utilization is neither idle nor in a bin; unknown readings add no weight.
+    assert cols["idle_s"] == 0.0
+    assert sum(cols[h] for h in schema.HIST_COLUMNS) == 0.0
+    for m in ("util_gpu_pct", "power_w", "mem_used_bytes"):
+        assert (cols[f"{m}_sum"], cols[f"{m}_wt"], cols[f"{m}_min"], cols[f"{m}_max"]) == (
+            0.0,
+            0.0,
+            None,
+            None,
+        )
+    assert (cols["temp_c_sum"], cols["temp_c_wt"]) == (120.0, 3.0)
+
+
+def test_garbage_counters_and_non_numbers_are_no_readings() -> None:
+    assert [finite_or_none(v) for v in (*NOT_FINITE, 2**64 - 1, "12", None)] == [None] * 6
+    assert [finite_or_none(v) for v in (0, -1.5, 1e300, 2**62)] == [0, -1.5, 1e300, 2**62]
 
 
 def test_bucket_is_floor_of_ts_over_width() -> None:
@@ -117,22 +152,46 @@ def test_rows_match_their_tables_column_for_column() -> None:
         for s in (0.0, 1.0, 61.0)  # a 2-sample minute (merged in Python) and a 1-sample one
     ]
     batch = build_batch(snaps, idle_threshold_pct=5.0)
-    for table, rows in (
-        (schema.GPU_RAW, batch.gpu_raw),
-        (schema.GPU_1M, batch.gpu_1m),
-        (schema.GPU_1H, batch.gpu_1h),
-        (schema.GPUS, batch.gpus),
-        (schema.NODES, batch.nodes),
+    # Every sample lacks the metrics other than utilization: their columns are left out.
+    absent = tuple(m for m in schema.GPU_METRICS if m != "util_gpu_pct")
+    assert set(batch.gpu_raw) == set(batch.gpu_1m_one) == {absent}
+    for name, rows, columns in (
+        ("gpu_raw", batch.gpu_raw[absent], schema.present_columns(schema.GPU_RAW, absent)),
+        ("gpu_1m", batch.gpu_1m, schema.GPU_1M.columns),
+        ("gpu_1m_one", batch.gpu_1m_one[absent], schema.GPU_1M_ONE.carried(absent)),
+        ("gpu_1h", batch.gpu_1h, schema.GPU_1H.columns),
+        ("gpus", batch.gpus, schema.GPUS.columns),
+        ("nodes", batch.nodes, schema.NODES.columns),
     ):
-        assert rows
-        assert {len(r) for r in rows} == {len(table.columns)}, table.name
-    by_bucket = {r[0]: dict(zip(schema.GPU_1M.column_names, r, strict=True)) for r in batch.gpu_1m}
-    assert by_bucket[T0]["n"] == 2
-    assert by_bucket[T0]["util_gpu_pct_sum"] == 100.0
-    assert by_bucket[T0]["util_hist_10"] == 2.0
-    assert by_bucket[T0 + 60]["seconds"] == 1.0
+        assert rows, name
+        assert {len(r) for r in rows} == {len(columns)}, name
+    (minute,) = batch.gpu_1m  # the 2-sample minute
+    cols = dict(zip(schema.GPU_1M.column_names, minute, strict=True))
+    assert (cols["bucket"], cols["n"], cols["util_gpu_pct_sum"]) == (T0, 2, 100.0)
+    assert cols["util_hist_10"] == 2.0
+    (one,) = batch.gpu_1m_one[absent]  # the 1-sample minute, as its readings
+    carried = dict(zip([c.name for c in schema.GPU_1M_ONE.carried(absent)], one, strict=True))
+    assert (carried["bucket"], carried["dt_s"], carried["hist_bin"]) == (T0 + 60, 1.0, 10)
     (hour,) = batch.gpu_1h
     assert dict(zip(schema.GPU_1H.column_names, hour, strict=True))["n"] == 3
+    assert batch.gpu_1h_one == {}
+
+
+def test_one_sample_rollups_derive_every_target_column() -> None:
+    for rollup in schema.ONE_SAMPLE_ROLLUPS:
+        assert len(rollup.expressions) == len(rollup.target.columns)
+        carried = [c.name for c in rollup.columns]
+        assert carried[: len(rollup.target.primary_key or ())] == [
+            "bucket",
+            *[k for k in rollup.target.primary_key or () if k != "bucket"],
+        ]
+        sql = schema.one_sample_upsert_sql(rollup)
+        assert f"?{len(carried)}" in sql
+        assert f"?{len(carried) + 1}" not in sql
+        assert "{" not in sql
+    assert "CASE WHEN ?19 = 19 THEN ?5 ELSE 0.0 END" in schema.one_sample_upsert_sql(
+        schema.GPU_1M_ONE
+    )
 
 
 def test_merge_rules_in_sql_ignore_nulls_per_dialect() -> None:

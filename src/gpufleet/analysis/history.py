@@ -112,6 +112,7 @@ def query_history(
     node: str | None = None,
     default_node: str | None = None,
     now_s: float | None = None,
+    raw_interval_s: float | None = None,
 ) -> HistoryResult:
     """One metric over a window: GPU series (``host=False``) or host series.
 
@@ -119,6 +120,7 @@ def query_history(
         HistoryQueryError: bad metric, time, resolution or an ambiguous GPU index.
         UnknownSubjectError: GPU, node or cluster never seen.
         TimeParseError: unreadable ``start``/``end``.
+        QueryTooLargeError: raw resolution over a window too long for it.
         StoreError: the store cannot answer.
     """
     known = SYSTEM_METRICS if host else GPU_METRICS
@@ -131,7 +133,10 @@ def query_history(
     now = time.time() if now_s is None else now_s
     start_s, end_s = parse_window(start, end, now_s=now, default_span_s=DEFAULT_SPAN_S)
     if res is Resolution.AUTO:
-        res = pick_resolution(start_s, end_s, now, store.retention)
+        if raw_interval_s is None:
+            res = pick_resolution(start_s, end_s, now, store.retention)
+        else:
+            res = pick_resolution(start_s, end_s, now, store.retention, raw_interval_s)
     inventory = store.inventory()
     _check_scope(inventory, cluster, node)
     index = {i.uuid: i.index for i in inventory}

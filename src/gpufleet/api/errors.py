@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
-from gpufleet.store.base import StoreError, StoreUnavailable
+from gpufleet.store.base import QueryTooLargeError, StoreError, StoreUnavailable
 from gpufleet.timeparse import TimeParseError
 
 
@@ -36,6 +36,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TimeParseError)
     async def _time(_request: Request, exc: TimeParseError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(QueryTooLargeError)
+    async def _too_large(_request: Request, exc: QueryTooLargeError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     @app.exception_handler(StoreUnavailable)

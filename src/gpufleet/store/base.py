@@ -4,6 +4,11 @@ Two backends implement it: SQLite (embedded default, WAL) and PostgreSQL (psycop
 keep raw samples plus 1-minute and 1-hour rollups. A rollup keeps count/sum/min/max per
 metric so that means stay exact when buckets are merged; sums are time-weighted
 (value x seconds) because DESIGN.md defines utilization as time-weighted over the window.
+
+Time windows are half-open, ``[start_s, end_s)``, so adjacent windows never count anything
+twice: a raw sample belongs to a window when ``start_s <= ts < end_s``; a rollup bucket
+(1m, 1h, workload hours) when it overlaps the window, ``bucket < end_s`` and
+``bucket + width > start_s``. A window with ``end_s <= start_s`` is empty.
 """
 
 from __future__ import annotations
@@ -85,18 +90,35 @@ class Retention:
         }[resolution]
 
 
-def pick_resolution(start_s: float, end_s: float, now_s: float, retention: Retention) -> Resolution:
-    """Choose the finest resolution that covers ``[start_s, end_s]`` with at most ~2000 points.
+TARGET_POINTS = 2_000
+"""Points per series that ``Resolution.AUTO`` aims at (at most)."""
 
-    A resolution is eligible only if its retention still reaches back to ``start_s``.
+DEFAULT_RAW_INTERVAL_S = 2.0
+"""Sampling interval assumed by :func:`pick_resolution` when the caller does not know it."""
+
+MAX_RAW_POINTS = 50_000
+"""Most raw points one series may return; a larger raw request is a :class:`QueryTooLargeError`."""
+
+
+def pick_resolution(
+    start_s: float,
+    end_s: float,
+    now_s: float,
+    retention: Retention,
+    raw_interval_s: float = DEFAULT_RAW_INTERVAL_S,
+) -> Resolution:
+    """Choose the finest resolution that covers ``[start_s, end_s)`` with at most ~2000 points.
+
+    A series has about ``span / raw_interval_s`` raw points, ``span / 60`` at 1m and
+    ``span / 3600`` at 1h; the finest resolution within :data:`TARGET_POINTS` wins (at 2 s
+    sampling: raw up to ~67 minutes, 1m up to ~33 hours, 1h beyond). A resolution is eligible
+    only if its retention still reaches back to ``start_s``. 1h is the fallback however long
+    the span.
     """
     span = max(end_s - start_s, 0.0)
-    candidates = (
-        (Resolution.RAW, 6 * 3600.0),
-        (Resolution.MINUTE, 2 * DAY_S),
-    )
-    for res, max_span in candidates:
-        if span <= max_span and now_s - start_s <= retention.for_resolution(res):
+    interval = raw_interval_s if raw_interval_s > 0 else DEFAULT_RAW_INTERVAL_S
+    for res, step in ((Resolution.RAW, interval), (Resolution.MINUTE, 60.0)):
+        if span / step <= TARGET_POINTS and now_s - start_s <= retention.for_resolution(res):
             return res
     return Resolution.HOUR
 
@@ -204,6 +226,14 @@ class StoreUnavailable(StoreError):  # noqa: N818 (reads as a state, like Timeou
     """The store cannot answer at all (disk full, read-only, database down)."""
 
 
+class QueryTooLargeError(StoreError):
+    """The request would return more than the store answers at once (a 422, not a 503).
+
+    Raised before the rows are read; the message names the size and what to ask instead
+    (a coarser resolution or a shorter window).
+    """
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable history of snapshots, alerts and usage."""
@@ -232,7 +262,12 @@ class Store(Protocol):
         node: str | None = None,
         uuid: str | None = None,
     ) -> list[Series]:
-        """One series per GPU matching the filters, points ordered by time."""
+        """One series per GPU matching the filters, points ordered by time.
+
+        Raises:
+            QueryTooLargeError: raw points asked for a window that would return more than
+                :data:`MAX_RAW_POINTS` per series.
+        """
         ...
 
     def system_series(
@@ -245,7 +280,11 @@ class Store(Protocol):
         cluster: str | None = None,
         node: str | None = None,
     ) -> list[Series]:
-        """One series per node matching the filters, points ordered by time."""
+        """One series per node matching the filters, points ordered by time.
+
+        Raises:
+            QueryTooLargeError: as :meth:`gpu_series`.
+        """
         ...
 
     def inventory(self, cluster: str | None = None) -> list[GpuInventory]:
@@ -273,7 +312,7 @@ class Store(Protocol):
         namespace: str | None = None,
         user: str | None = None,
     ) -> list[WorkloadUsage]:
-        """Per-workload, per-GPU, per-hour usage rows in the window."""
+        """Per-workload, per-GPU, per-hour usage rows of the hours overlapping the window."""
         ...
 
     def save_alert(self, alert: Alert) -> Alert:
@@ -287,8 +326,14 @@ class Store(Protocol):
         end_s: float | None = None,
         active_only: bool = False,
         limit: int = 500,
+        node: str | None = None,
+        cluster: str | None = None,
     ) -> list[Alert]:
-        """Alerts that fired in the window, newest first."""
+        """Alerts active at some time in ``[start_s, end_s)`` (or fired in it), newest first.
+
+        An alert is active from ``fired`` until ``resolved`` (still active when unresolved).
+        ``node`` / ``cluster`` keep only that node's / cluster's alerts.
+        """
         ...
 
     def apply_retention(self, now_s: float) -> dict[str, int]:

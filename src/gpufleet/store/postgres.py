@@ -20,9 +20,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
+from urllib.parse import quote, unquote
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from gpufleet.store.base import (
     DEFAULT_IDLE_THRESHOLD_PCT,
@@ -35,11 +37,15 @@ from gpufleet.store.schema import (
     GPU_1M,
     GPUS,
     NODES,
+    ONE_SAMPLE_ROLLUPS,
     SYSTEM_1H,
     SYSTEM_1M,
     WORKLOAD_1H,
+    Column,
     Dialect,
+    OneSampleRollup,
     Table,
+    one_sample_merge_sql,
     upsert_set_clause,
 )
 from gpufleet.store.sql import DEFAULT_RETENTION, Clock, Row, SqlStore, Tx
@@ -65,8 +71,18 @@ def _copy_sql(table_name: str, columns: tuple[str, ...]) -> str:
 
 
 @cache
-def _copy_types(table: Table) -> list[str]:
-    return [_PG_TYPES[c.kind] for c in table.columns]
+def _copy_types(columns: tuple[Column, ...]) -> list[str]:
+    return [_PG_TYPES[c.kind] for c in columns]
+
+
+@cache
+def _one_merge_sql(rollup: OneSampleRollup) -> str:
+    return one_sample_merge_sql(rollup, f"stage_{rollup.name}")
+
+
+def _stage_one_sql(rollup: OneSampleRollup) -> str:
+    cols = ", ".join(f"{c.name} {_PG_TYPES[c.kind]}" for c in rollup.columns)
+    return f"CREATE TEMP TABLE IF NOT EXISTS stage_{rollup.name} ({cols}) ON COMMIT DELETE ROWS"
 
 
 @cache
@@ -80,9 +96,103 @@ def _merge_sql(table: Table) -> str:
     )
 
 
+_SECRET_OPTIONS = frozenset({"password", "sslpassword"})
+"""libpq connection options whose values are secrets."""
+
+_KEYWORD_SECRET = re.compile(r"(?i)(?<![\w.])((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
+"""``password = value`` in a keyword/value conninfo string (value quoted or not)."""
+
+
 def redact(url: str) -> str:
-    """``url`` without its password, for messages and health."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """``url`` (a libpq URI or ``key=value`` string) without any password, for messages.
+
+    The password goes from the user-info part of a URI (everything up to the last ``@``
+    before the query, so a password holding an unencoded ``@``, ``/`` or ``:`` is hidden
+    whole) and from ``password`` / ``sslpassword`` query parameters and keywords. Should a
+    URI be shaped so that this misses what libpq itself would read as the password (say an
+    unencoded ``?`` in it), that value is masked wherever it appears.
+    """
+    out, secrets = _redact_structure(url)
+    if not secrets:
+        for secret in _libpq_secrets(url):
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote(secret))):
+                out = out.replace(form, "***")
+    return out
+
+
+def _redact_structure(url: str) -> tuple[str, list[str]]:
+    """``url`` with the passwords its shape shows masked, and those passwords (as written)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        secrets = [m.group(2) for m in _KEYWORD_SECRET.finditer(url)]
+        return _KEYWORD_SECRET.sub(r"\1***", url), secrets
+    secrets = []
+    head, qmark, query = rest.partition("?")
+    at = head.rfind("@")
+    if at >= 0:
+        user, colon, password = head[:at].partition(":")
+        if colon:
+            head = f"{user}:***{head[at:]}"
+            secrets.append(password)
+    if qmark:
+        kept: list[str] = []
+        in_secret = False
+        for param in query.split("&"):
+            name, eq, value = param.partition("=")
+            if not eq and in_secret:
+                secrets.append(param)  # an unencoded "&" inside the secret: still the secret
+                continue
+            in_secret = bool(eq) and unquote(name).strip().lower() in _SECRET_OPTIONS
+            if in_secret:
+                secrets.append(value)
+            kept.append(f"{name}=***" if in_secret else param)
+        query = "&".join(kept)
+    return f"{scheme}{sep}{head}{qmark}{query}", secrets
+
+
+def _userinfo_password(url: str) -> str | None:
+    """The password of a URI's user-info as :func:`redact` reads it (decoded), if any."""
+    _scheme, sep, rest = url.partition("://")
+    head = rest.partition("?")[0]
+    at = head.rfind("@")
+    if not sep or at < 0 or ":" not in head[:at]:
+        return None
+    return unquote(head[:at].partition(":")[2])
+
+
+def _misparsed_password(url: str) -> bool:
+    """Whether libpq reads a URI's user-info password differently from how it is written."""
+    password = _userinfo_password(url)
+    if not password or "password=" in url.partition("?")[2].lower():
+        return False
+    try:
+        options = conninfo_to_dict(url)
+    except psycopg.Error:
+        return False  # libpq's own message says what is wrong (scrubbed)
+    return options.get("password") != password
+
+
+def _libpq_secrets(url: str) -> list[str]:
+    """The secrets libpq reads from ``url``; none when it cannot parse it."""
+    try:
+        options = conninfo_to_dict(url)
+    except psycopg.Error:
+        return []
+    return [str(v) for k, v in options.items() if k in _SECRET_OPTIONS and v]
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (a libpq message about ``url``) without the secrets of ``url`` in it.
+
+    Pieces shorter than three characters are left: masking every "a" would garble the
+    message more than it protects.
+    """
+    secrets = {*_redact_structure(url)[1], *_libpq_secrets(url)}
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in dict.fromkeys((secret, unquote(secret), secret.strip("'"))):
+            if len(form) >= 3:
+                text = text.replace(form, "***")
+    return text
 
 
 class _PgTx:
@@ -101,20 +211,28 @@ class _PgTx:
         self.cur.execute(_pg(sql), params)
         return self.cur.fetchall()
 
-    def _copy(self, target: str, table: Table, rows: Sequence[Row]) -> None:
-        with self.cur.copy(_copy_sql(target, table.column_names)) as copy:
-            copy.set_types(_copy_types(table))
+    def _copy(self, target: str, columns: tuple[Column, ...], rows: Sequence[Row]) -> None:
+        with self.cur.copy(_copy_sql(target, tuple(c.name for c in columns))) as copy:
+            copy.set_types(_copy_types(columns))
             for row in rows:
                 copy.write_row(row)
 
-    def insert_rows(self, table: Table, rows: Sequence[Row]) -> None:
-        self._copy(table.name, table, rows)
+    def insert_rows(self, table: Table, rows: Sequence[Row], missing: Sequence[str] = ()) -> None:
+        self._copy(table.name, tuple(c for c in table.columns if c.name not in missing), rows)
 
     def upsert_rows(self, table: Table, rows: Sequence[Row]) -> None:
-        self._copy(f"stage_{table.name}", table, rows)
+        self._copy(f"stage_{table.name}", table.columns, rows)
         self.cur.execute(_merge_sql(table))
         # Cleared at commit anyway; cleared now too in case a transaction stages twice.
         self.cur.execute(f"TRUNCATE stage_{table.name}")
+
+    def upsert_one_sample_rows(
+        self, rollup: OneSampleRollup, rows: Sequence[Row], missing: Sequence[str] = ()
+    ) -> None:
+        # Staging columns left out of the copy are NULL: the missing readings.
+        self._copy(f"stage_{rollup.name}", rollup.carried(missing), rows)
+        self.cur.execute(_one_merge_sql(rollup))
+        self.cur.execute(f"TRUNCATE stage_{rollup.name}")
 
 
 class PostgresStore(SqlStore):
@@ -167,6 +285,14 @@ class PostgresStore(SqlStore):
     # ---- connections ---------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
+        if _misparsed_password(self._url):
+            # libpq splits user-info at the first "@" or "/", so it would take part of the
+            # password for the host (and show it in its error): say what to fix instead.
+            raise StoreError(
+                f"invalid PostgreSQL URL {self.location}: libpq cannot tell its password from "
+                "its host; percent-encode '@', '/', '?' and ':' inside the user name, password "
+                "or database name (as %40, %2F, %3F, %3A)"
+            )
         try:
             return psycopg.connect(
                 self._url,
@@ -176,12 +302,13 @@ class PostgresStore(SqlStore):
             )
         except psycopg.ProgrammingError as exc:
             raise StoreError(
-                f"invalid PostgreSQL URL {self.location}: {_first_line(exc)} (expected "
-                "postgresql://user@host:5432/dbname)"
+                f"invalid PostgreSQL URL {self.location}: {_scrub(_first_line(exc), self._url)} "
+                "(expected postgresql://user@host:5432/dbname)"
             ) from exc
         except psycopg.Error as exc:
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {self.location}: {_first_line(exc)} (start "
+                f"cannot connect to PostgreSQL at {self.location}: "
+                f"{_scrub(_first_line(exc), self._url)} (start "
                 "the server or fix the URL; gpufleet reconnects by itself)"
             ) from exc
 
@@ -197,6 +324,8 @@ class PostgresStore(SqlStore):
                         f"CREATE TEMP TABLE IF NOT EXISTS stage_{table.name} "
                         f"(LIKE {table.name}) ON COMMIT DELETE ROWS"
                     )
+                for rollup in ONE_SAMPLE_ROLLUPS:
+                    cur.execute(_stage_one_sql(rollup))
         except psycopg.Error as exc:
             conn.close()
             raise self._error(exc, "prepare") from exc

@@ -4,6 +4,11 @@ A table keyed time first (raw, 1-minute) is read with one range scan of the wind
 rows grouped per subject here; a table keyed per subject (1-hour) is read with one range
 scan per subject from the inventory. Subjects come out in inventory order (cluster, node,
 GPU index), points in time order.
+
+Windows are half-open, ``[start, end)``: a raw row is in when ``start <= ts < end``, a bucket
+of width ``w`` (1m, 1h, workload hours) when it overlaps, ``start - w < bucket < end``. So
+two adjacent windows split their union's samples exactly, and its buckets too when the
+split falls on a bucket edge. An empty window (``end <= start``) has nothing in it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from gpufleet.model import Alert
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import (
     GPU_METRICS,
+    MAX_RAW_POINTS,
     GpuInventory,
     GpuUsage,
+    QueryTooLargeError,
     Resolution,
     Retention,
     Series,
@@ -52,6 +59,14 @@ def _filters(pairs: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]]:
     return "".join(f" AND {col} = ?" for col, _ in given), [value for _, value in given]
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` in the largest unit that keeps it readable: ``7 days``, ``36 hours``..."""
+    for unit, width in (("days", 86_400.0), ("hours", 3_600.0), ("minutes", 60.0)):
+        if seconds >= 2 * width:
+            return f"{seconds / width:.3g} {unit}"
+    return f"{seconds:.3g} seconds"
+
+
 def _group(rows: Sequence[Row], key_len: int) -> dict[Row, list[Row]]:
     """Rows grouped by their first ``key_len`` columns, each group keeping row order."""
     groups: dict[Row, list[Row]] = {}
@@ -70,6 +85,8 @@ class SqlReads(ABC):
 
     retention: Retention
     _clock: Callable[[], float]
+    max_raw_points: int = MAX_RAW_POINTS
+    """Most raw points a series may return (see :meth:`_check_raw_size`)."""
 
     @abstractmethod
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -111,15 +128,18 @@ class SqlReads(ABC):
     ) -> list[tuple[Row, list[Row]]]:
         """Rows of ``table`` in ``window``, per subject (inventory order), key removed.
 
-        ``window`` is (start, end, bucket width). Raw rows (width 0) count from ``start``
-        inclusive; a rollup bucket counts when ``[bucket, bucket + width)`` overlaps it.
+        ``window`` is (start, end, bucket width), half-open: raw rows (width 0) count when
+        ``start <= ts < end``; a rollup bucket when ``[bucket, bucket + width)`` overlaps
+        ``[start, end)``, i.e. ``start - width < bucket < end``.
         """
         start, hi, width = window
+        if hi <= start:
+            return []
         gpu = "uuid" in table.column_names
         if width:
-            tcol, lo, cond = "bucket", start - width, "bucket > ? AND bucket <= ?"
+            tcol, lo, cond = "bucket", start - width, "bucket > ? AND bucket < ?"
         else:
-            tcol, lo, cond = "ts", start, "ts >= ? AND ts <= ?"
+            tcol, lo, cond = "ts", start, "ts >= ? AND ts < ?"
         cond += extra
         if table.keyed_by_subject:
             # One range scan of the key per subject, rows already in the caller's shape.
@@ -157,9 +177,58 @@ class SqlReads(ABC):
         resolution: Resolution | str,
         pairs: Sequence[tuple[str, str | None]],
     ) -> list[Series]:
-        res = self._resolve(resolution, start_s, end_s)
+        asked = resolution_of(resolution)
+        res = self._resolve(asked, start_s, end_s)
+        if res is Resolution.RAW:
+            try:
+                self._check_raw_size(kind, start_s, end_s, pairs)
+            except QueryTooLargeError:
+                if asked is not Resolution.AUTO:
+                    raise
+                res = Resolution.MINUTE  # AUTO assumed sparser sampling than the data has
         with gc_paused():  # tens of thousands of points: see gc_paused
             return self._series_at(kind, metric, start_s, end_s, res, pairs)
+
+    def _check_raw_size(
+        self, kind: str, start_s: float, end_s: float, pairs: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Refuse a raw read whose series would exceed :attr:`max_raw_points` points each.
+
+        Estimated before reading, from the rows at both ends of the window: the time they
+        span divided by the shortest sampling interval (``dt_s``) among them. Two index
+        range scans of a few rows each, whatever the window.
+
+        Raises:
+            QueryTooLargeError: the estimate is over the cap.
+        """
+        if end_s <= start_s:
+            return
+        where, params = _filters(pairs)
+        lost = " AND lost = 0" if kind == "gpu" else ""
+        probe = (
+            f"SELECT ts, dt_s FROM {kind}_raw WHERE ts >= ? AND ts < ?{lost}{where} "
+            "ORDER BY ts {order} LIMIT 64"
+        )
+        first = self._read(probe.format(order="ASC"), (start_s, end_s, *params))
+        if not first:
+            return
+        last = self._read(probe.format(order="DESC"), (start_s, end_s, *params))
+        intervals = [dt for _, dt in (*first, *last) if dt is not None and dt > 0]
+        if not intervals:
+            return
+        interval = min(intervals)
+        covered = last[0][0] - first[0][0] + interval
+        estimate = covered / interval
+        if estimate > self.max_raw_points:
+            raise self._too_large(kind, min(covered, end_s - start_s), estimate)
+
+    def _too_large(self, kind: str, span_s: float, points: float) -> QueryTooLargeError:
+        subject = "GPU" if kind == "gpu" else "host"
+        return QueryTooLargeError(
+            f"raw resolution over {_duration(span_s)} would return ~{points:,.0f} points per "
+            f"{subject}, more than the {self.max_raw_points:,} allowed: use resolution 1m or "
+            "1h, or a shorter window"
+        )
 
     def _series_at(
         self,
@@ -185,6 +254,10 @@ class SqlReads(ABC):
                 (start_s, end_s, res.bucket_s),
             )
         out: list[Series] = []
+        if res is Resolution.RAW:
+            longest = max((len(rows) for _, rows in found), default=0)
+            if longest > self.max_raw_points:  # sampled faster than the probe saw
+                raise self._too_large(kind, end_s - start_s, longest)
         for key, rows in found:
             if res is Resolution.RAW:
                 points = [SeriesPoint(ts, v, v, v, 1) for ts, v in rows]
@@ -205,15 +278,19 @@ class SqlReads(ABC):
         node: str | None = None,
         uuid: str | None = None,
     ) -> list[Series]:
-        """One series per GPU with data in ``[start_s, end_s]``, points ordered by time.
+        """One series per GPU with data in ``[start_s, end_s)``, points ordered by time.
 
-        Raw points are samples (min = max = mean, count 1; lost samples are skipped). Rollup
-        points are buckets overlapping the window: mean is time-weighted (sum / wt; None when
-        no sample of the bucket had the reading), count is the bucket's sample count.
-        ``Resolution.AUTO`` picks the finest resolution still retained for the window.
+        Raw points are samples with ``start_s <= ts < end_s`` (min = max = mean, count 1;
+        lost samples are skipped). Rollup points are buckets overlapping the window: mean is
+        time-weighted (sum / wt; None when no sample of the bucket had the reading), count is
+        the bucket's sample count. ``Resolution.AUTO`` picks the finest resolution still
+        retained for the window that gives ~2000 points at most (see ``pick_resolution``),
+        and 1m rather than raw when the samples turn out denser than it assumed.
 
         Raises:
             StoreError: unknown metric or resolution.
+            QueryTooLargeError: raw resolution asked for a window that would return more
+                than :attr:`max_raw_points` points per GPU.
         """
         if metric not in GPU_METRICS:
             raise StoreError(f"unknown GPU metric {metric!r}: use one of {', '.join(GPU_METRICS)}")
@@ -242,6 +319,7 @@ class SqlReads(ABC):
 
         Raises:
             StoreError: unknown metric or resolution.
+            QueryTooLargeError: as :meth:`gpu_series`, per host.
         """
         if metric not in SYSTEM_STORED_METRICS:
             known = ", ".join(SYSTEM_STORED_METRICS)
@@ -277,7 +355,7 @@ class SqlReads(ABC):
         cluster: str | None = None,
         node: str | None = None,
     ) -> list[GpuUsage]:
-        """Per-GPU time accounting per bucket overlapping the window, from the 1m or 1h rollups.
+        """Per-GPU time accounting per bucket overlapping ``[start_s, end_s)``, from rollups.
 
         Rows come per GPU (inventory order), buckets in time order. ``Resolution.AUTO`` picks
         1m when it is retained and the window is short, else 1h.
@@ -318,14 +396,16 @@ class SqlReads(ABC):
         namespace: str | None = None,
         user: str | None = None,
     ) -> list[WorkloadUsage]:
-        """Per-workload, per-GPU, per-hour rows for hours overlapping the window."""
+        """Per-workload, per-GPU, per-hour rows for hours overlapping ``[start_s, end_s)``."""
+        if end_s <= start_s:
+            return []
         where, params = _filters(
             (("cluster", cluster), ("namespace", namespace), ("user_name", user))
         )
         rows = self._read(
             "SELECT cluster, node, uuid, hour, namespace, user_name, workload, workload_kind, "
             "gpu_s, busy_gpu_s, util_sum, mem_bytes_s, mem_peak_bytes, util_peak_pct, samples "
-            f"FROM workload_1h WHERE hour > ? AND hour <= ?{where} "
+            f"FROM workload_1h WHERE hour > ? AND hour < ?{where} "
             "ORDER BY hour, cluster, node, uuid, namespace, user_name, workload",
             (start_s - 3600.0, end_s, *params),
         )
@@ -373,20 +453,31 @@ class SqlReads(ABC):
         end_s: float | None = None,
         active_only: bool = False,
         limit: int = 500,
+        node: str | None = None,
+        cluster: str | None = None,
     ) -> list[Alert]:
-        """Alerts that fired in ``[start_s, end_s]`` (either bound optional), newest first."""
+        """Alerts active at some time in ``[start_s, end_s)`` (either bound optional), newest
+        first (by ``fired``).
+
+        An alert is active from ``fired`` until ``resolved`` (forever while unresolved), so
+        one that fired before the window and was still firing, or resolved, inside it is
+        included; so is one that fired in the window. ``active_only`` keeps the unresolved
+        ones; ``node`` and ``cluster`` keep one node's or cluster's.
+        """
         clauses: list[str] = []
         params: list[Any] = []
-        if start_s is not None:
-            clauses.append(" AND fired >= ?")
-            params.append(start_s)
         if end_s is not None:
-            clauses.append(" AND fired <= ?")
+            clauses.append(" AND fired < ?")
             params.append(end_s)
+        if start_s is not None:
+            clauses.append(" AND (resolved IS NULL OR resolved > ? OR fired >= ?)")
+            params += [start_s, start_s]
         if active_only:
             clauses.append(" AND resolved IS NULL")
+        where, subject = _filters((("cluster", cluster), ("node", node)))
+        params += subject
         rows = self._read(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1{''.join(clauses)} "
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1{''.join(clauses)}{where} "
             "ORDER BY fired DESC, id DESC LIMIT ?",
             (*params, max(int(limit), 0)),
         )

@@ -30,17 +30,22 @@ from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
     ALERTS,
     GPU_1H,
+    GPU_1H_ONE,
     GPU_1M,
+    GPU_1M_ONE,
     GPU_RAW,
     GPUS,
     LATEST_VERSION,
     NODES,
     SCHEMA_VERSION_TABLE,
     SYSTEM_1H,
+    SYSTEM_1H_ONE,
     SYSTEM_1M,
+    SYSTEM_1M_ONE,
     SYSTEM_RAW,
     WORKLOAD_1H,
     Dialect,
+    OneSampleRollup,
     Table,
     pending,
     version_table_sql,
@@ -66,12 +71,20 @@ class Tx(Protocol):
         """Run one statement and return its rows."""
         ...
 
-    def insert_rows(self, table: Table, rows: Sequence[Row]) -> None:
-        """Append rows (all columns, storage order) to an append-only table."""
+    def insert_rows(self, table: Table, rows: Sequence[Row], missing: Sequence[str] = ()) -> None:
+        """Append rows (every column but those in ``missing``, which stay NULL; storage
+        order) to an append-only table."""
         ...
 
     def upsert_rows(self, table: Table, rows: Sequence[Row]) -> None:
         """Insert rows, merging each into a stored row with the same key (schema merge rules)."""
+        ...
+
+    def upsert_one_sample_rows(
+        self, rollup: OneSampleRollup, rows: Sequence[Row], missing: Sequence[str] = ()
+    ) -> None:
+        """As :meth:`upsert_rows` into ``rollup.target``, rows in the carried layout without
+        the metrics in ``missing`` (which read as NULL)."""
         ...
 
 
@@ -186,10 +199,19 @@ class SqlStore(SqlReads, ABC):
             snapshots, idle_threshold_pct=self.idle_threshold_pct, keep_raw=keep_raw
         )
         with self._writing() as tx:
-            if batch.gpu_raw:
-                tx.insert_rows(GPU_RAW, batch.gpu_raw)
-            if batch.system_raw:
-                tx.insert_rows(SYSTEM_RAW, batch.system_raw)
+            for missing, rows in batch.gpu_raw.items():
+                tx.insert_rows(GPU_RAW, rows, missing)
+            for missing, rows in batch.system_raw.items():
+                tx.insert_rows(SYSTEM_RAW, rows, missing)
+            # A key is in one list only: a bucket has one sample of the batch or several.
+            for rollup, one_rows in (
+                (GPU_1M_ONE, batch.gpu_1m_one),
+                (GPU_1H_ONE, batch.gpu_1h_one),
+                (SYSTEM_1M_ONE, batch.system_1m_one),
+                (SYSTEM_1H_ONE, batch.system_1h_one),
+            ):
+                for missing, rows in one_rows.items():
+                    tx.upsert_one_sample_rows(rollup, rows, missing)
             for table, rows in (
                 (GPU_1M, batch.gpu_1m),
                 (GPU_1H, batch.gpu_1h),

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +34,15 @@ from gpufleet.store.base import (
     StoreError,
     StoreUnavailable,
 )
-from gpufleet.store.schema import SCHEMA_VERSION_TABLE, Dialect, Table, insert_sql, upsert_sql
+from gpufleet.store.schema import (
+    SCHEMA_VERSION_TABLE,
+    Dialect,
+    OneSampleRollup,
+    Table,
+    insert_sql,
+    one_sample_upsert_sql,
+    upsert_sql,
+)
 from gpufleet.store.sql import DEFAULT_RETENTION, Clock, Row, SqlStore
 
 _MAX_PAGES_DEFAULT = 4_294_967_294
@@ -41,13 +50,23 @@ _MAX_PAGES_DEFAULT = 4_294_967_294
 
 
 @cache
-def _insert(table: Table) -> str:
-    return insert_sql(table)
+def _insert(table: Table, missing: tuple[str, ...], rows: int) -> str:
+    return insert_sql(table, missing=missing, rows=rows)
 
 
 @cache
 def _upsert(table: Table) -> str:
     return upsert_sql(table, Dialect.SQLITE)
+
+
+@cache
+def _upsert_one(rollup: OneSampleRollup, missing: tuple[str, ...]) -> str:
+    return one_sample_upsert_sql(rollup, missing)
+
+
+ROWS_PER_INSERT = 128
+"""Rows per multi-row ``INSERT`` of raw rows: one statement step per 128 rows instead of
+one per row saves about a third of the cost of a raw row (within SQLite's parameter limit)."""
 
 
 def _primary_code(exc: sqlite3.Error) -> int:
@@ -59,10 +78,11 @@ def _primary_code(exc: sqlite3.Error) -> int:
 class _SqliteTx:
     """A write transaction on the writer connection (prepared statements via executemany)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "max_params")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.max_params = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self.conn.execute(sql, params).rowcount
@@ -70,11 +90,26 @@ class _SqliteTx:
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
 
-    def insert_rows(self, table: Table, rows: Sequence[Row]) -> None:
-        self.conn.executemany(_insert(table), rows)
+    def insert_rows(self, table: Table, rows: Sequence[Row], missing: Sequence[str] = ()) -> None:
+        absent = tuple(missing)
+        width = len(table.columns) - len(absent)
+        per = max(1, min(ROWS_PER_INSERT, self.max_params // width))
+        whole = len(rows) - len(rows) % per if per > 1 else 0
+        if whole:
+            sql = _insert(table, absent, per)
+            execute = self.conn.execute
+            for i in range(0, whole, per):
+                execute(sql, tuple(chain.from_iterable(rows[i : i + per])))
+        if whole < len(rows):
+            self.conn.executemany(_insert(table, absent, 1), rows[whole:])
 
     def upsert_rows(self, table: Table, rows: Sequence[Row]) -> None:
         self.conn.executemany(_upsert(table), rows)
+
+    def upsert_one_sample_rows(
+        self, rollup: OneSampleRollup, rows: Sequence[Row], missing: Sequence[str] = ()
+    ) -> None:
+        self.conn.executemany(_upsert_one(rollup, tuple(missing)), rows)
 
 
 class SQLiteStore(SqlStore):

@@ -61,6 +61,7 @@ def gpu_history(
         cluster=cluster,
         node=node,
         default_node=ctx.settings.node,
+        raw_interval_s=ctx.settings.interval_s,
     )
     return history_out(result)
 

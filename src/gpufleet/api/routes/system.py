@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from gpufleet.analysis.history import query_history
-from gpufleet.api.deps import Cache, HistoryStore, Latest
+from gpufleet.api.deps import Cache, Ctx, HistoryStore, Latest
 from gpufleet.api.schemas.history import HistoryOut, history_out
 from gpufleet.api.schemas.system import CpuOut, DiskOut, MemoryOut, NetworkOut, SystemAllOut
 from gpufleet.model import Snapshot, SystemSample
@@ -60,6 +60,7 @@ async def system_all(snap: Latest, cache: Cache) -> Response:
 
 @router.get("/history", response_model=HistoryOut)
 def system_history(
+    ctx: Ctx,
     store: HistoryStore,
     start: Annotated[str | None, Query(alias="from", description="ISO 8601 or -24h")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
@@ -78,5 +79,6 @@ def system_history(
         resolution=resolution,
         cluster=cluster,
         node=node,
+        raw_interval_s=ctx.settings.interval_s,
     )
     return history_out(result)

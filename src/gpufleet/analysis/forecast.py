@@ -1,0 +1,246 @@
+"""Forecast a regular series (hourly, daily or weekly buckets) a few buckets ahead.
+
+Method (stdlib only, deterministic), chosen by how much history there is:
+
+* ``seasonal_trend`` (at least two full seasons): classical additive decomposition. A
+  centred moving average of one season's length (a 2 x m average for even m) estimates the
+  level; the seasonal index of phase ``p`` is the median of ``y_t - MA_t`` over the ``t`` of
+  that phase, centred to sum to zero. The trend is the Theil–Sen line through the
+  deseasonalized values ``y_t - s_(t mod m)``. Forecast: ``a + b t + s_(t mod m)``.
+* ``trend`` (no season asked for, or fewer than two full seasons): the Theil–Sen line alone.
+* ``flat`` (fewer than 3 points): the mean, with a deliberately wide interval: the 95 %
+  interval is ``mean +- max(range, |mean|)`` (the whole of ``bounds`` when given) and the 80 %
+  one half as wide.
+
+Prediction intervals (80 % and 95 %) come from the empirical distribution of the in-sample
+residuals ``y_t - fitted_t``, inflated by ``sqrt(n / (n - parameters))`` because the fit has
+seen those points, plus the uncertainty of extrapolating the trend: ``h`` steps past the data
+the bounds move out by ``h x`` the distance from the slope to its Sen confidence bound at the
+same level. Fit residuals are not one-step-ahead errors, so with strongly autocorrelated noise
+the intervals are optimistic for the first steps; the trend term widens them with ``h``.
+Everything is clamped to ``bounds`` (``(0, 100)`` for percentages) when given.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpufleet.analysis.robust import Line, quantile, theil_sen
+
+LEVELS = (0.8, 0.95)
+"""Prediction interval levels reported for every forecast point."""
+MAX_TREND_POINTS = 720
+"""The trend is fitted to at most this many most recent points (Theil–Sen is O(n^2))."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastPoint:
+    """One forecast bucket with its 80 % and 95 % prediction intervals."""
+
+    step: int
+    """1 for the bucket right after the series, 2 for the next, ..."""
+    start_s: float | None
+    """Start of the bucket (epoch seconds) when the caller gave the series' timing."""
+    value: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What :func:`forecast` predicts and how."""
+
+    method: str
+    """``seasonal_trend``, ``trend`` or ``flat`` (see the module docstring)."""
+    season: int | None
+    """Season length used (in buckets); None when no season was fitted."""
+    season_requested: int | None
+    note: str
+    """Why a simpler method than asked for was used; empty otherwise."""
+    n: int
+    """Points the forecast was fitted to."""
+    horizon: int
+    trend_per_step: float
+    """Slope of the fitted trend per bucket (0 for ``flat``)."""
+    seasonal_profile: tuple[float, ...]
+    """Seasonal index by phase: entry ``k`` applies to input positions ``t`` with
+    ``t % season == k`` (empty without a season)."""
+    residual_sd: float | None
+    """Standard deviation of the in-sample residuals (None for ``flat``)."""
+    bounds: tuple[float, float] | None
+    points: tuple[ForecastPoint, ...]
+
+
+def _clamp(v: float, bounds: tuple[float, float] | None) -> float:
+    return v if bounds is None else min(max(v, bounds[0]), bounds[1])
+
+
+def _centred_ma(y: Sequence[float], m: int) -> dict[int, float]:
+    """Centred moving average of length ``m`` (2 x m for even ``m``), where it is defined."""
+    prefix = [0.0]
+    for v in y:
+        prefix.append(prefix[-1] + v)
+    half = m // 2
+    out: dict[int, float] = {}
+    for t in range(half, len(y) - half):
+        if m % 2:
+            out[t] = (prefix[t + half + 1] - prefix[t - half]) / m
+        else:
+            # Two adjacent m-averages, averaged, centre an even window on t itself.
+            first = prefix[t + half] - prefix[t - half]
+            second = prefix[t + half + 1] - prefix[t - half + 1]
+            out[t] = (first + second) / (2.0 * m)
+    return out
+
+
+def _seasonal_profile(y: Sequence[float], m: int) -> list[float]:
+    ma = _centred_ma(y, m)
+    by_phase: list[list[float]] = [[] for _ in range(m)]
+    for t, level in ma.items():
+        by_phase[t % m].append(y[t] - level)
+    profile = [statistics.median(d) for d in by_phase]
+    centre = sum(profile) / m
+    return [s - centre for s in profile]
+
+
+def _fit_trend(d: Sequence[float]) -> Line:
+    first = max(len(d) - MAX_TREND_POINTS, 0)
+    xs = [float(t) for t in range(first, len(d))]
+    return theil_sen(xs, d[first:], LEVELS)
+
+
+def _flat(
+    y: Sequence[float],
+    horizon: int,
+    bounds: tuple[float, float] | None,
+    times: tuple[float, float] | None,
+    season: int | None,
+) -> Forecast:
+    mean = sum(y) / len(y)
+    half95 = max(max(y) - min(y), abs(mean))
+    points = []
+    for h in range(1, horizon + 1):
+        lo95, hi95 = bounds if bounds is not None else (mean - half95, mean + half95)
+        points.append(
+            ForecastPoint(
+                step=h,
+                start_s=None if times is None else times[0] + (h - 1) * times[1],
+                value=_clamp(mean, bounds),
+                lo80=_clamp(mean - half95 / 2.0, bounds),
+                hi80=_clamp(mean + half95 / 2.0, bounds),
+                lo95=lo95,
+                hi95=hi95,
+            )
+        )
+    return Forecast(
+        method="flat",
+        season=None,
+        season_requested=season,
+        note=f"only {len(y)} point(s): a flat forecast with a wide interval",
+        n=len(y),
+        horizon=horizon,
+        trend_per_step=0.0,
+        seasonal_profile=(),
+        residual_sd=None,
+        bounds=bounds,
+        points=tuple(points),
+    )
+
+
+def forecast(
+    values: Sequence[float],
+    *,
+    horizon: int,
+    season: int | None = None,
+    bounds: tuple[float, float] | None = None,
+    start_s: float | None = None,
+    step_s: float | None = None,
+) -> Forecast:
+    """Forecast ``horizon`` buckets after ``values`` (equally spaced, oldest first).
+
+    Args:
+        values: the series, one value per bucket, no gaps.
+        horizon: how many buckets to forecast (at least 1).
+        season: season length in buckets (24 or 168 for hourly buckets, 7 for daily), or None.
+        bounds: clamp values and intervals to ``(low, high)``, e.g. ``(0, 100)`` for percent.
+        start_s: start of the first forecast bucket, to timestamp the points.
+        step_s: bucket width in seconds, to timestamp the points.
+
+    Raises:
+        ValueError: no values, a non-finite value, a horizon below 1 or a season below 2.
+    """
+    y = [float(v) for v in values]
+    if not y:
+        raise ValueError("nothing to forecast: the series is empty")
+    if not all(math.isfinite(v) for v in y):
+        raise ValueError("the series has a non-finite value")
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1; got {horizon}")
+    if season is not None and season < 2:
+        raise ValueError(f"season must be at least 2 buckets; got {season}")
+    times = (start_s, step_s) if start_s is not None and step_s is not None else None
+    n = len(y)
+    if n < 3:
+        return _flat(y, horizon, bounds, times, season)
+    note = ""
+    use_season = season
+    if season is not None and n < 2 * season:
+        note = f"{n} points are fewer than two seasons of {season}: no seasonal pattern fitted"
+        use_season = None
+    profile = _seasonal_profile(y, use_season) if use_season else []
+    desea = [v - profile[t % use_season] for t, v in enumerate(y)] if use_season else y
+    line = _fit_trend(desea)
+
+    def fitted(t: int) -> float:
+        seasonal = profile[t % use_season] if use_season else 0.0
+        return line.intercept + line.slope * t + seasonal
+
+    residuals = [v - fitted(t) for t, v in enumerate(y)]
+    params = 2 + (use_season or 0)
+    inflate = math.sqrt(n / max(n - params, 1))
+    spread = {
+        c: (
+            inflate * quantile(residuals, (1.0 - c) / 2.0),
+            inflate * quantile(residuals, (1.0 + c) / 2.0),
+        )
+        for c in LEVELS
+    }
+    points = []
+    for h in range(1, horizon + 1):
+        point = fitted(n - 1 + h)
+        band: dict[float, tuple[float, float]] = {}
+        for c in LEVELS:
+            s_lo, s_hi = line.bounds.get(c, (line.slope, line.slope))
+            lo = point + spread[c][0] - h * max(line.slope - s_lo, 0.0)
+            hi = point + spread[c][1] + h * max(s_hi - line.slope, 0.0)
+            band[c] = (_clamp(lo, bounds), _clamp(hi, bounds))
+        points.append(
+            ForecastPoint(
+                step=h,
+                start_s=None if times is None else times[0] + (h - 1) * times[1],
+                value=_clamp(point, bounds),
+                lo80=band[0.8][0],
+                hi80=band[0.8][1],
+                lo95=band[0.95][0],
+                hi95=band[0.95][1],
+            )
+        )
+    mean_r = sum(residuals) / n
+    return Forecast(
+        method="seasonal_trend" if use_season else "trend",
+        season=use_season,
+        season_requested=season,
+        note=note,
+        n=n,
+        horizon=horizon,
+        trend_per_step=line.slope,
+        seasonal_profile=tuple(profile),
+        residual_sd=math.sqrt(sum((r - mean_r) ** 2 for r in residuals) / max(n - 1, 1)),
+        bounds=bounds,
+        points=tuple(points),
+    )

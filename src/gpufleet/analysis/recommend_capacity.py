@@ -1,0 +1,234 @@
+"""GPU-capacity recommendation rules: ``scale_down``, ``scale_up`` and ``mig_or_share``.
+
+See :mod:`gpufleet.analysis.recommend` for what each rule looks for.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gpufleet.analysis import recommend_types as t
+from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct
+from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
+from gpufleet.analysis.scope import hist_percentile
+from gpufleet.store.base import UTIL_HIST_BINS
+
+
+def scale_down(ctx: Ctx) -> list[Recommendation]:
+    surplus: dict[tuple[str, str], list[Gpu]] = {}
+    for g in ctx.gpus.values():
+        free = g.seconds - g.allocated_s
+        if g.seconds > 0 and free / g.seconds >= t.SCALE_DOWN_UNALLOCATED_FRACTION:
+            inv = ctx.scoped.gpus[g.uuid]
+            surplus.setdefault((inv.cluster, inv.node), []).append(g)
+    out = []
+    for (cluster, node), gs in sorted(surplus.items()):
+        gs.sort(key=lambda g: ctx.scoped.gpus[g.uuid].index)
+        on_node = [
+            u for u, inv in ctx.scoped.gpus.items() if inv.node == node and inv.cluster == cluster
+        ]
+        whole = len(gs) == len(on_node)
+        uuids = tuple(g.uuid for g in gs)
+        labels = tuple(ctx.label(u) for u in uuids)
+        fracs = [(g.seconds - g.allocated_s) / g.seconds for g in gs]
+        evidence = [
+            f"{ctx.label(g.uuid)}: unallocated {(g.seconds - g.allocated_s) / HOUR_S:.1f} h of "
+            f"{g.seconds / HOUR_S:.1f} h ({100 * f:.1f} %), "
+            f"mean utilization {g.mean_util:.1f} % {ctx.when}"
+            for g, f in zip(gs, fracs, strict=True)
+        ]
+        if whole:
+            evidence.append(f"all {len(gs)} GPUs of {node} qualify")
+            action = Action("drain_node", {"cluster": cluster, "node": node})
+            title = f"Drain {node}: its {len(gs)} GPUs sat unallocated {ctx.when}"
+        else:
+            action = Action(
+                "release_gpus", {"cluster": cluster, "node": node, "gpu_uuids": list(uuids)}
+            )
+            title = f"Release {len(gs)} of {len(on_node)} GPUs on {node}: unallocated {ctx.when}"
+        saving = sum(ctx.monthly_usd(g.uuid, g.seconds) for g in gs)
+        buckets = [r for g in gs for r in g.rows if r.seconds > 0]
+        held = sum(
+            1
+            for r in buckets
+            if (r.seconds - r.allocated_s) / r.seconds >= t.SCALE_DOWN_UNALLOCATED_FRACTION
+        )
+        conf = confidence(
+            min(g.seconds for g in gs) / HOUR_S,
+            (min(fracs) - t.SCALE_DOWN_UNALLOCATED_FRACTION)
+            / (1 - t.SCALE_DOWN_UNALLOCATED_FRACTION),
+            held / len(buckets) if buckets else 0.0,
+        )
+        metrics: dict[str, float | int | None] = {
+            "gpus": len(gs),
+            "gpu_hours": sum(g.seconds for g in gs) / HOUR_S,
+            "unallocated_gpu_hours": sum(g.seconds - g.allocated_s for g in gs) / HOUR_S,
+            "min_unallocated_fraction": min(fracs),
+        }
+        target = Target(cluster, node, uuids, labels)
+        out.append(ctx.rec("scale_down", target, title, evidence, metrics, action, saving, conf))
+    return out
+
+
+def scale_up(ctx: Ctx) -> list[Recommendation]:
+    pools: dict[tuple[str, str], list[Gpu]] = {}
+    for g in ctx.gpus.values():
+        inv = ctx.scoped.gpus[g.uuid]
+        pools.setdefault((inv.cluster, inv.name or "unknown"), []).append(g)
+    out = []
+    for (cluster, model), gs in sorted(pools.items()):
+        # (seconds, allocated, histogram, GPUs, memory-saturated GPUs) per bucket.
+        per: dict[float, list[float]] = {}
+        for g in gs:
+            for r in g.rows:
+                acc = per.setdefault(r.bucket_s, [0.0, 0.0, 0.0, 0.0] + [0.0] * UTIL_HIST_BINS)
+                acc[0] += r.seconds
+                acc[1] += r.allocated_s
+                acc[2] += 1
+                full = r.mem_used_max_bytes is not None and r.mem_total_bytes
+                if (
+                    full
+                    and pct(r.mem_used_max_bytes or 0, r.mem_total_bytes or 0)
+                    >= t.SCALE_UP_MEM_PEAK_PCT
+                ):
+                    acc[3] += 1
+                for b, s in enumerate(r.util_hist_s):
+                    acc[4 + b] += s
+        saturated = 0
+        for acc in per.values():
+            p95 = hist_percentile(acc[4:], 0.95) or 0.0
+            alloc = acc[1] / acc[0] if acc[0] > 0 else 0.0
+            hot = p95 > t.SCALE_UP_P95_UTIL_PCT or acc[3] >= 0.5 * acc[2]
+            saturated += alloc > t.SCALE_UP_ALLOCATION_RATE and hot
+        seconds = sum(g.seconds for g in gs)
+        if not per or seconds <= 0 or saturated / len(per) < t.SCALE_UP_HOURS_FRACTION:
+            continue
+        alloc_rate = sum(g.allocated_s for g in gs) / seconds
+        hist = [sum(g.hist[b] for g in gs) for b in range(UTIL_HIST_BINS)]
+        p95 = hist_percentile(hist, 0.95) or 0.0
+        mem_sat = sum(
+            1
+            for g in gs
+            if g.mem_peak
+            and g.mem_total
+            and pct(g.mem_peak, g.mem_total) >= t.SCALE_UP_MEM_PEAK_PCT
+        )
+        add = max(1, math.ceil(len(gs) * alloc_rate / t.SCALE_UP_TARGET_ALLOCATION - len(gs)))
+        per_gpu = ctx.price(gs[0].uuid) * t.MONTH_H
+        cost = add * per_gpu
+        evidence = [
+            f"{len(gs)} {model} GPUs in {cluster}: allocation rate {100 * alloc_rate:.1f} %, "
+            f"p95 utilization {p95:.1f} % {ctx.when}",
+            f"saturated (allocation > {100 * t.SCALE_UP_ALLOCATION_RATE:.0f} % with p95 "
+            f"utilization > {t.SCALE_UP_P95_UTIL_PCT:.0f} % or memory at "
+            f"{t.SCALE_UP_MEM_PEAK_PCT:.0f} %) in "
+            f"{saturated} of {len(per)} buckets ({pct(saturated, len(per)):.0f} %)",
+            f"memory peaked at or above {t.SCALE_UP_MEM_PEAK_PCT:.0f} % on {mem_sat} of "
+            f"{len(gs)} GPUs",
+            f"{add} more GPU(s) bring allocation to {100 * t.SCALE_UP_TARGET_ALLOCATION:.0f} %: "
+            f"${cost:,.2f} a month at ${per_gpu / t.MONTH_H:.2f} per GPU-hour",
+            "queued demand is not recorded, so the GPU-hours that were short are not measured",
+        ]
+        margin = min(
+            (alloc_rate - t.SCALE_UP_ALLOCATION_RATE) / (1 - t.SCALE_UP_ALLOCATION_RATE),
+            max(
+                (p95 - t.SCALE_UP_P95_UTIL_PCT) / (100 - t.SCALE_UP_P95_UTIL_PCT), mem_sat / len(gs)
+            ),
+        )
+        conf = confidence(seconds / len(gs) / HOUR_S, margin, saturated / len(per))
+        metrics: dict[str, float | int | None] = {
+            "gpus": len(gs),
+            "allocation_rate": alloc_rate,
+            "p95_gpu_util_pct": p95,
+            "saturated_buckets": saturated,
+            "buckets": len(per),
+            "mem_saturated_gpus": mem_sat,
+            "add_gpus": add,
+            "shortfall_gpu_hours": None,
+        }
+        action = Action("add_capacity", {"cluster": cluster, "gpu_model": model, "gpus": add})
+        title = f"Add {add} {model} GPU(s) to {cluster}: saturated {ctx.when}"
+        target = Target(cluster, gpu_model=model, gpu_uuids=tuple(sorted(g.uuid for g in gs)))
+        out.append(ctx.rec("scale_up", target, title, evidence, metrics, action, -cost, conf))
+    return out
+
+
+def _mig_profile(ctx: Ctx, g: Gpu, p95: float) -> tuple[str, int] | None:
+    """(profile, compute sevenths) of the smallest MIG profile holding the GPU's peaks."""
+    inv = ctx.scoped.gpus[g.uuid]
+    table = t.mig_table(inv.name, g.mem_total)
+    if table is None or not g.mem_total:
+        return None
+    need_mem = (g.mem_peak or 0) * (1 + t.PACKING_HEADROOM)
+    need_util = p95 * (1 + t.PACKING_HEADROOM)
+    for p in t.MIG_PROFILES[table]:
+        if (
+            p.memory_eighths / 8 * g.mem_total >= need_mem
+            and 100 * p.compute_sevenths / 7 >= need_util
+        ):
+            return p.name, p.compute_sevenths
+    return None
+
+
+def mig_or_share(ctx: Ctx) -> list[Recommendation]:
+    out = []
+    for g in sorted(ctx.gpus.values(), key=lambda g: ctx.label(g.uuid)):
+        if g.seconds <= 0 or g.allocated_s / g.seconds < t.MIG_MIN_ALLOCATION or not g.mem_total:
+            continue
+        p95 = hist_percentile(g.hist, 0.95)
+        mem_frac = (g.mem_peak or 0) / g.mem_total
+        small = g.mem_peak is not None and mem_frac < t.MIG_MEM_PEAK_FRACTION
+        # Below the idle threshold on average it is reclaim_idle's, not a sharing candidate.
+        if p95 is None or not small or p95 >= t.MIG_P95_UTIL_PCT or g.mean_util < ctx.threshold:
+            continue
+        inv = ctx.scoped.gpus[g.uuid]
+        profile = _mig_profile(ctx, g, p95)
+        cost = ctx.monthly_usd(g.uuid, g.seconds)
+        evidence = [
+            f"{ctx.label(g.uuid)}: peak memory {(g.mem_peak or 0) / GIB:.1f} GiB of "
+            f"{g.mem_total / GIB:.1f} GiB ({100 * mem_frac:.1f} %), p95 utilization {p95:.1f} %, "
+            f"mean {g.mean_util:.1f} %, allocated {pct(g.allocated_s, g.seconds):.1f} % of "
+            f"{g.seconds / HOUR_S:.1f} h {ctx.when}",
+        ]
+        if profile is not None:
+            name, sevenths = profile
+            saving = cost * (7 - sevenths) / 7
+            evidence.append(
+                f"fits MIG {name} ({sevenths}/7 of the SMs) with "
+                f"{100 * t.PACKING_HEADROOM:.0f} % headroom, "
+                f"freeing {7 - sevenths}/7 of the GPU for other work"
+            )
+            action = Action(
+                "enable_mig",
+                {"cluster": inv.cluster, "node": inv.node, "gpu_uuid": g.uuid, "profile": name},
+            )
+            title = f"Run the work on {ctx.label(g.uuid)} in a MIG {name} instance"
+        else:
+            used = max(mem_frac, p95 / 100) * (1 + t.PACKING_HEADROOM)
+            saving = cost * max(0.0, 1 - used)
+            evidence.append(
+                f"{inv.name or 'this model'} has no MIG profile table here; its work uses "
+                f"{100 * used:.0f} % of the GPU with headroom, the rest can be time-sliced"
+            )
+            action = Action(
+                "enable_time_slicing",
+                {"cluster": inv.cluster, "node": inv.node, "gpu_uuid": g.uuid},
+            )
+            title = f"Share {ctx.label(g.uuid)} by time-slicing"
+        quiet = sum(
+            1
+            for r in g.rows
+            if (q := hist_percentile(r.util_hist_s, 0.95)) is not None and q < t.MIG_P95_UTIL_PCT
+        )
+        margin = min(1 - mem_frac / t.MIG_MEM_PEAK_FRACTION, 1 - p95 / t.MIG_P95_UTIL_PCT)
+        conf = confidence(g.seconds / HOUR_S, margin, quiet / len(g.rows))
+        metrics: dict[str, float | int | None] = {
+            "mem_peak_bytes": g.mem_peak,
+            "mem_total_bytes": g.mem_total,
+            "p95_gpu_util_pct": p95,
+            "mean_gpu_util_pct": g.mean_util,
+            "allocation_rate": g.allocated_s / g.seconds,
+        }
+        target = Target(inv.cluster, inv.node, (g.uuid,), (ctx.label(g.uuid),), gpu_model=inv.name)
+        out.append(ctx.rec("mig_or_share", target, title, evidence, metrics, action, saving, conf))
+    return out

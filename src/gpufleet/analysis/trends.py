@@ -1,0 +1,430 @@
+"""Trends of utilization over time: series, robust slope, comparisons, change points, forecast.
+
+Definitions are DESIGN.md's, as in :mod:`gpufleet.analysis.utilization`, applied per bucket:
+
+* ``utilization``: time-weighted NVML ``utilization.gpu`` (``util_sum / seconds with a reading``);
+* ``allocation_rate``: allocated GPU-time / GPU-time, in percent;
+* ``idle_fraction``: GPU-time below ``idle_threshold_pct`` / GPU-time, in percent;
+* ``gpu_hours``: GPU-time in the bucket (for a namespace/user/workload scope: GPU-time held).
+
+Rates are reported in percent (0..100) so that their changes read as percentage points.
+GPU-level scopes read per-GPU rollups, workload-level scopes per-workload hourly rows (whose
+idle time was classified at the store's threshold and whose allocation rate is 1 by
+definition). Buckets are UTC hours, UTC days, or weeks starting Monday 00:00 UTC; a bucket the
+window cuts is ``partial`` and covers only its part. A bucket without data has value None,
+except ``gpu_hours`` of a workload-level scope, which is 0 (the scope held nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from gpufleet.analysis.forecast import Forecast, forecast
+from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
+from gpufleet.analysis.robust import ChangePoint, Slope, change_points, robust_slope
+from gpufleet.analysis.scope import Scope, Window, check_group_key, idle_at, read_scope
+from gpufleet.analysis.utilization import Usage
+from gpufleet.store.base import DAY_S, Store
+
+__all__ = [
+    "ChangePoint",
+    "Comparison",
+    "Slope",
+    "TrendPoint",
+    "TrendResult",
+    "TrendSeries",
+    "analyze_trends",
+    "bucket_start",
+    "change_points",
+    "compare_entities",
+    "compare_windows",
+    "robust_slope",
+    "scope_label",
+    "utilization_series",
+]
+
+Granularity = Literal["hour", "day", "week"]
+Metric = Literal["utilization", "allocation_rate", "gpu_hours", "idle_fraction"]
+GRANULARITIES: tuple[str, ...] = get_args(Granularity)
+METRICS: tuple[str, ...] = get_args(Metric)
+STEP_S = {"hour": 3600.0, "day": DAY_S, "week": 7 * DAY_S}
+_MONDAY_S = 4 * DAY_S
+"""1970-01-01 was a Thursday; weeks are aligned to the Monday after it."""
+HORIZON = {"hour": 24, "day": 7, "week": 4}
+"""Buckets :func:`analyze_trends` forecasts by default."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """One bucket of a series."""
+
+    start_s: float
+    end_s: float
+    value: float | None
+    gpu_hours: float
+    """GPU-time behind the value (the weight to give it when merging buckets)."""
+    partial: bool
+    """The window cuts the bucket, so it covers less than a whole hour/day/week."""
+
+    @property
+    def mid_s(self) -> float:
+        """Middle of the bucket (what a slope uses as its time)."""
+        return (self.start_s + self.end_s) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrendSeries:
+    """A metric of a scope bucket by bucket over a window."""
+
+    window: Window
+    scope: Scope
+    granularity: str
+    metric: str
+    unit: str
+    """``pct`` (rates, 0..100) or ``gpu_hours``."""
+    source: str
+    """``gpu_usage`` or ``workload_usage`` (see the module docstring)."""
+    idle_threshold_pct: float
+    points: tuple[TrendPoint, ...]
+
+    def pairs(self, at: Literal["mid", "start"] = "mid") -> list[tuple[float, float]]:
+        """``(bucket middle or start, value)`` of the buckets that have a value."""
+        return [
+            (p.mid_s if at == "mid" else p.start_s, p.value)
+            for p in self.points
+            if p.value is not None
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A metric in two windows or for two subjects; changes are ``b - a``."""
+
+    metric: str
+    unit: str
+    subject_a: str
+    subject_b: str
+    window_a: Window
+    window_b: Window
+    value_a: float | None
+    value_b: float | None
+    gpu_hours_a: float
+    gpu_hours_b: float
+    change: float | None
+    """``value_b - value_a`` in the metric's unit: percentage points for rates."""
+    change_pct: float | None
+    """Relative change in percent of ``value_a`` (None when ``value_a`` is 0 or missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrendResult:
+    """Everything :func:`analyze_trends` finds about one metric of one scope."""
+
+    series: TrendSeries
+    slope: Slope | None
+    """None with fewer than two buckets of data."""
+    comparison: Comparison
+    """This window (``b``) against the equally long window right before it (``a``)."""
+    change_points: tuple[ChangePoint, ...]
+    """Found in the deseasonalized values when the forecast fitted a season (their means
+    are then levels net of the seasonal pattern); for hourly series, in daily means."""
+    forecast: Forecast | None
+    """None without any bucket of data."""
+
+
+def _unit(metric: str) -> str:
+    return "gpu_hours" if metric == "gpu_hours" else "pct"
+
+
+def _check(metric: str, idle_threshold_pct: float, granularity: str = "day") -> None:
+    if metric not in METRICS:
+        raise HistoryQueryError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
+    if granularity not in GRANULARITIES:
+        raise HistoryQueryError(
+            f"unknown granularity {granularity!r}; use one of: {', '.join(GRANULARITIES)}"
+        )
+    if not 0.0 <= idle_threshold_pct <= 100.0:
+        raise HistoryQueryError(
+            f"idle_threshold_pct must be between 0 and 100; got {idle_threshold_pct}"
+        )
+
+
+def bucket_start(ts_s: float, granularity: str) -> float:
+    """Start of the UTC hour, UTC day or Monday-based week containing ``ts_s``."""
+    step = STEP_S[granularity]
+    offset = _MONDAY_S if granularity == "week" else 0.0
+    return math.floor((ts_s - offset) / step) * step + offset
+
+
+def _value(u: Usage, metric: str) -> float | None:
+    if metric == "gpu_hours":
+        return u.seconds / 3600.0
+    if metric == "utilization":
+        return u.mean_util_pct
+    share = u.share(u.allocated_s if metric == "allocation_rate" else u.idle_s)
+    return None if share is None else 100.0 * share
+
+
+def _usage_by_bucket(
+    store: Store, window: Window, scope: Scope, granularity: str | None, threshold: float
+) -> tuple[dict[float, Usage], str]:
+    """Usage per bucket start (one bucket, keyed by the window start, when ``granularity``
+    is None) and the source it was read from."""
+    scoped = read_scope(store, window, scope, need_workloads=scope.workload_level)
+    out: dict[float, Usage] = {}
+
+    def key(row_start: float) -> float:
+        # A row cut by the window edge was prorated to its part inside the window.
+        start = max(row_start, window.start_s)
+        return window.start_s if granularity is None else bucket_start(start, granularity)
+
+    if scope.workload_level:
+        for w in scoped.workload_rows:
+            out.setdefault(key(w.hour_s), Usage()).add_workload(w)
+        return out, "workload_usage"
+    for r in scoped.gpu_rows:
+        idle = idle_at(r, threshold, scoped.stored_idle_threshold_pct)
+        out.setdefault(key(r.bucket_s), Usage()).add_gpu(r, *idle)
+    return out, "gpu_usage"
+
+
+def utilization_series(
+    store: Store,
+    window: Window,
+    *,
+    scope: Scope = Scope(),  # noqa: B008 - Scope is frozen, a shared default is safe
+    granularity: Granularity = "day",
+    metric: Metric = "utilization",
+    idle_threshold_pct: float = 5.0,
+) -> TrendSeries:
+    """``metric`` of ``scope`` per ``granularity`` bucket over ``window`` (oldest first).
+
+    Raises:
+        HistoryQueryError: an unknown metric or granularity, or a threshold outside 0..100.
+        UnknownSubjectError: a scope value with no data in the window.
+        StoreError: the store cannot answer.
+    """
+    _check(metric, idle_threshold_pct, granularity)
+    per, source = _usage_by_bucket(store, window, scope, granularity, idle_threshold_pct)
+    step = STEP_S[granularity]
+    points = []
+    start = bucket_start(window.start_s, granularity)
+    while start < window.end_s:
+        a, b = max(start, window.start_s), min(start + step, window.end_s)
+        usage = per.get(start)
+        if usage is not None:
+            value = _value(usage, metric)
+        else:
+            value = 0.0 if metric == "gpu_hours" and scope.workload_level else None
+        hours = usage.seconds / 3600.0 if usage is not None else 0.0
+        points.append(TrendPoint(a, b, value, hours, partial=b - a < step))
+        start += step
+    return TrendSeries(
+        window=window,
+        scope=scope,
+        granularity=granularity,
+        metric=metric,
+        unit=_unit(metric),
+        source=source,
+        idle_threshold_pct=idle_threshold_pct,
+        points=tuple(points),
+    )
+
+
+def scope_label(scope: Scope) -> str:
+    """The scope's named values joined by ``/`` (``all`` for the whole history)."""
+    names = [
+        getattr(scope, k)
+        for k in ("cluster", "node", "gpu", "gpu_model", "namespace", "user", "workload")
+    ]
+    return "/".join(v for v in names if v is not None) or "all"
+
+
+def _total(
+    store: Store, window: Window, scope: Scope, threshold: float
+) -> tuple[Usage | None, UnknownSubjectError | None]:
+    try:
+        per, _ = _usage_by_bucket(store, window, scope, None, threshold)
+    except UnknownSubjectError as exc:
+        return None, exc
+    return per.get(window.start_s, Usage()), None
+
+
+def _compare(
+    store: Store,
+    subjects: tuple[tuple[str, Scope, Window], tuple[str, Scope, Window]],
+    metric: str,
+    threshold: float,
+) -> Comparison:
+    (name_a, scope_a, win_a), (name_b, scope_b, win_b) = subjects
+    usage_a, err_a = _total(store, win_a, scope_a, threshold)
+    usage_b, err_b = _total(store, win_b, scope_b, threshold)
+    # A subject absent from one side is a change to or from nothing; absent from both, a
+    # mistake the caller should hear about.
+    if err_a is not None and err_b is not None:
+        raise err_a
+    empty = 0.0 if metric == "gpu_hours" else None
+    value_a = _value(usage_a, metric) if usage_a is not None else empty
+    value_b = _value(usage_b, metric) if usage_b is not None else empty
+    change = value_b - value_a if value_a is not None and value_b is not None else None
+    return Comparison(
+        metric=metric,
+        unit=_unit(metric),
+        subject_a=name_a,
+        subject_b=name_b,
+        window_a=win_a,
+        window_b=win_b,
+        value_a=value_a,
+        value_b=value_b,
+        gpu_hours_a=usage_a.seconds / 3600.0 if usage_a is not None else 0.0,
+        gpu_hours_b=usage_b.seconds / 3600.0 if usage_b is not None else 0.0,
+        change=change,
+        change_pct=(100.0 * change / abs(value_a) if change is not None and value_a else None),
+    )
+
+
+def compare_windows(
+    store: Store,
+    a: Window,
+    b: Window,
+    *,
+    scope: Scope = Scope(),  # noqa: B008 - Scope is frozen, a shared default is safe
+    metric: Metric = "utilization",
+    idle_threshold_pct: float = 5.0,
+) -> Comparison:
+    """``metric`` of ``scope`` in window ``a`` and in window ``b`` (changes are ``b - a``).
+
+    Raises:
+        HistoryQueryError: an unknown metric or a threshold outside 0..100.
+        UnknownSubjectError: the scope has data in neither window.
+    """
+    _check(metric, idle_threshold_pct)
+    label = scope_label(scope)
+    return _compare(store, ((label, scope, a), (label, scope, b)), metric, idle_threshold_pct)
+
+
+def compare_entities(
+    store: Store,
+    window: Window,
+    key: str,
+    a: str,
+    b: str,
+    *,
+    scope: Scope = Scope(),  # noqa: B008 - Scope is frozen, a shared default is safe
+    metric: Metric = "utilization",
+    idle_threshold_pct: float = 5.0,
+) -> Comparison:
+    """``metric`` of ``key=a`` against ``key=b`` (e.g. two namespaces) within ``scope``.
+
+    Raises:
+        HistoryQueryError: an unknown key or metric, or a threshold outside 0..100.
+        UnknownSubjectError: neither value has data in the window.
+    """
+    _check(metric, idle_threshold_pct)
+    if check_group_key(key) is None:
+        raise HistoryQueryError("compare_entities needs a key such as namespace or user")
+    scope_a = dataclasses.replace(scope, **{key: a})
+    scope_b = dataclasses.replace(scope, **{key: b})
+    return _compare(store, ((a, scope_a, window), (b, scope_b, window)), metric, idle_threshold_pct)
+
+
+def _regular(usable: list[TrendPoint], granularity: str) -> tuple[list[float], list[int]]:
+    """Values one per bucket from the first to the last of ``usable``, gaps filled by linear
+    interpolation, and the position of each of ``usable`` among them."""
+    step = STEP_S[granularity]
+    first = bucket_start(usable[0].start_s, granularity)
+    positions = [round((bucket_start(p.start_s, granularity) - first) / step) for p in usable]
+    values: list[float] = []
+    for pos, p in zip(positions, usable, strict=True):
+        value = p.value if p.value is not None else 0.0
+        if values and pos > len(values):  # a gap: draw a line from the last value to this one
+            prev, gap = values[-1], pos - len(values) + 1
+            values += [prev + (value - prev) * k / gap for k in range(1, gap)]
+        values.append(value)
+    return values, positions
+
+
+def analyze_trends(
+    store: Store,
+    window: Window,
+    *,
+    scope: Scope = Scope(),  # noqa: B008 - Scope is frozen, a shared default is safe
+    granularity: Granularity = "day",
+    metric: Metric = "utilization",
+    idle_threshold_pct: float = 5.0,
+    horizon: int | None = None,
+) -> TrendResult:
+    """Series, slope, change against the previous window, change points and forecast.
+
+    The previous window has the same length and ends where ``window`` starts. For
+    ``gpu_hours``, partial buckets are left out of the slope, change points and forecast (a
+    part of a day holds fewer GPU-hours than a day). The forecast uses a weekly season for
+    hourly buckets when there are four weeks of them (daily otherwise) and a weekly one for
+    daily buckets; ``horizon`` defaults to a day, a week or four weeks of buckets. Gaps
+    between buckets with data are filled by linear interpolation for the forecast only.
+
+    Raises:
+        HistoryQueryError: as :func:`utilization_series`, or a horizon below 1.
+        UnknownSubjectError: a scope value with no data in the window.
+    """
+    series = utilization_series(
+        store,
+        window,
+        scope=scope,
+        granularity=granularity,
+        metric=metric,
+        idle_threshold_pct=idle_threshold_pct,
+    )
+    steps = HORIZON[granularity] if horizon is None else horizon
+    if steps < 1:
+        raise HistoryQueryError(f"horizon must be at least 1 bucket; got {steps}")
+    usable = [
+        p
+        for p in series.points
+        if p.value is not None and not (metric == "gpu_hours" and p.partial)
+    ]
+    pairs = [(p.mid_s, p.value) for p in usable if p.value is not None]
+    previous = Window(window.start_s - window.span_s, window.start_s)
+    comparison = compare_windows(
+        store, previous, window, scope=scope, metric=metric, idle_threshold_pct=idle_threshold_pct
+    )
+    if not usable:
+        return TrendResult(series, None, comparison, (), None)
+    values, positions = _regular(usable, granularity)
+    # A weekly season from two or three weeks of hours would be fitted to single readings.
+    season = {"hour": 168 if len(values) >= 4 * 168 else 24, "day": 7}.get(granularity)
+    step = STEP_S[granularity]
+    fc = forecast(
+        values,
+        horizon=steps,
+        season=season,
+        bounds=(0.0, 100.0) if series.unit == "pct" else (0.0, math.inf),
+        start_s=bucket_start(usable[-1].start_s, granularity) + step,
+        step_s=step,
+    )
+    # Shifts are looked for in the deseasonalized values: a daily cycle is not a change.
+    # Two seasons fit the profile to the data almost exactly; the leftovers would look like
+    # noise-free shifts, so deseasonalize only with a profile from three seasons or more.
+    profile, m = fc.seasonal_profile, fc.season
+    m = m if m and len(values) >= 3 * m else None
+    shifted = [
+        (p.start_s, v - (profile[pos % m] if m else 0.0))
+        for p, pos, (_, v) in zip(usable, positions, pairs, strict=True)
+    ]
+    if granularity == "hour":
+        # A burst of a few hours is not a change of level: hourly series are searched as
+        # daily means, so a shift has to last min_size days to count.
+        days: dict[float, list[float]] = {}
+        for t, v in shifted:
+            days.setdefault(bucket_start(t, "day"), []).append(v)
+        shifted = [(d, sum(vs) / len(vs)) for d, vs in sorted(days.items())]
+    return TrendResult(
+        series=series,
+        slope=robust_slope(pairs) if len(pairs) >= 2 else None,
+        comparison=comparison,
+        change_points=tuple(change_points(shifted)),
+        forecast=fc,
+    )
