@@ -22,13 +22,16 @@ from tests.unit.store_samples import (
     snap,
 )
 
+from gpufleet.model import Snapshot
 from gpufleet.store import (
+    QueryTooLargeError,
     Resolution,
     Retention,
     SeriesPoint,
     Store,
     StoreError,
     open_store,
+    pick_resolution,
 )
 from gpufleet.store.schema import LATEST_VERSION
 
@@ -45,6 +48,7 @@ def test_public_api_is_locked() -> None:
             "GpuInventory",
             "GpuUsage",
             "PostgresStore",
+            "QueryTooLargeError",
             "Resolution",
             "Retention",
             "SQLiteStore",
@@ -335,3 +339,197 @@ def test_alerts_round_trip_newest_first(store: Store) -> None:
     assert generated.id is not None
     assert generated.id > 1000
     assert [a.id for a in store.alerts(limit=2)] == [generated.id, 1000]
+
+
+# ---- time windows are half-open -------------------------------------------------------
+
+
+def _three_hours(store: Store) -> None:
+    """Two GPUs and a host at one sample a minute for three hours from T0, held by a job."""
+    store.write_snapshots(
+        [
+            snap(
+                T0 + m * 60 + 7,
+                gpu("GPU-a", float(m % 100), mem_used=GIB, procs=[proc(1, mem=GIB)]),
+                gpu("GPU-b", 1.0, index=1, procs=[proc(2, "other")]),
+                system=host(float(m % 50)),
+            )
+            for m in range(180)
+        ]
+    )
+
+
+def _usage_seconds(store: Store, start: float, end: float, res: Resolution) -> float:
+    return sum(u.seconds for u in store.gpu_usage(start_s=start, end_s=end, resolution=res))
+
+
+def _workload_seconds(store: Store, start: float, end: float) -> float:
+    return sum(w.gpu_s for w in store.workload_usage(start_s=start, end_s=end))
+
+
+def _count(store: Store, kind: str, res: Resolution, start: float, end: float) -> int:
+    read = store.gpu_series if kind == "gpu" else store.system_series
+    metric = "util_gpu_pct" if kind == "gpu" else "cpu_pct"
+    return sum(len(s.points) for s in read(metric=metric, start_s=start, end_s=end, resolution=res))
+
+
+def test_a_one_hour_window_counts_one_hour(store: Store) -> None:
+    _three_hours(store)
+    hour = T0 + 3600
+    # The review's case: [H, H+1h) used to return buckets H and H+1h (7200 s per GPU).
+    assert _usage_seconds(store, hour, hour + 3600, Resolution.HOUR) == 2 * 3600.0
+    assert [u.bucket_s for u in store.gpu_usage(start_s=hour, end_s=hour + 3600)] == [hour] * 2
+    assert _workload_seconds(store, hour, hour + 3600) == 2 * 3600.0
+    assert _count(store, "gpu", Resolution.RAW, hour, hour + 3600) == 2 * 60
+
+
+@pytest.mark.parametrize(
+    ("res", "split"),
+    [
+        (Resolution.RAW, T0 + 5_000.5),  # raw rows split anywhere
+        (Resolution.RAW, T0 + 3_667),  # exactly on a sample: it goes to the later window
+        (Resolution.MINUTE, T0 + 120 * 60),  # buckets split on their edges
+        (Resolution.HOUR, T0 + 2 * 3600),
+    ],
+)
+def test_adjacent_windows_add_up_to_their_union(
+    store: Store, res: Resolution, split: float
+) -> None:
+    _three_hours(store)
+    start, end = T0, T0 + 3 * 3600
+    for kind in ("gpu", "system"):
+        whole = _count(store, kind, res, start, end)
+        assert whole > 0
+        assert (
+            _count(store, kind, res, start, split) + _count(store, kind, res, split, end) == whole
+        )
+    if res is not Resolution.RAW:
+        whole_s = _usage_seconds(store, start, end, res)
+        assert whole_s == 2 * 3 * 3600.0
+        parts = _usage_seconds(store, start, split, res) + _usage_seconds(store, split, end, res)
+        assert parts == whole_s
+    if res is Resolution.HOUR:
+        parts = _workload_seconds(store, start, split) + _workload_seconds(store, split, end)
+        assert parts == _workload_seconds(store, start, end) == 2 * 3 * 3600.0
+
+
+# ---- readings that are not numbers ----------------------------------------------------
+
+
+def test_nan_and_infinite_readings_are_stored_as_unknown(store: Store) -> None:
+    nan, inf = float("nan"), float("inf")
+    bad = [nan, inf, -inf]
+
+    def sample(i: int, value: float) -> Snapshot:
+        g = dataclasses.replace(
+            gpu(util=value, temp=40.0, procs=[proc(1, mem=GIB)]),
+            power_w=value,
+            mem_used_bytes=value,  # type: ignore[arg-type]
+        )
+        return snap(T0 + 60 * i, g, system=dataclasses.replace(host(value), load_1=value))
+
+    store.write_snapshots([sample(i, v) for i, v in enumerate(bad)])  # one batch
+    for i, v in enumerate(bad):  # and one sample per batch (the one-sample rows)
+        store.write_snapshots([dataclasses.replace(sample(i, v), node="n2")])
+    for node in ("n1", "n2"):
+        for metric in ("util_gpu_pct", "power_w", "mem_used_bytes"):
+            for res in (Resolution.RAW, Resolution.MINUTE, Resolution.HOUR):
+                (s,) = store.gpu_series(
+                    metric=metric, start_s=T0, end_s=T0 + 3600, resolution=res, node=node
+                )
+                assert {(p.mean, p.min, p.max) for p in s.points} == {(None, None, None)}
+        (temp,) = store.gpu_series(
+            metric="temp_c", start_s=T0, end_s=T0 + 3600, resolution=Resolution.HOUR, node=node
+        )
+        assert temp.points[0].mean == 40.0  # the readings that are numbers are kept
+        (cpu,) = store.system_series(
+            metric="cpu_pct", start_s=T0, end_s=T0 + 3600, resolution=Resolution.HOUR, node=node
+        )
+        assert (cpu.points[0].mean, cpu.points[0].count) == (None, 3)
+        (usage,) = store.gpu_usage(start_s=T0, end_s=T0 + 3600, node=node)
+        # Counted as time, but unknown utilization is neither idle nor in any bin.
+        assert (usage.seconds, usage.allocated_s, usage.idle_s) == (180.0, 180.0, 0.0)
+        assert (usage.util_sum, sum(usage.util_hist_s), usage.util_max_pct) == (0.0, 0.0, None)
+        assert usage.mem_used_max_bytes is None
+    (n1, n2) = sorted(store.workload_usage(start_s=T0, end_s=T0 + 3600), key=lambda w: w.node)
+    for w in (n1, n2):
+        assert (w.gpu_s, w.busy_gpu_s, w.util_sum, w.util_peak_pct) == (180.0, 0.0, 0.0, None)
+        assert (w.mem_bytes_s, w.mem_peak_bytes) == (GIB * 180.0, GIB)
+
+
+# ---- alerts ---------------------------------------------------------------------------
+
+
+def test_alerts_are_those_active_in_the_window(store: Store) -> None:
+    before = store.save_alert(alert(fired=T0 - 500, resolved=T0 - 100))  # over before it
+    ongoing = store.save_alert(alert(fired=T0 - 500))  # fired before, still firing
+    ends_in = store.save_alert(alert(fired=T0 - 500, resolved=T0 + 100))  # resolved inside
+    inside = store.save_alert(alert(fired=T0 + 50, resolved=T0 + 60, node="n2"))
+    at_end = store.save_alert(alert(fired=T0 + 200))  # fires as the window ends
+    ended_at_start = store.save_alert(alert(fired=T0 - 50, resolved=T0))
+    other = store.save_alert(
+        dataclasses.replace(alert(fired=T0 + 10, rule="gpu_idle"), cluster="c2")
+    )
+    window = {"start_s": T0, "end_s": T0 + 200}
+    # Newest first: by fired, then by id.
+    assert store.alerts(**window) == [inside, other, ends_in, ongoing]
+    assert store.alerts(**window, active_only=True) == [other, ongoing]
+    assert store.alerts(**window, node="n2") == [inside]
+    assert store.alerts(**window, cluster="c2") == [other]
+    assert store.alerts(**window, cluster="c1", node="n1") == [ends_in, ongoing]
+    assert store.alerts(start_s=T0 + 200) == [at_end, other, ongoing]
+    assert store.alerts(end_s=T0 - 50) == [ends_in, ongoing, before]
+    # What the alert engine loads at start-up: one node's unresolved alerts.
+    assert store.alerts(active_only=True, node="n1", cluster="c1") == [at_end, ongoing]
+    assert ended_at_start not in store.alerts(**window)
+
+
+# ---- resolution and the size of raw reads ---------------------------------------------
+
+
+def test_pick_resolution_aims_at_2000_points_per_series() -> None:
+    ret = Retention()
+    now = T0
+
+    def pick(span: float, interval: float = 2.0) -> Resolution:
+        return pick_resolution(now - span, now, now, ret, raw_interval_s=interval)
+
+    assert pick(4_000) is Resolution.RAW  # 2000 points at 2 s
+    assert pick(4_001) is Resolution.MINUTE
+    assert pick(6 * 3600) is Resolution.MINUTE  # raw would be 10,800 points at 2 s
+    assert pick(6 * 3600, interval=15.0) is Resolution.RAW  # 1,440 points at 15 s
+    assert pick(2000 * 60) is Resolution.MINUTE
+    assert pick(2000 * 60 + 1) is Resolution.HOUR
+    assert pick(400 * 86_400) is Resolution.HOUR  # beyond 2000 hours: still 1h
+    assert pick_resolution(now - 60, now, now, ret) is Resolution.RAW  # the default 2 s
+    # Retention still decides: raw is gone after 7 days, 1m after 90.
+    assert pick_resolution(now - 60, now, now + 8 * 86_400, ret) is Resolution.MINUTE
+    assert pick_resolution(now - 60, now, now + 91 * 86_400, ret) is Resolution.HOUR
+
+
+def test_raw_reads_too_large_are_refused_with_what_to_ask_instead(store_target: str) -> None:
+    with open_store(store_target, clock=lambda: T0 + 7200) as store:
+        store.max_raw_points = 100  # type: ignore[attr-defined]
+        store.write_snapshots(
+            [snap(T0 + s, gpu(util=1.0), system=host(2.0), dt=2.0) for s in range(0, 3600, 2)]
+        )
+        with pytest.raises(QueryTooLargeError) as refused:
+            store.gpu_series(
+                metric="util_gpu_pct", start_s=T0, end_s=T0 + 3600, resolution=Resolution.RAW
+            )
+        message = str(refused.value)
+        assert "raw resolution over 60 minutes would return ~1,800 points per GPU" in message
+        assert "use resolution 1m or 1h, or a shorter window" in message
+        assert isinstance(refused.value, StoreError)  # still a StoreError for old callers
+        with pytest.raises(QueryTooLargeError, match="points per host"):
+            store.system_series(
+                metric="cpu_pct", start_s=T0, end_s=T0 + 3600, resolution=Resolution.RAW
+            )
+        # Under the cap: answered. Past the data: sized by what is there, not the window.
+        assert _count(store, "gpu", Resolution.RAW, T0, T0 + 180) == 90
+        assert _count(store, "gpu", Resolution.RAW, T0 + 3500, T0 + 86_400) == 50
+        # AUTO never refuses: it asked for raw assuming 2 s samples, got 1m instead.
+        (auto,) = store.gpu_series(
+            metric="util_gpu_pct", start_s=T0, end_s=T0 + 1200, resolution=Resolution.AUTO
+        )
+        assert auto.resolution is Resolution.MINUTE

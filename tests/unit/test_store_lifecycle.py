@@ -19,6 +19,7 @@ from tests.unit.store_samples import HAND, T0, alert, assert_hand_rollups, gpu, 
 
 from gpufleet.model import Snapshot
 from gpufleet.store import Resolution, Store, StoreError, open_store
+from gpufleet.store.postgres import redact
 
 
 def test_reads_run_while_a_writer_thread_writes(store: Store) -> None:
@@ -155,6 +156,59 @@ def test_open_store_rejects_bad_urls() -> None:
         StoreError, match="cannot connect to PostgreSQL at postgresql://u:\\*\\*\\*@"
     ):
         open_store("postgresql://u:secret@127.0.0.1:1/test")
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql://u:secret@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p@ss@h:5432/db", "postgresql://u:***@h:5432/db"),  # "@" unencoded
+        ("postgresql://u:p/s@ss@h/db", "postgresql://u:***@h/db"),  # "/" and "@"
+        ("postgresql://u:p%40ss@h1:5432,h2:5433/db", "postgresql://u:***@h1:5432,h2:5433/db"),
+        ("postgresql://:secret@h/db", "postgresql://:***@h/db"),
+        ("postgresql://u:@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:pa?ss@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require"),
+        (
+            "postgresql://h/db?password=secret&sslmode=disable",
+            "postgresql://h/db?password=***&sslmode=disable",
+        ),
+        (
+            "postgresql://h/db?sslmode=disable&PASSWORD=a&bcd&x=1",
+            "postgresql://h/db?sslmode=disable&PASSWORD=***&x=1",
+        ),
+        (
+            "postgres://u:pw@h/db?sslpassword=key&options=-csearch_path%3Ds",
+            "postgres://u:***@h/db?sslpassword=***&options=-csearch_path%3Ds",
+        ),
+        (
+            "postgresql://u@h/db?sslcert=/certs/a@b.pem",
+            "postgresql://u@h/db?sslcert=/certs/a@b.pem",
+        ),
+        ("host=h password='a b' dbname=x", "host=h password=*** dbname=x"),
+        (
+            "host=h password=abc sslpassword=zz dbname=x",
+            "host=h password=*** sslpassword=*** dbname=x",
+        ),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_redact_hides_every_password(url: str, redacted: str) -> None:
+    assert redact(url) == redacted
+
+
+def test_connection_errors_never_show_the_password() -> None:
+    # libpq would take "ss" for part of the host and say so; the store says what to fix.
+    with pytest.raises(StoreError, match="percent-encode") as misparsed:
+        open_store("postgresql://u:pa@ss/word@127.0.0.1:1/test")
+    assert "pa@ss" not in str(misparsed.value)
+    assert "ss/word" not in str(misparsed.value)
+    with pytest.raises(StoreError, match="cannot connect") as refused:
+        open_store("postgresql://127.0.0.1:1/test?password=s3cr3t-pw&connect_timeout=2")
+    assert "s3cr3t" not in str(refused.value)
+    assert "password=***" in str(refused.value)
+    with pytest.raises(StoreError, match="invalid PostgreSQL URL") as invalid:
+        open_store("postgresql://u:s3cr3t-pw@127.0.0.1:1/test?bogus_option=1")
+    assert "s3cr3t" not in str(invalid.value)
 
 
 def test_sqlite_url_and_nested_path(tmp_path: Path) -> None:

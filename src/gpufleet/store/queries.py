@@ -179,15 +179,16 @@ class SqlReads(ABC):
     ) -> list[Series]:
         asked = resolution_of(resolution)
         res = self._resolve(asked, start_s, end_s)
-        if res is Resolution.RAW:
+        with gc_paused():  # tens of thousands of points: see gc_paused
             try:
-                self._check_raw_size(kind, start_s, end_s, pairs)
+                if res is Resolution.RAW:
+                    self._check_raw_size(kind, start_s, end_s, pairs)
+                return self._series_at(kind, metric, start_s, end_s, res, pairs)
             except QueryTooLargeError:
                 if asked is not Resolution.AUTO:
                     raise
-                res = Resolution.MINUTE  # AUTO assumed sparser sampling than the data has
-        with gc_paused():  # tens of thousands of points: see gc_paused
-            return self._series_at(kind, metric, start_s, end_s, res, pairs)
+                # AUTO assumed sparser sampling than the data has: 1m answers instead.
+                return self._series_at(kind, metric, start_s, end_s, Resolution.MINUTE, pairs)
 
     def _check_raw_size(
         self, kind: str, start_s: float, end_s: float, pairs: Sequence[tuple[str, str | None]]
