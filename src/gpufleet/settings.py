@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gpufleet.analysis.pricing import DEFAULT_PRICE_TABLE, PriceTable
 from gpufleet.store.base import DAY_S, Retention
 
 
@@ -77,6 +78,72 @@ class AlertSettings(BaseModel):
         return value
 
 
+class PriceSettings(BaseModel):
+    """USD per GPU-hour by GPU model: overrides and additions to the built-in list prices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usd_per_gpu_hour: dict[str, float] = Field(
+        default_factory=dict,
+        description="model key (H100, 'A100 40GB', or a full NVML name) -> USD per GPU-hour",
+    )
+    fallback_usd_per_gpu_hour: float | None = Field(
+        None, ge=0, description="price of a model no key matches (default: built-in fallback)"
+    )
+    replace_defaults: bool = Field(
+        False, description="use only the prices given here, not the built-in list prices"
+    )
+
+    def to_table(self) -> PriceTable:
+        """The price table these settings describe."""
+        base = {} if self.replace_defaults else dict(DEFAULT_PRICE_TABLE.usd_per_gpu_hour)
+        fallback = self.fallback_usd_per_gpu_hour
+        return PriceTable(
+            usd_per_gpu_hour={**base, **self.usd_per_gpu_hour},
+            fallback_usd_per_gpu_hour=(
+                DEFAULT_PRICE_TABLE.fallback_usd_per_gpu_hour if fallback is None else fallback
+            ),
+        )
+
+
+class ExecutorSettings(BaseModel):
+    """Where ``execute`` sends a recommendation's action when it is not a dry run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["none", "webhook", "command"] = Field(
+        "none", description="none: only dry runs; webhook: POST JSON; command: run a program"
+    )
+    webhook_url: str | None = None
+    webhook_token: str | None = Field(None, description="sent as 'Authorization: Bearer ...'")
+    command: list[str] | None = Field(
+        None, description="argv of the program to run (no shell); the action JSON is its stdin"
+    )
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not value[0].strip()):
+            raise ValueError('must name a program, e.g. ["/usr/local/bin/gpu-action"]')
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> ExecutorSettings:
+        if self.kind == "webhook" and not self.webhook_url:
+            raise ValueError("kind 'webhook' needs webhook_url")
+        if self.kind == "command" and not self.command:
+            raise ValueError("kind 'command' needs command")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the agent and the CLI can be told."""
 
@@ -106,6 +173,8 @@ class Settings(BaseSettings):
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    prices: PriceSettings = Field(default_factory=PriceSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("cluster", "node")

@@ -192,9 +192,15 @@ class Recommendation:
     confidence_basis: str
 
 
-def recommendation_id(kind: str, target: Target, window: Window) -> str:
-    """Stable id: the same kind, target and window always give the same 16 hex digits."""
-    raw = f"{kind}\n{target.key()}\n{window.start_s:.3f}\n{window.end_s:.3f}"
+def recommendation_id(kind: str, target: Target, window: Window | None = None) -> str:
+    """Stable id: the same kind and target always give the same 16 hex digits.
+
+    The window is deliberately not part of it: a recommendation seen over "the last 7 days"
+    keeps its id when asked again a minute later, so ``execute`` can name what was shown.
+    (``window`` is accepted for callers that pass it and ignored.)
+    """
+    del window
+    raw = f"{kind}\n{target.key()}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
