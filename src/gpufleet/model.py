@@ -8,6 +8,7 @@ never 0 and never a string sentinel. Timestamps are epoch seconds (UTC).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 UNKNOWN = "unknown"
@@ -229,3 +230,33 @@ class Alert:
     resolved_s: float | None = None
     id: int | None = None
     cluster: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execution:
+    """One run (or dry run) of a recommendation's action: who asked, what ran, what happened.
+
+    Written to the store before the action runs (``status`` ``running``) and again when it
+    ends, so an interrupted run still leaves a trace. ``action_params`` and ``target`` are
+    copied from the recommendation (the target's set levels only): the log stays readable
+    after the recommendation itself is gone.
+    """
+
+    id: int | None = None
+    recommendation_id: str
+    kind: str
+    action_type: str
+    action_params: Mapping[str, object] = field(default_factory=dict)
+    target: Mapping[str, object] = field(default_factory=dict)
+    title: str
+    requested_by: str
+    requested_s: float
+    dry_run: bool
+    executor: str
+    """``dry-run``, ``webhook``, ``command``, or the name of a registered handler."""
+    status: str
+    """``planned`` (dry run), ``running``, ``succeeded`` or ``failed``."""
+    detail: str = ""
+    """What happened: HTTP status and body excerpt, exit code and output tail, or why not."""
+    finished_s: float | None = None
+    expected_monthly_saving_usd: float = 0.0

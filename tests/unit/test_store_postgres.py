@@ -17,6 +17,7 @@ import pytest
 
 from gpufleet.model import GpuSample, Snapshot
 from gpufleet.store import Resolution, Store, StoreUnavailable, open_store
+from gpufleet.store.schema import LATEST_VERSION
 
 pytestmark = pytest.mark.postgres
 
@@ -174,7 +175,8 @@ def test_concurrent_first_opens_migrate_once(pg_url: str) -> None:
         t.join()
     try:
         assert errors == []
-        assert [s.schema_version() for s in stores] == [1, 1, 1]  # type: ignore[attr-defined]
+        versions = [s.schema_version() for s in stores]  # type: ignore[attr-defined]
+        assert versions == [LATEST_VERSION] * 3
     finally:
         for s in stores:
             s.close()

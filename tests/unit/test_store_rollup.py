@@ -222,5 +222,7 @@ def test_per_gpu_indexes_exist_only_on_postgres() -> None:
 
 
 def test_pending_migrations_are_those_after_the_current_version() -> None:
-    assert [m.version for m in schema.pending(0)] == [1]
+    versions = [m.version for m in schema.pending(0)]
+    assert versions == list(range(1, schema.LATEST_VERSION + 1))  # every step, in order
+    assert [m.version for m in schema.pending(1)] == versions[1:]
     assert schema.pending(schema.LATEST_VERSION) == []

@@ -39,6 +39,7 @@ from typing import Literal
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.scope import HOUR_S, WORKLOAD_KEYS, Scope, Window, read_scope
 from gpufleet.analysis.trends import scope_label
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import Store, WorkloadUsage
 
 DrillMetric = Literal["gpu_hours", "utilization"]
@@ -130,7 +131,7 @@ class _Side:
 
 def _rows(store: Store, window: Window, scope: Scope) -> tuple[list[WorkloadUsage], set[_Job]]:
     """Workload rows of ``scope`` in ``window`` and the jobs running in the hour before it."""
-    scoped = read_scope(store, window, scope, need_workloads=True)
+    scoped = read_scope(store, window, scope, need_workloads=True, need_gpu_rows=False)
     first_hour = window.start_s - window.start_s % HOUR_S
     earlier = store.workload_usage(
         start_s=first_hour - HOUR_S, end_s=first_hour, cluster=scope.cluster
@@ -312,6 +313,7 @@ def _root_name(scope: Scope, rows: Sequence[WorkloadUsage]) -> tuple[str, str]:
     return "cluster", clusters[0] if len(clusters) == 1 else "all"
 
 
+@gc_paused()
 def drill_down(
     store: Store,
     before: Window,

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from gpufleet.model import Alert, Snapshot
+from gpufleet.model import Alert, Execution, Snapshot
 from gpufleet.store.base import (
     GpuInventory,
     GpuUsage,
@@ -181,6 +181,23 @@ class MemoStore:
             limit=limit,
             node=node,
             cluster=cluster,
+        )
+
+    def save_execution(self, execution: Execution) -> Execution:
+        """As :meth:`Store.save_execution`."""
+        return self.inner.save_execution(execution)
+
+    def executions(
+        self,
+        *,
+        limit: int = 100,
+        recommendation_id: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[Execution]:
+        """As :meth:`Store.executions` (not remembered: the log changes as actions run)."""
+        return self.inner.executions(
+            limit=limit, recommendation_id=recommendation_id, start_s=start_s, end_s=end_s
         )
 
     def apply_retention(self, now_s: float) -> dict[str, int]:

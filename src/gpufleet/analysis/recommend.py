@@ -48,9 +48,11 @@ from gpufleet.analysis.recommend_common import Ctx
 from gpufleet.analysis.recommend_types import Recommendation, RecommendationSet
 from gpufleet.analysis.recommend_workloads import consolidate, reclaim_idle, right_size
 from gpufleet.analysis.scope import Scope, Window, read_scope
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import Store
 
 
+@gc_paused()
 def recommend(
     store: Store,
     window: Window,
@@ -97,7 +99,7 @@ def recommend(
     if gpu_level and "mig_or_share" in wanted:
         found += mig_or_share(ctx)
     # Reclaim runs first among workload rules: an idle holder is released, not moved or resized.
-    reclaim = reclaim_idle(ctx, store, table)
+    reclaim = reclaim_idle(ctx, table)
     idle = {f"{r.target.namespace}/{r.target.user}/{r.target.workload}" for r in reclaim}
     if "reclaim_idle" in wanted:
         found += reclaim

@@ -6,6 +6,7 @@ See :mod:`gpufleet.analysis.recommend` for what each rule looks for.
 from __future__ import annotations
 
 import math
+from operator import add as _plus
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct
@@ -77,11 +78,15 @@ def scale_up(ctx: Ctx) -> list[Recommendation]:
         pools.setdefault((inv.cluster, inv.name or "unknown"), []).append(g)
     out = []
     for (cluster, model), gs in sorted(pools.items()):
-        # (seconds, allocated, histogram, GPUs, memory-saturated GPUs) per bucket.
+        # (seconds, allocated, GPUs, memory-saturated GPUs) and the histogram per bucket.
         per: dict[float, list[float]] = {}
+        hists: dict[float, list[float]] = {}
         for g in gs:
             for r in g.rows:
-                acc = per.setdefault(r.bucket_s, [0.0, 0.0, 0.0, 0.0] + [0.0] * UTIL_HIST_BINS)
+                acc = per.get(r.bucket_s)
+                if acc is None:
+                    acc = per[r.bucket_s] = [0.0, 0.0, 0.0, 0.0]
+                    hists[r.bucket_s] = [0.0] * UTIL_HIST_BINS
                 acc[0] += r.seconds
                 acc[1] += r.allocated_s
                 acc[2] += 1
@@ -92,11 +97,11 @@ def scale_up(ctx: Ctx) -> list[Recommendation]:
                     >= t.SCALE_UP_MEM_PEAK_PCT
                 ):
                     acc[3] += 1
-                for b, s in enumerate(r.util_hist_s):
-                    acc[4 + b] += s
+                # Bin by bin, the same additions as a loop over the bins, done in C.
+                hists[r.bucket_s] = list(map(_plus, hists[r.bucket_s], r.util_hist_s))
         saturated = 0
-        for acc in per.values():
-            p95 = hist_percentile(acc[4:], 0.95) or 0.0
+        for bucket, acc in per.items():
+            p95 = hist_percentile(hists[bucket], 0.95) or 0.0
             alloc = acc[1] / acc[0] if acc[0] > 0 else 0.0
             hot = p95 > t.SCALE_UP_P95_UTIL_PCT or acc[3] >= 0.5 * acc[2]
             saturated += alloc > t.SCALE_UP_ALLOCATION_RATE and hot

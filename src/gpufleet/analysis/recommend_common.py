@@ -8,6 +8,7 @@ capacity rules (:mod:`~gpufleet.analysis.recommend_capacity`) and the workload r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import add
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.pricing import PriceTable
@@ -39,8 +40,8 @@ class Gpu:
         self.allocated_s += r.allocated_s
         self.util_sum += r.util_sum
         self.util_s += sum(r.util_hist_s)
-        for b, s in enumerate(r.util_hist_s):
-            self.hist[b] += s
+        # Bin by bin, the same additions as a loop over the bins, done in C.
+        self.hist = list(map(add, self.hist, r.util_hist_s))
         if r.mem_used_max_bytes is not None:
             self.mem_peak = max(self.mem_peak or 0, r.mem_used_max_bytes)
         self.mem_total = r.mem_total_bytes or self.mem_total
@@ -62,6 +63,7 @@ class Ctx:
         self.prices = prices
         self.used: dict[str, float] = {}
         self.fallback: set[str] = set()
+        self._price_by_uuid: dict[str, float] = {}
         self.gpus: dict[str, Gpu] = {}
         for r in scoped.gpu_rows:
             self.gpus.setdefault(r.uuid, Gpu(r.uuid)).add(r)
@@ -70,6 +72,13 @@ class Ctx:
             self.workloads.setdefault(workload_key(w), []).append(w)
 
     def price(self, uuid: str) -> float:
+        """USD per GPU-hour of ``uuid``'s model, looked up once per UUID."""
+        price = self._price_by_uuid.get(uuid)
+        if price is None:
+            price = self._price_by_uuid[uuid] = self._lookup_price(uuid)
+        return price
+
+    def _lookup_price(self, uuid: str) -> float:
         inv = self.scoped.gpus.get(uuid)
         name = inv.name if inv is not None else None
         price, fell_back = self.prices.lookup(name)

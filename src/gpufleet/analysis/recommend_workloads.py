@@ -13,15 +13,14 @@ from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, pct
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
 from gpufleet.analysis.scope import weighted_percentile, workload_key
-from gpufleet.analysis.waste import compute_waste
-from gpufleet.store.base import Store
+from gpufleet.analysis.waste import waste_of
 
 
-def reclaim_idle(ctx: Ctx, store: Store, prices: PriceTable) -> list[Recommendation]:
-    waste = compute_waste(
-        store,
-        ctx.window,
-        scope=ctx.scoped.scope,
+def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
+    # The waste report's top wasters, from the rows the context already holds (the ones
+    # compute_waste would read: same window, scope and workload rows).
+    waste = waste_of(
+        ctx.scoped,
         by=None,
         prices=prices,
         top_n=len(ctx.workloads),

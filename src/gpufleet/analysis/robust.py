@@ -16,6 +16,8 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import sub, truediv
 from typing import Literal, Protocol
 
 from gpufleet.analysis.history import HistoryQueryError
@@ -59,6 +61,26 @@ def _tie_term(values: Sequence[float]) -> float:
     return float(sum(t * (t - 1) * (2 * t + 5) for t in counts.values() if t > 1))
 
 
+def _pairwise_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
+    """``(ys[j] - ys[i]) / (xs[j] - xs[i])`` for ``i < j`` with ``xs[i] != xs[j]``, in that
+    order. When no two x are equal (a time series) each row of pairs is one C-level map."""
+    n = len(xs)
+    if len(set(xs)) < n:
+        return [
+            (ys[j] - ys[i]) / (xs[j] - xs[i])
+            for i in range(n)
+            for j in range(i + 1, n)
+            if xs[j] != xs[i]
+        ]
+    xl, yl = list(xs), list(ys)
+    slopes: list[float] = []
+    for i in range(n - 1):
+        dy = map(sub, yl[i + 1 :], repeat(yl[i]))
+        dx = map(sub, xl[i + 1 :], repeat(xl[i]))
+        slopes += map(truediv, dy, dx)
+    return slopes
+
+
 def theil_sen(
     xs: Sequence[float], ys: Sequence[float], confidences: Sequence[float] = (0.95,)
 ) -> Line:
@@ -78,27 +100,76 @@ def theil_sen(
     if len(xs) != len(ys):
         raise ValueError("xs and ys must have the same length")
     n = len(xs)
-    slopes = sorted(
-        (ys[j] - ys[i]) / (xs[j] - xs[i])
-        for i in range(n)
-        for j in range(i + 1, n)
-        if xs[j] != xs[i]
-    )
+    slopes = _pairwise_slopes(xs, ys)
     if not slopes:
         raise ValueError("a slope needs at least two points at distinct x")
-    slope = statistics.median(slopes)
-    intercept = statistics.median(ys) - slope * statistics.median(xs)
-    bounds: dict[float, tuple[float, float]] = {}
+    count = len(slopes)
+    # Positions (0-based, in the sorted slopes) of the median and of each bound.
+    mid = [count // 2] if count % 2 else [count // 2 - 1, count // 2]
+    wanted: dict[float, tuple[int, int]] = {}
     if n >= 3:
         var = (n * (n - 1) * (2 * n + 5) - _tie_term(xs) - _tie_term(ys)) / 18.0
         sigma = math.sqrt(max(var, 0.0))
-        count = len(slopes)
         for c in confidences:
             z = statistics.NormalDist().inv_cdf((1.0 + c) / 2.0)
             lo = max(round((count - z * sigma) / 2.0) - 1, 0)
             hi = min(round((count + z * sigma) / 2.0), count - 1)
-            bounds[c] = (slopes[min(lo, count - 1)], slopes[max(hi, 0)])
+            wanted[c] = (min(lo, count - 1), max(hi, 0))
+    ranks = [*mid, *(r for pair in wanted.values() for r in pair)]
+    finite = all(math.isfinite(v) and abs(v) < _SAFE_MAGNITUDE for v in (*xs, *ys))
+    at = _order_statistics(slopes, ranks) if finite else _sorted_at(slopes, ranks)
+    # statistics.median of the sorted slopes: the middle one, or the mean of the two.
+    slope = at[mid[0]] if len(mid) == 1 else (at[mid[0]] + at[mid[1]]) / 2
+    intercept = statistics.median(ys) - slope * statistics.median(xs)
+    bounds = {c: (at[lo], at[hi]) for c, (lo, hi) in wanted.items()}
     return Line(slope=slope, intercept=intercept, n=n, bounds=bounds)
+
+
+_SAFE_MAGNITUDE = 1e150
+"""Inputs below this size give finite slopes (no NaN), which :func:`_order_statistics`
+needs to bracket them by comparison."""
+_SELECT_MIN = 20_000
+"""Below this many values a plain sort is as fast as selecting."""
+
+
+def _sorted_at(values: list[float], ranks: Sequence[int]) -> dict[int, float]:
+    """``sorted(values)[r]`` for each ``r`` of ``ranks``."""
+    ordered = sorted(values)
+    return {r: ordered[r] for r in ranks}
+
+
+def _order_statistics(values: list[float], ranks: Sequence[int]) -> dict[int, float]:
+    """``sorted(values)[r]`` for each ``r`` of ``ranks``, without sorting all of ``values``.
+
+    Theil–Sen needs a few order statistics (the median and the bounds, all near the middle)
+    of ``n (n - 1) / 2`` slopes. A regular sample of the values gives two values ``a <= b``
+    that should enclose those ranks; the values in ``[a, b]`` are then sorted alone, and
+    the count of values below ``a`` places them. Values below ``a`` all sort before the
+    enclosed ones and values above ``b`` after, and both sorts are stable, so the enclosed
+    values come out exactly as that stretch of the full sort (equal values included). When
+    the sample misses (the ranks are not between ``a`` and ``b``), or selecting would not
+    pay, the values are sorted whole. ``values`` must hold no NaN.
+    """
+    n = len(values)
+    first, last = min(ranks), max(ranks)
+    if n < _SELECT_MIN or last - first > n // 4:
+        return _sorted_at(values, ranks)
+    step = n // 2_048
+    sample = sorted(values[::step])
+    m = len(sample)
+    # A sample quantile strays from the true one by about sqrt(m) / 2 sample positions;
+    # four times that and a constant keep a miss (and the full sort it costs) rare.
+    pad = 2 * math.isqrt(m) + 16
+    lo_i, hi_i = first * m // n - pad, last * m // n + pad
+    if lo_i < 0 or hi_i >= m:
+        return _sorted_at(values, ranks)
+    a, b = sample[lo_i], sample[hi_i]
+    below = len([v for v in values if v < a])
+    inside = [v for v in values if a <= v <= b]
+    if not below <= first or not last < below + len(inside):
+        return _sorted_at(values, ranks)
+    inside.sort()
+    return {r: inside[r - below] for r in ranks}
 
 
 def noise_sd(values: Sequence[float]) -> float:

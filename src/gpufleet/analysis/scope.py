@@ -164,7 +164,14 @@ def resolution_for(window: Window) -> Resolution:
     return Resolution.MINUTE if window.span_s < MINUTE_WINDOW_MAX_S else Resolution.HOUR
 
 
-def read_scope(store: Store, window: Window, scope: Scope, *, need_workloads: bool) -> ScopedRows:
+def read_scope(
+    store: Store,
+    window: Window,
+    scope: Scope,
+    *,
+    need_workloads: bool,
+    need_gpu_rows: bool = True,
+) -> ScopedRows:
     """Validate ``scope`` in ``window`` and read the rows it selects.
 
     Args:
@@ -173,6 +180,9 @@ def read_scope(store: Store, window: Window, scope: Scope, *, need_workloads: bo
         scope: the part of the fleet.
         need_workloads: read workload rows even when the scope is GPU-level (for a
             workload-level group-by or a waste report).
+        need_gpu_rows: read the per-GPU rows; without them ``gpu_rows`` is empty and
+            ``resolution`` is the one the window asks for (for callers that use only the
+            workload rows: validation and the GPUs selected do not depend on them).
 
     Raises:
         UnknownSubjectError: a scope value with no data in the window; the message lists the
@@ -184,18 +194,20 @@ def read_scope(store: Store, window: Window, scope: Scope, *, need_workloads: bo
     # The whole inventory, so that an unknown cluster's message can list the known ones.
     gpus = _select_gpus(store.inventory(), scope, window, label)
     resolution = resolution_for(window)
-    rows = _gpu_rows(store, window, scope, resolution)
-    if not rows and resolution is Resolution.MINUTE:
+    found = True
+    gpu_rows: list[GpuUsage] = []
+    if need_gpu_rows:
+        found, gpu_rows = _gpu_rows(store, window, scope, resolution, gpus)
+    if not found and resolution is Resolution.MINUTE:
         # 1-minute rollups expire first; an old short window is still answered from hours.
         resolution = Resolution.HOUR
-        rows = _gpu_rows(store, window, scope, resolution)
-    gpu_rows = [r for r in rows if r.uuid in gpus]
+        found, gpu_rows = _gpu_rows(store, window, scope, resolution, gpus)
     workload_rows: list[WorkloadUsage] = []
     if need_workloads or scope.workload_level:
         raw = store.workload_usage(
             start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster
         )
-        in_gpus = [r for r in _prorate_workloads(raw, window) if r.uuid in gpus]
+        in_gpus = _prorate_workloads(raw, window, gpus)
         workload_rows = _select_workloads(in_gpus, scope, label)
     return ScopedRows(
         window=window,
@@ -256,7 +268,18 @@ def _select_gpus(
     return {g.uuid: g for g in present}
 
 
-def _gpu_rows(store: Store, window: Window, scope: Scope, resolution: Resolution) -> list[GpuUsage]:
+def _gpu_rows(
+    store: Store,
+    window: Window,
+    scope: Scope,
+    resolution: Resolution,
+    gpus: dict[str, GpuInventory],
+) -> tuple[bool, list[GpuUsage]]:
+    """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it.
+
+    ``Window.overlap_s`` is written out inline (the same arithmetic, in the same order):
+    this loop runs once per GPU and bucket, tens of thousands of times for a month.
+    """
     rows = store.gpu_usage(
         start_s=window.start_s,
         end_s=window.end_s,
@@ -264,11 +287,18 @@ def _gpu_rows(store: Store, window: Window, scope: Scope, resolution: Resolution
         cluster=scope.cluster,
         node=scope.node,
     )
+    start, end = window.start_s, window.end_s
     width = resolution.bucket_s
+    found = False
     out: list[GpuUsage] = []
+    append = out.append
     for r in rows:
-        frac = window.overlap_s(r.bucket_s, width) / width
+        b = r.bucket_s
+        frac = max(0.0, min(end, b + width) - max(start, b)) / width
         if frac <= 0.0:
+            continue
+        found = True
+        if r.uuid not in gpus:
             continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
@@ -281,15 +311,21 @@ def _gpu_rows(store: Store, window: Window, scope: Scope, resolution: Resolution
                 util_hist_s=tuple(h * frac for h in r.util_hist_s),
                 throttled_s=r.throttled_s * frac,
             )
-        out.append(r)
-    return out
+        append(r)
+    return found, out
 
 
-def _prorate_workloads(rows: Sequence[WorkloadUsage], window: Window) -> list[WorkloadUsage]:
+def _prorate_workloads(
+    rows: Sequence[WorkloadUsage], window: Window, gpus: dict[str, GpuInventory]
+) -> list[WorkloadUsage]:
+    """The rows of ``gpus`` overlapping the window, prorated to it (see :func:`_gpu_rows`)."""
+    start, end = window.start_s, window.end_s
     out: list[WorkloadUsage] = []
+    append = out.append
     for r in rows:
-        frac = window.overlap_s(r.hour_s, HOUR_S) / HOUR_S
-        if frac <= 0.0:
+        h = r.hour_s
+        frac = max(0.0, min(end, h + HOUR_S) - max(start, h)) / HOUR_S
+        if frac <= 0.0 or r.uuid not in gpus:
             continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
@@ -300,7 +336,7 @@ def _prorate_workloads(rows: Sequence[WorkloadUsage], window: Window) -> list[Wo
                 mem_bytes_s=r.mem_bytes_s * frac,
                 samples=round(r.samples * frac),
             )
-        out.append(r)
+        append(r)
     return out
 
 
@@ -409,15 +445,20 @@ def memory_use_pct(
         uuid=next(iter(uuids)) if len(uuids) == 1 else None,
     )
     width = scoped.resolution.bucket_s
+    start, end = w.start_s, w.end_s
     pairs: list[tuple[float, float]] = []
+    append = pairs.append
     for s in series:
         gpu = scoped.gpus.get(s.subject)
         if s.subject not in uuids or gpu is None or not gpu.mem_total_bytes:
             continue
+        total_bytes = gpu.mem_total_bytes
         for p in s.points:
-            weight = p.count * w.overlap_s(p.ts_s, width) / width
+            # Window.overlap_s written out: once per GPU and bucket.
+            t = p.ts_s
+            weight = p.count * max(0.0, min(end, t + width) - max(start, t)) / width
             if p.mean is not None and weight > 0:
-                pairs.append((100.0 * p.mean / gpu.mem_total_bytes, weight))
+                append((100.0 * p.mean / total_bytes, weight))
     peaks = [
         100.0 * r.mem_used_max_bytes / r.mem_total_bytes
         for r in scoped.gpu_rows

@@ -27,6 +27,7 @@ from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.robust import ChangePoint, Slope, change_points, robust_slope
 from gpufleet.analysis.scope import Scope, Window, check_group_key, idle_at, read_scope
 from gpufleet.analysis.utilization import Usage
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import DAY_S, Store
 
 __all__ = [
@@ -170,27 +171,42 @@ def _value(u: Usage, metric: str) -> float | None:
 
 def _usage_by_bucket(
     store: Store, window: Window, scope: Scope, granularity: str | None, threshold: float
-) -> tuple[dict[float, Usage], str]:
-    """Usage per bucket start (one bucket, keyed by the window start, when ``granularity``
-    is None) and the source it was read from."""
-    scoped = read_scope(store, window, scope, need_workloads=scope.workload_level)
+) -> tuple[dict[float, Usage], Usage, str]:
+    """Usage per bucket start (none when ``granularity`` is None), the window's total, and
+    the source they were read from. Rows are added in row order, to the total as to their
+    bucket, so each is what a pass of its own would give."""
+    wl = scope.workload_level
+    scoped = read_scope(store, window, scope, need_workloads=wl, need_gpu_rows=not wl)
     out: dict[float, Usage] = {}
+    # No trend metric is a percentile: the histograms are not summed.
+    total = Usage(keep_hist=False)
+    start_s = window.start_s
 
-    def key(row_start: float) -> float:
+    def key(row_start: float, granularity: str) -> float:
         # A row cut by the window edge was prorated to its part inside the window.
-        start = max(row_start, window.start_s)
-        return window.start_s if granularity is None else bucket_start(start, granularity)
+        return bucket_start(max(row_start, start_s), granularity)
 
     if scope.workload_level:
         for w in scoped.workload_rows:
-            out.setdefault(key(w.hour_s), Usage()).add_workload(w)
-        return out, "workload_usage"
+            total.add_workload(w)
+            if granularity is not None:
+                out.setdefault(key(w.hour_s, granularity), Usage()).add_workload(w)
+        return out, total, "workload_usage"
+    stored = scoped.stored_idle_threshold_pct
     for r in scoped.gpu_rows:
-        idle = idle_at(r, threshold, scoped.stored_idle_threshold_pct)
-        out.setdefault(key(r.bucket_s), Usage()).add_gpu(r, *idle)
-    return out, "gpu_usage"
+        idle, idle_alloc = idle_at(r, threshold, stored)
+        util_s = sum(r.util_hist_s)
+        total.add_gpu(r, idle, idle_alloc, util_s)
+        if granularity is not None:
+            k = key(r.bucket_s, granularity)
+            u = out.get(k)
+            if u is None:
+                u = out[k] = Usage(keep_hist=False)
+            u.add_gpu(r, idle, idle_alloc, util_s)
+    return out, total, "gpu_usage"
 
 
+@gc_paused()
 def utilization_series(
     store: Store,
     window: Window,
@@ -207,8 +223,20 @@ def utilization_series(
         UnknownSubjectError: a scope value with no data in the window.
         StoreError: the store cannot answer.
     """
+    return _series(store, window, scope, granularity, metric, idle_threshold_pct)[0]
+
+
+def _series(
+    store: Store,
+    window: Window,
+    scope: Scope,
+    granularity: Granularity,
+    metric: Metric,
+    idle_threshold_pct: float,
+) -> tuple[TrendSeries, Usage]:
+    """:func:`utilization_series` and the window's total usage, from one read."""
     _check(metric, idle_threshold_pct, granularity)
-    per, source = _usage_by_bucket(store, window, scope, granularity, idle_threshold_pct)
+    per, total, source = _usage_by_bucket(store, window, scope, granularity, idle_threshold_pct)
     step = STEP_S[granularity]
     points = []
     start = bucket_start(window.start_s, granularity)
@@ -222,7 +250,7 @@ def utilization_series(
         hours = usage.seconds / 3600.0 if usage is not None else 0.0
         points.append(TrendPoint(a, b, value, hours, partial=b - a < step))
         start += step
-    return TrendSeries(
+    series = TrendSeries(
         window=window,
         scope=scope,
         granularity=granularity,
@@ -232,6 +260,7 @@ def utilization_series(
         idle_threshold_pct=idle_threshold_pct,
         points=tuple(points),
     )
+    return series, total
 
 
 def scope_label(scope: Scope) -> str:
@@ -247,10 +276,10 @@ def _total(
     store: Store, window: Window, scope: Scope, threshold: float
 ) -> tuple[Usage | None, UnknownSubjectError | None]:
     try:
-        per, _ = _usage_by_bucket(store, window, scope, None, threshold)
+        _, total, _ = _usage_by_bucket(store, window, scope, None, threshold)
     except UnknownSubjectError as exc:
         return None, exc
-    return per.get(window.start_s, Usage()), None
+    return total, None
 
 
 def _compare(
@@ -258,10 +287,19 @@ def _compare(
     subjects: tuple[tuple[str, Scope, Window], tuple[str, Scope, Window]],
     metric: str,
     threshold: float,
+    *,
+    known_b: Usage | None = None,
 ) -> Comparison:
+    """``metric`` of two (name, scope, window) subjects; ``known_b`` is ``b``'s total when
+    the caller has read it already (with the same scope, window and threshold)."""
     (name_a, scope_a, win_a), (name_b, scope_b, win_b) = subjects
     usage_a, err_a = _total(store, win_a, scope_a, threshold)
-    usage_b, err_b = _total(store, win_b, scope_b, threshold)
+    usage_b: Usage | None
+    err_b: UnknownSubjectError | None
+    if known_b is not None:
+        usage_b, err_b = known_b, None
+    else:
+        usage_b, err_b = _total(store, win_b, scope_b, threshold)
     # A subject absent from one side is a change to or from nothing; absent from both, a
     # mistake the caller should hear about.
     if err_a is not None and err_b is not None:
@@ -286,6 +324,7 @@ def _compare(
     )
 
 
+@gc_paused()
 def compare_windows(
     store: Store,
     a: Window,
@@ -306,6 +345,7 @@ def compare_windows(
     return _compare(store, ((label, scope, a), (label, scope, b)), metric, idle_threshold_pct)
 
 
+@gc_paused()
 def compare_entities(
     store: Store,
     window: Window,
@@ -347,6 +387,7 @@ def _regular(usable: list[TrendPoint], granularity: str) -> tuple[list[float], l
     return values, positions
 
 
+@gc_paused()
 def analyze_trends(
     store: Store,
     window: Window,
@@ -370,14 +411,7 @@ def analyze_trends(
         HistoryQueryError: as :func:`utilization_series`, or a horizon below 1.
         UnknownSubjectError: a scope value with no data in the window.
     """
-    series = utilization_series(
-        store,
-        window,
-        scope=scope,
-        granularity=granularity,
-        metric=metric,
-        idle_threshold_pct=idle_threshold_pct,
-    )
+    series, total = _series(store, window, scope, granularity, metric, idle_threshold_pct)
     steps = HORIZON[granularity] if horizon is None else horizon
     if steps < 1:
         raise HistoryQueryError(f"horizon must be at least 1 bucket; got {steps}")
@@ -388,8 +422,15 @@ def analyze_trends(
     ]
     pairs = [(p.mid_s, p.value) for p in usable if p.value is not None]
     previous = Window(window.start_s - window.span_s, window.start_s)
-    comparison = compare_windows(
-        store, previous, window, scope=scope, metric=metric, idle_threshold_pct=idle_threshold_pct
+    # As compare_windows(store, previous, window, ...), with this window's total from the
+    # read the series came from.
+    label = scope_label(scope)
+    comparison = _compare(
+        store,
+        ((label, scope, previous), (label, scope, window)),
+        metric,
+        idle_threshold_pct,
+        known_b=total,
     )
     if not usable:
         return TrendResult(series, None, comparison, (), None)

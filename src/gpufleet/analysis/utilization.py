@@ -29,8 +29,9 @@ Where numbers come from:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import add
 
 from gpufleet.analysis.history import HistoryQueryError
 from gpufleet.analysis.scope import (
@@ -47,11 +48,24 @@ from gpufleet.analysis.scope import (
     memory_use_pct,
     read_scope,
 )
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, Store, WorkloadUsage
 
 MEM_SATURATED_PCT = 95.0
 """A GPU whose memory use peaked at or above this share is memory-bound (a bottleneck sign)."""
 _HOUR = 3600.0
+_NO_HIST = (0.0,) * UTIL_HIST_BINS
+"""The histogram a group starts from (every bin's first addition is ``0.0 + s``)."""
+
+
+def _add_bins(hist: Sequence[float], row: Sequence[float]) -> list[float]:
+    """``hist`` with ``row`` added bin by bin (``hist[b] += row[b]``)."""
+    if len(row) == len(hist):
+        return list(map(add, hist, row))  # the same additions, done in C
+    out = list(hist)
+    for b, s in enumerate(row):
+        out[b] += s
+    return out
 
 
 @dataclass(slots=True)
@@ -69,21 +83,28 @@ class Usage:
     samples: int = 0
     hist: list[float] | None = None
     gpus: set[str] = field(default_factory=set)
+    keep_hist: bool = True
+    """Whether :meth:`add_gpu` sums the histogram (``hist`` stays None without it: a caller
+    that reads no percentile of this group skips twenty additions per row)."""
 
-    def add_gpu(self, row: GpuUsage, idle_s: float, idle_allocated_s: float) -> None:
-        """Add one GPU bucket with its idle time at the analysis threshold."""
+    def add_gpu(
+        self, row: GpuUsage, idle_s: float, idle_allocated_s: float, util_s: float | None = None
+    ) -> None:
+        """Add one GPU bucket with its idle time at the analysis threshold.
+
+        ``util_s`` is ``sum(row.util_hist_s)`` when the caller has it already (a row is
+        often added to several totals).
+        """
         self.seconds += row.seconds
         self.allocated_s += row.allocated_s
         self.idle_s += idle_s
         self.idle_allocated_s += idle_allocated_s
         self.util_sum += row.util_sum
-        self.util_s += sum(row.util_hist_s)
+        self.util_s += sum(row.util_hist_s) if util_s is None else util_s
         self.throttled_s += row.throttled_s
         self.samples += 1
-        if self.hist is None:
-            self.hist = [0.0] * UTIL_HIST_BINS
-        for b, s in enumerate(row.util_hist_s):
-            self.hist[b] += s
+        if self.keep_hist:
+            self.hist = _add_bins(self.hist or _NO_HIST, row.util_hist_s)
         self.gpus.add(row.uuid)
 
     def add_workload(self, row: WorkloadUsage) -> None:
@@ -225,21 +246,40 @@ def _group_row(key: str, u: Usage) -> GroupUsage:
 
 def _accumulate(
     scoped: ScopedRows,
-    keyf: Callable[[GpuUsage | WorkloadUsage], str],
+    keyfs: Sequence[tuple[Callable[[GpuUsage | WorkloadUsage], str], bool]],
     threshold: float,
     *,
     workloads: bool,
-) -> dict[str, Usage]:
-    """Usage per key, from workload rows or from GPU rows at ``threshold``."""
-    out: dict[str, Usage] = {}
+) -> tuple[Usage, list[dict[str, Usage]]]:
+    """The scope's total and usage per key of each of ``keyfs`` (key function, whether its
+    groups need the histogram), from workload rows or from GPU rows at ``threshold``, in one
+    pass: each row is added to every total in row order, so each total is what a pass of
+    its own would give."""
+    total = Usage()
+    outs: list[dict[str, Usage]] = [{} for _ in keyfs]
+    pairs = [(out, keyf, hist) for out, (keyf, hist) in zip(outs, keyfs, strict=True)]
     if workloads:
         for w in scoped.workload_rows:
-            out.setdefault(keyf(w), Usage()).add_workload(w)
-        return out
+            total.add_workload(w)
+            for out, keyf, _ in pairs:
+                k = keyf(w)
+                u = out.get(k)
+                if u is None:
+                    u = out[k] = Usage()
+                u.add_workload(w)
+        return total, outs
+    stored = scoped.stored_idle_threshold_pct
     for r in scoped.gpu_rows:
-        idle = idle_at(r, threshold, scoped.stored_idle_threshold_pct)
-        out.setdefault(keyf(r), Usage()).add_gpu(r, *idle)
-    return out
+        idle, idle_alloc = idle_at(r, threshold, stored)
+        util_s = sum(r.util_hist_s)
+        total.add_gpu(r, idle, idle_alloc, util_s)
+        for out, keyf, hist in pairs:
+            k = keyf(r)
+            u = out.get(k)
+            if u is None:
+                u = out[k] = Usage(keep_hist=hist)
+            u.add_gpu(r, idle, idle_alloc, util_s)
+    return total, outs
 
 
 def _entities(
@@ -307,6 +347,7 @@ def _bottlenecks(scoped: ScopedRows, uuids: set[str]) -> Bottlenecks:
     )
 
 
+@gc_paused()
 def analyze_utilization(
     store: Store,
     window: Window,
@@ -336,9 +377,18 @@ def analyze_utilization(
         store, window, scope, need_workloads=scope.workload_level or by in WORKLOAD_KEYS
     )
     stored, gpus, wl = scoped.stored_idle_threshold_pct, scoped.gpus, scope.workload_level
-    total = _accumulate(scoped, lambda r: "", idle_threshold_pct, workloads=wl).get("", Usage())
-    entity_of = (lambda r: key_of("workload", r, gpus)) if wl else (lambda r: r.uuid)
-    per_entity = _accumulate(scoped, entity_of, idle_threshold_pct, workloads=wl)
+    entity_of: Callable[[GpuUsage | WorkloadUsage], str] = (
+        (lambda r: key_of("workload", r, gpus)) if wl else (lambda r: r.uuid)
+    )
+    # Grouping by GPU on GPU rows groups exactly as the per-GPU entities do: one pass serves
+    # both. Grouping by a workload key on GPU rows reads the workload rows instead.
+    # Entities are judged by their mean only; groups report a p95 (from GPU rows).
+    group_from_workloads = by is not None and (wl or by not in GPU_KEYS)
+    same_as_entities = by == "gpu" and not wl
+    keyfs = [(entity_of, same_as_entities)]
+    if by is not None and not same_as_entities and group_from_workloads == wl:
+        keyfs.append((lambda r: key_of(by, r, gpus), True))
+    total, (per_entity, *same_pass) = _accumulate(scoped, keyfs, idle_threshold_pct, workloads=wl)
     if wl:
         under, over = _entities(per_entity, "workload", str, under_pct, over_pct)
         used = {r.uuid for r in scoped.workload_rows}
@@ -350,16 +400,23 @@ def analyze_utilization(
         source, basis = "gpu_usage", f"gpu_buckets_{scoped.resolution.value}"
         idle_method = "stored" if idle_threshold_pct == stored else "histogram"
     groups: dict[str, Usage] = {}
-    if by is not None:
-        from_workloads = wl or by not in GPU_KEYS
-        groups = _accumulate(
-            scoped, lambda r: key_of(by, r, gpus), idle_threshold_pct, workloads=from_workloads
+    if same_as_entities:
+        groups = per_entity
+    elif same_pass:
+        groups = same_pass[0]
+    elif by is not None:
+        _, (groups,) = _accumulate(
+            scoped,
+            [(lambda r: key_of(by, r, gpus), True)],
+            idle_threshold_pct,
+            workloads=group_from_workloads,
         )
     rows = sorted(
         (_group_row(k, u) for k, u in groups.items()), key=lambda g: (-g.gpu_hours, g.key)
     )
+    # A workload-level scope reports only its own memory peak (see below): no series read.
     mem_mean, mem_p95, mem_peak = (
-        memory_use_pct(store, scoped, used) if used else (None, None, None)
+        memory_use_pct(store, scoped, used) if used and not wl else (None, None, None)
     )
     return UtilizationResult(
         window=window,

@@ -35,6 +35,7 @@ from gpufleet.analysis.scope import (
     read_scope,
     workload_key,
 )
+from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import GpuUsage, Store, WorkloadUsage
 
 MONTH_S = 30 * 86_400.0
@@ -136,15 +137,26 @@ class WasteResult:
 
 
 class _Pricer:
-    """Price per GPU UUID from its model, remembering models that fell back."""
+    """Price per GPU UUID from its model, remembering models that fell back.
+
+    A UUID's model is fixed for the call, so its price is looked up once and then answered
+    from ``by_uuid`` (a lookup matches words against every key of the table).
+    """
 
     def __init__(self, table: PriceTable, scoped: ScopedRows) -> None:
         self.table = table
         self.scoped = scoped
         self.used: dict[str, float] = {}
         self.fallback: set[str] = set()
+        self.by_uuid: dict[str, float] = {}
 
     def __call__(self, uuid: str) -> float:
+        price = self.by_uuid.get(uuid)
+        if price is None:
+            price = self.by_uuid[uuid] = self._lookup(uuid)
+        return price
+
+    def _lookup(self, uuid: str) -> float:
         gpu = self.scoped.gpus.get(uuid)
         name = gpu.name if gpu is not None else None
         price, fell_back = self.table.lookup(name)
@@ -157,18 +169,31 @@ class _Pricer:
 
 def _gpu_costs(
     rows: Iterable[GpuUsage],
-    keyf: Callable[[GpuUsage], str],
+    keyf: Callable[[GpuUsage], str] | None,
     price: _Pricer,
     threshold: float,
     stored: float,
-) -> dict[str, _Cost]:
+) -> tuple[_Cost, dict[str, _Cost], float, float]:
+    """The total, the cost per ``keyf`` key (none when ``keyf`` is None), and the unallocated
+    GPU-seconds and their cost, in one pass over the rows (in row order, as separate passes
+    would add them)."""
+    total = _Cost()
     out: dict[str, _Cost] = {}
+    unallocated_s = unallocated_usd = 0.0
     for r in rows:
         _, idle_alloc = idle_at(r, threshold, stored)
-        out.setdefault(keyf(r), _Cost()).add(
-            r.uuid, r.seconds, r.allocated_s, idle_alloc, price(r.uuid)
-        )
-    return out
+        usd_h = price(r.uuid)
+        total.add(r.uuid, r.seconds, r.allocated_s, idle_alloc, usd_h)
+        free = max(r.seconds - r.allocated_s, 0.0)
+        unallocated_s += free
+        unallocated_usd += free / _HOUR * usd_h
+        if keyf is not None:
+            k = keyf(r)
+            c = out.get(k)
+            if c is None:
+                c = out[k] = _Cost()
+            c.add(r.uuid, r.seconds, r.allocated_s, idle_alloc, usd_h)
+    return total, out, unallocated_s, unallocated_usd
 
 
 def _workload_costs(
@@ -177,7 +202,11 @@ def _workload_costs(
     out: dict[str, _Cost] = {}
     for r in rows:
         idle = max(r.gpu_s - r.busy_gpu_s, 0.0)
-        out.setdefault(keyf(r), _Cost()).add(r.uuid, r.gpu_s, r.gpu_s, idle, price(r.uuid))
+        k = keyf(r)
+        c = out.get(k)
+        if c is None:
+            c = out[k] = _Cost()
+        c.add(r.uuid, r.gpu_s, r.gpu_s, idle, price(r.uuid))
     return out
 
 
@@ -243,6 +272,7 @@ def _wasters(scoped: ScopedRows, price: _Pricer, monthly: float, top_n: int) -> 
     return out[:top_n]
 
 
+@gc_paused()
 def compute_waste(
     store: Store,
     window: Window,
@@ -278,31 +308,40 @@ def compute_waste(
     if top_n < 0:
         raise HistoryQueryError(f"top_n must be 0 or more; got {top_n}")
     scoped = read_scope(store, window, scope, need_workloads=True)
+    return waste_of(
+        scoped, by=by, idle_threshold_pct=idle_threshold_pct, prices=prices, top_n=top_n
+    )
+
+
+def waste_of(
+    scoped: ScopedRows,
+    *,
+    by: str | None = "namespace",
+    idle_threshold_pct: float = 5.0,
+    prices: PriceTable | None = None,
+    top_n: int = 10,
+) -> WasteResult:
+    """:func:`compute_waste` of rows already read (``read_scope(..., need_workloads=True)``),
+    for callers that need them for more than waste; arguments are not checked again."""
+    window, scope = scoped.window, scoped.scope
     stored = scoped.stored_idle_threshold_pct
     price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)
     monthly = MONTH_S / window.span_s
     gpus = scoped.gpus
+    groups: dict[str, _Cost] = {}
+    from_workloads = by is not None and (scope.workload_level or by not in GPU_KEYS)
     if scope.workload_level:
         total = _workload_costs(scoped.workload_rows, lambda r: "", price).get("", _Cost())
         unallocated_s = unallocated_usd = 0.0
         source = "workload_usage"
     else:
-        total = _gpu_costs(scoped.gpu_rows, lambda r: "", price, idle_threshold_pct, stored).get(
-            "", _Cost()
+        keyf = None if by is None or from_workloads else (lambda r: key_of(by, r, gpus))
+        total, groups, unallocated_s, unallocated_usd = _gpu_costs(
+            scoped.gpu_rows, keyf, price, idle_threshold_pct, stored
         )
-        unallocated_s = unallocated_usd = 0.0
-        for r in scoped.gpu_rows:
-            free = max(r.seconds - r.allocated_s, 0.0)
-            unallocated_s += free
-            unallocated_usd += free / _HOUR * price(r.uuid)
         source = "gpu_usage"
-    groups: dict[str, _Cost] = {}
-    if by is not None and (scope.workload_level or by not in GPU_KEYS):
+    if from_workloads and by is not None:
         groups = _workload_costs(scoped.workload_rows, lambda r: key_of(by, r, gpus), price)
-    elif by is not None:
-        groups = _gpu_costs(
-            scoped.gpu_rows, lambda r: key_of(by, r, gpus), price, idle_threshold_pct, stored
-        )
     rows = sorted(
         (_group(k, c, monthly) for k, c in groups.items()),
         key=lambda g: (-g.idle_allocated_cost_usd, g.key),

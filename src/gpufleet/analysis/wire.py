@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpufleet.analysis.scope import Scope, Window
+from gpufleet.analysis.utilization import UtilizationResult
 
 TIME_FIELDS: Mapping[str, str] = {
     "start_s": "start",
@@ -89,3 +90,17 @@ def to_wire(value: Any) -> Any:
         items = sorted(value) if isinstance(value, set | frozenset) else value
         return [to_wire(v) for v in items]
     raise TypeError(f"cannot put a {type(value).__name__} on the wire")
+
+
+def utilization_wire(result: UtilizationResult) -> dict[str, Any]:
+    """A utilization result on the wire: ``by`` is the list of groups, ``group_key`` its key.
+
+    The shape issue 3 fixes for ``analyze utilization --json`` and the API alike: top-level
+    ``mean_gpu_util_pct``, ``idle_fraction``, ``gpu_hours``, ``idle_gpu_hours``, ``samples``,
+    and ``by`` as ``[{key, mean_gpu_util_pct, idle_fraction, gpu_hours, idle_gpu_hours, ...}]``
+    (empty without a group-by key).
+    """
+    out: dict[str, Any] = to_wire(result)
+    out["group_key"] = out.pop("by")
+    out["by"] = out.pop("groups")
+    return out

@@ -8,7 +8,7 @@ from gpufleet import __version__
 from gpufleet.agent.context import AgentContext
 from gpufleet.api.cache import SnapshotResponseCache
 from gpufleet.api.errors import install_error_handlers
-from gpufleet.api.routes import alerts, gpu, health, metrics, root, system
+from gpufleet.api.routes import alerts, analysis, gpu, health, metrics, optimize, root, system
 from gpufleet.exporters.prometheus import build_registry
 
 
@@ -18,12 +18,12 @@ def create_app(ctx: AgentContext) -> FastAPI:
         title="gpufleet agent",
         version=__version__,
         description="GPU and host monitoring of one node: live readings, history, alerts, "
-        "Prometheus metrics.",
+        "Prometheus metrics, usage analysis, recommendations.",
     )
     app.state.ctx = ctx
     app.state.response_cache = SnapshotResponseCache()
     app.state.registry = build_registry(ctx.live, hostname=ctx.settings.node)
     install_error_handlers(app)
-    for module in (root, health, gpu, system, alerts, metrics):
+    for module in (root, health, gpu, system, alerts, analysis, optimize, metrics):
         app.include_router(module.router)
     return app

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from gpufleet.model import Alert, Snapshot
+from gpufleet.model import Alert, Execution, Snapshot
 
 DAY_S = 86_400.0
 
@@ -334,6 +334,22 @@ class Store(Protocol):
         An alert is active from ``fired`` until ``resolved`` (still active when unresolved).
         ``node`` / ``cluster`` keep only that node's / cluster's alerts.
         """
+        ...
+
+    def save_execution(self, execution: Execution) -> Execution:
+        """Insert (``id`` None) or update an execution log entry; returns it with its ``id``."""
+        ...
+
+    def executions(
+        self,
+        *,
+        limit: int = 100,
+        recommendation_id: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[Execution]:
+        """Execution log entries requested in ``[start_s, end_s)`` (either bound optional),
+        newest first; ``recommendation_id`` keeps one recommendation's."""
         ...
 
     def apply_retention(self, now_s: float) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The read half of the SQL store: series, usage, inventory and alerts queries.
+"""The read half of the SQL store: series, usage, inventory, alerts and execution log queries.
 
 A table keyed time first (raw, 1-minute) is read with one range scan of the window and its
 rows grouped per subject here; a table keyed per subject (1-hour) is read with one range
@@ -13,12 +13,13 @@ split falls on a bucket edge. An empty window (``end <= start``) has nothing in 
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from itertools import starmap
 from typing import Any
 
-from gpufleet.model import Alert
+from gpufleet.model import Alert, Execution
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import (
     GPU_METRICS,
@@ -42,6 +43,20 @@ ALERT_COLUMNS = (
     "id, cluster, node, rule, severity, subject, message, value, threshold, started, fired, "
     "resolved"
 )
+
+EXECUTION_COLUMNS = (
+    "id, recommendation_id, kind, action_type, action_params, target, title, requested_by, "
+    "requested, dry_run, executor, status, detail, finished, expected_monthly_saving_usd"
+)
+
+
+def _json_object(text: str | None) -> dict[str, object]:
+    """A stored JSON object column; anything else (NULL, damaged text) reads as empty."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def resolution_of(resolution: Resolution | str) -> Resolution:
@@ -410,23 +425,24 @@ class SqlReads(ABC):
             "ORDER BY hour, cluster, node, uuid, namespace, user_name, workload",
             (start_s - 3600.0, end_s, *params),
         )
+        # Positional, in WorkloadUsage's field order: a keyword call per row costs more.
         return [
             WorkloadUsage(
-                cluster=c,
-                node=n,
-                uuid=u,
-                hour_s=hour,
-                namespace=ns,
-                user=user_name,
-                workload=wl,
-                workload_kind=kind,
-                gpu_s=gpu_s,
-                busy_gpu_s=busy,
-                util_sum=util_sum,
-                mem_bytes_s=mem_s,
-                mem_peak_bytes=None if mem_peak is None else int(mem_peak),
-                util_peak_pct=util_peak,
-                samples=int(samples),
+                c,
+                n,
+                u,
+                hour,
+                ns,
+                user_name,
+                wl,
+                kind,
+                gpu_s,
+                busy,
+                util_sum,
+                mem_s,
+                None if mem_peak is None else int(mem_peak),
+                util_peak,
+                int(samples),
             )
             for (
                 c,
@@ -510,5 +526,66 @@ class SqlReads(ABC):
                 started,
                 fired,
                 resolved,
+            ) in rows
+        ]
+
+    def executions(
+        self,
+        *,
+        limit: int = 100,
+        recommendation_id: str | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[Execution]:
+        """Execution log entries requested in ``[start_s, end_s)`` (either bound optional),
+        newest first (by request time, then id); ``recommendation_id`` keeps one's."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start_s is not None:
+            clauses.append(" AND requested >= ?")
+            params.append(start_s)
+        if end_s is not None:
+            clauses.append(" AND requested < ?")
+            params.append(end_s)
+        where, subject = _filters((("recommendation_id", recommendation_id),))
+        rows = self._read(
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE 1 = 1{''.join(clauses)}{where} "
+            "ORDER BY requested DESC, id DESC LIMIT ?",
+            (*params, *subject, max(int(limit), 0)),
+        )
+        return [
+            Execution(
+                id=int(execution_id),
+                recommendation_id=rec_id,
+                kind=kind,
+                action_type=action_type,
+                action_params=_json_object(action_params),
+                target=_json_object(target),
+                title=title,
+                requested_by=requested_by,
+                requested_s=requested,
+                dry_run=bool(dry_run),
+                executor=executor,
+                status=status,
+                detail=detail,
+                finished_s=finished,
+                expected_monthly_saving_usd=saving,
+            )
+            for (
+                execution_id,
+                rec_id,
+                kind,
+                action_type,
+                action_params,
+                target,
+                title,
+                requested_by,
+                requested,
+                dry_run,
+                executor,
+                status,
+                detail,
+                finished,
+                saving,
             ) in rows
         ]

@@ -243,7 +243,30 @@ ALERTS = Table(
     indexes=(Index(("fired",)), Index(("resolved",))),
 )
 
-TABLES: tuple[Table, ...] = (
+EXECUTIONS = Table(
+    "executions",
+    (
+        Column("id", "id"),
+        Column("recommendation_id", "text", not_null=True),
+        Column("kind", "text", not_null=True),
+        Column("action_type", "text", not_null=True),
+        Column("action_params", "text", not_null=True),
+        Column("target", "text", not_null=True),
+        Column("title", "text", not_null=True),
+        Column("requested_by", "text", not_null=True),
+        Column("requested", "real", not_null=True),
+        Column("dry_run", "int", not_null=True),
+        Column("executor", "text", not_null=True),
+        Column("status", "text", not_null=True),
+        Column("detail", "text", not_null=True),
+        Column("finished", "real"),
+        Column("expected_monthly_saving_usd", "real", not_null=True),
+    ),
+    indexes=(Index(("requested",)), Index(("recommendation_id", "requested"))),
+)
+"""The execution log (schema version 2); ``action_params`` and ``target`` are JSON text."""
+
+VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
     GPU_RAW,
@@ -255,6 +278,10 @@ TABLES: tuple[Table, ...] = (
     WORKLOAD_1H,
     ALERTS,
 )
+"""What migration 1 creates. Frozen: a later table comes with its own migration."""
+
+TABLES: tuple[Table, ...] = (*VERSION_1_TABLES, EXECUTIONS)
+"""Every table of the latest schema."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,10 +507,17 @@ class Migration:
 
 
 def _initial(dialect: Dialect) -> list[str]:
-    return [stmt for table in TABLES for stmt in create_table_sql(table, dialect)]
+    return [stmt for table in VERSION_1_TABLES for stmt in create_table_sql(table, dialect)]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _execution_log(dialect: Dialect) -> list[str]:
+    return create_table_sql(EXECUTIONS, dialect)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(2, "execution log", _execution_log),
+)
 """Applied in order; a database records the highest version it has reached."""
 
 LATEST_VERSION = MIGRATIONS[-1].version

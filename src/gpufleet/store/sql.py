@@ -8,16 +8,17 @@ written with ``?`` placeholders; the PostgreSQL backend rewrites them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from gpufleet.model import Alert, Snapshot
+from gpufleet.model import Alert, Execution, Snapshot
 from gpufleet.store.base import (
     DEFAULT_IDLE_THRESHOLD_PCT,
     Retention,
@@ -25,7 +26,7 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
-from gpufleet.store.queries import ALERT_COLUMNS, Row, SqlReads
+from gpufleet.store.queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row, SqlReads
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
     ALERTS,
@@ -52,6 +53,12 @@ from gpufleet.store.schema import (
 )
 
 Clock = Callable[[], float]
+
+
+def _json_text(value: Mapping[str, object]) -> str:
+    """A mapping column as JSON text; values JSON cannot hold are written as strings."""
+    return json.dumps(dict(value), sort_keys=True, default=str)
+
 
 DEFAULT_RETENTION = Retention()
 """Retention when none is given (Retention is frozen, so one shared default is safe)."""
@@ -256,13 +263,63 @@ class SqlStore(SqlReads, ABC):
             self._after_explicit_alert_id(tx)
         return alert
 
+    def save_execution(self, execution: Execution) -> Execution:
+        """Insert (``id`` None) or update (by ``id``) an execution log entry; returns it
+        with its ``id``.
+
+        An ``id`` that is not stored yet is inserted as given (a log copied from another
+        store); the PostgreSQL id sequence is then moved past it.
+        """
+        values = (
+            execution.recommendation_id,
+            execution.kind,
+            execution.action_type,
+            _json_text(execution.action_params),
+            _json_text(execution.target),
+            execution.title,
+            execution.requested_by,
+            execution.requested_s,
+            int(execution.dry_run),
+            execution.executor,
+            execution.status,
+            execution.detail,
+            execution.finished_s,
+            execution.expected_monthly_saving_usd,
+        )
+        cols = EXECUTION_COLUMNS.removeprefix("id, ").split(", ")
+        marks = ", ".join("?" for _ in values)
+        with self._writing() as tx:
+            if execution.id is None:
+                new_id = tx.fetch(
+                    f"INSERT INTO executions ({', '.join(cols)}) VALUES ({marks}) RETURNING id",
+                    values,
+                )[0][0]
+                return replace(execution, id=int(new_id))
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            changed = tx.execute(
+                f"UPDATE executions SET {sets} WHERE id = ?", (*values, execution.id)
+            )
+            if changed == 0:
+                tx.execute(
+                    f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES (?, {marks})",
+                    (execution.id, *values),
+                )
+                if self.dialect is Dialect.POSTGRES:
+                    tx.fetch(
+                        "SELECT setval(pg_get_serial_sequence('executions', 'id'), GREATEST("
+                        "(SELECT max(id) FROM executions), "
+                        "nextval(pg_get_serial_sequence('executions', 'id'))))"
+                    )
+        return execution
+
     def apply_retention(self, now_s: float) -> dict[str, int]:
         """Delete rows older than their resolution keeps; rows deleted per table.
 
         A row goes when its time (``ts``, bucket start, or hour) is before ``now_s`` minus
         the retention: raw tables keep ``raw_s``, 1-minute tables ``minute_s``, 1-hour tables
         and ``workload_1h`` ``hour_s``. Resolved alerts go ``hour_s`` after resolving (active
-        ones stay), and GPUs / nodes not seen for ``hour_s`` leave the inventory. Deletes run
+        ones stay), and GPUs / nodes not seen for ``hour_s`` leave the inventory. The
+        execution log is an audit trail and is never deleted here. Deletes run
         in chunks, each its own transaction, so writers are never blocked for long.
         """
         ret = self.retention
