@@ -6,12 +6,12 @@ See :mod:`gpufleet.analysis.recommend` for what each rule looks for.
 from __future__ import annotations
 
 import math
-from operator import add as _plus
+from dataclasses import dataclass, field
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
-from gpufleet.analysis.scope import hist_percentile
+from gpufleet.analysis.scope import add_bins, hist_percentile
 from gpufleet.store.base import UTIL_HIST_BINS
 
 
@@ -71,6 +71,18 @@ def scale_down(ctx: Ctx) -> list[Recommendation]:
     return out
 
 
+@dataclass(slots=True)
+class _Bucket:
+    """One bucket of a pool: its GPU-time, allocated time, GPUs, memory-saturated GPUs and
+    utilization histogram (counts are floats, as they are divided and compared as such)."""
+
+    seconds: float = 0.0
+    allocated_s: float = 0.0
+    gpus: float = 0.0
+    mem_saturated: float = 0.0
+    hist: list[float] = field(default_factory=lambda: [0.0] * UTIL_HIST_BINS)
+
+
 def scale_up(ctx: Ctx) -> list[Recommendation]:
     pools: dict[tuple[str, str], list[Gpu]] = {}
     for g in ctx.gpus.values():
@@ -78,32 +90,25 @@ def scale_up(ctx: Ctx) -> list[Recommendation]:
         pools.setdefault((inv.cluster, inv.name or "unknown"), []).append(g)
     out = []
     for (cluster, model), gs in sorted(pools.items()):
-        # (seconds, allocated, GPUs, memory-saturated GPUs) and the histogram per bucket.
-        per: dict[float, list[float]] = {}
-        hists: dict[float, list[float]] = {}
+        per: dict[float, _Bucket] = {}
+        mem_limit = t.SCALE_UP_MEM_PEAK_PCT
         for g in gs:
             for r in g.rows:
                 acc = per.get(r.bucket_s)
                 if acc is None:
-                    acc = per[r.bucket_s] = [0.0, 0.0, 0.0, 0.0]
-                    hists[r.bucket_s] = [0.0] * UTIL_HIST_BINS
-                acc[0] += r.seconds
-                acc[1] += r.allocated_s
-                acc[2] += 1
-                full = r.mem_used_max_bytes is not None and r.mem_total_bytes
-                if (
-                    full
-                    and pct(r.mem_used_max_bytes or 0, r.mem_total_bytes or 0)
-                    >= t.SCALE_UP_MEM_PEAK_PCT
-                ):
-                    acc[3] += 1
-                # Bin by bin, the same additions as a loop over the bins, done in C.
-                hists[r.bucket_s] = list(map(_plus, hists[r.bucket_s], r.util_hist_s))
+                    acc = per[r.bucket_s] = _Bucket()
+                acc.seconds += r.seconds
+                acc.allocated_s += r.allocated_s
+                acc.gpus += 1
+                used, total = r.mem_used_max_bytes, r.mem_total_bytes
+                if used is not None and total and pct(used or 0, total or 0) >= mem_limit:
+                    acc.mem_saturated += 1
+                acc.hist = add_bins(acc.hist, r.util_hist_s)
         saturated = 0
-        for bucket, acc in per.items():
-            p95 = hist_percentile(hists[bucket], 0.95) or 0.0
-            alloc = acc[1] / acc[0] if acc[0] > 0 else 0.0
-            hot = p95 > t.SCALE_UP_P95_UTIL_PCT or acc[3] >= 0.5 * acc[2]
+        for acc in per.values():
+            p95 = hist_percentile(acc.hist, 0.95) or 0.0
+            alloc = acc.allocated_s / acc.seconds if acc.seconds > 0 else 0.0
+            hot = p95 > t.SCALE_UP_P95_UTIL_PCT or acc.mem_saturated >= 0.5 * acc.gpus
             saturated += alloc > t.SCALE_UP_ALLOCATION_RATE and hot
         seconds = sum(g.seconds for g in gs)
         if not per or seconds <= 0 or saturated / len(per) < t.SCALE_UP_HOURS_FRACTION:

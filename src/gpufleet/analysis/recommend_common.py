@@ -8,12 +8,11 @@ capacity rules (:mod:`~gpufleet.analysis.recommend_capacity`) and the workload r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import add
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, recommendation_id
-from gpufleet.analysis.scope import ScopedRows, gpu_label, workload_key
+from gpufleet.analysis.scope import ScopedRows, add_bins, gpu_label, workload_key
 from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, WorkloadUsage
 
 HOUR_S = 3600.0
@@ -40,8 +39,7 @@ class Gpu:
         self.allocated_s += r.allocated_s
         self.util_sum += r.util_sum
         self.util_s += sum(r.util_hist_s)
-        # Bin by bin, the same additions as a loop over the bins, done in C.
-        self.hist = list(map(add, self.hist, r.util_hist_s))
+        self.hist = add_bins(self.hist, r.util_hist_s)
         if r.mem_used_max_bytes is not None:
             self.mem_peak = max(self.mem_peak or 0, r.mem_used_max_bytes)
         self.mem_total = r.mem_total_bytes or self.mem_total

@@ -13,22 +13,16 @@ from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, pct
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
 from gpufleet.analysis.scope import weighted_percentile, workload_key
-from gpufleet.analysis.waste import waste_of
+from gpufleet.analysis.waste import top_wasters
 
 
 def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
     # The waste report's top wasters, from the rows the context already holds (the ones
     # compute_waste would read: same window, scope and workload rows).
-    waste = waste_of(
-        ctx.scoped,
-        by=None,
-        prices=prices,
-        top_n=len(ctx.workloads),
-        idle_threshold_pct=ctx.threshold,
-    )
-    thr = waste.workload_idle_threshold_pct
+    wasters = top_wasters(ctx.scoped, prices=prices, top_n=len(ctx.workloads))
+    thr = ctx.scoped.stored_idle_threshold_pct  # what workload rows were classified at
     out = []
-    for w in waste.top_wasters:
+    for w in wasters:
         if w.idle_fraction < t.RECLAIM_IDLE_FRACTION or w.idle_gpu_hours < t.RECLAIM_MIN_IDLE_HOURS:
             continue
         key = f"{w.namespace}/{w.user}/{w.workload}"

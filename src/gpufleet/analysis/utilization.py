@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import add
 
 from gpufleet.analysis.history import HistoryQueryError
 from gpufleet.analysis.scope import (
@@ -40,6 +39,7 @@ from gpufleet.analysis.scope import (
     Scope,
     ScopedRows,
     Window,
+    add_bins,
     check_group_key,
     gpu_label,
     hist_percentile,
@@ -56,16 +56,6 @@ MEM_SATURATED_PCT = 95.0
 _HOUR = 3600.0
 _NO_HIST = (0.0,) * UTIL_HIST_BINS
 """The histogram a group starts from (every bin's first addition is ``0.0 + s``)."""
-
-
-def _add_bins(hist: Sequence[float], row: Sequence[float]) -> list[float]:
-    """``hist`` with ``row`` added bin by bin (``hist[b] += row[b]``)."""
-    if len(row) == len(hist):
-        return list(map(add, hist, row))  # the same additions, done in C
-    out = list(hist)
-    for b, s in enumerate(row):
-        out[b] += s
-    return out
 
 
 @dataclass(slots=True)
@@ -104,7 +94,7 @@ class Usage:
         self.throttled_s += row.throttled_s
         self.samples += 1
         if self.keep_hist:
-            self.hist = _add_bins(self.hist or _NO_HIST, row.util_hist_s)
+            self.hist = add_bins(self.hist or _NO_HIST, row.util_hist_s)
         self.gpus.add(row.uuid)
 
     def add_workload(self, row: WorkloadUsage) -> None:
@@ -250,17 +240,19 @@ def _accumulate(
     threshold: float,
     *,
     workloads: bool,
+    with_total: bool = True,
 ) -> tuple[Usage, list[dict[str, Usage]]]:
-    """The scope's total and usage per key of each of ``keyfs`` (key function, whether its
-    groups need the histogram), from workload rows or from GPU rows at ``threshold``, in one
-    pass: each row is added to every total in row order, so each total is what a pass of
-    its own would give."""
+    """The scope's total (empty unless ``with_total``) and usage per key of each of
+    ``keyfs`` (key function, whether its groups need the histogram), from workload rows or
+    from GPU rows at ``threshold``, in one pass: each row is added to every total in row
+    order, so each total is what a pass of its own would give."""
     total = Usage()
     outs: list[dict[str, Usage]] = [{} for _ in keyfs]
     pairs = [(out, keyf, hist) for out, (keyf, hist) in zip(outs, keyfs, strict=True)]
     if workloads:
         for w in scoped.workload_rows:
-            total.add_workload(w)
+            if with_total:
+                total.add_workload(w)
             for out, keyf, _ in pairs:
                 k = keyf(w)
                 u = out.get(k)
@@ -272,7 +264,8 @@ def _accumulate(
     for r in scoped.gpu_rows:
         idle, idle_alloc = idle_at(r, threshold, stored)
         util_s = sum(r.util_hist_s)
-        total.add_gpu(r, idle, idle_alloc, util_s)
+        if with_total:
+            total.add_gpu(r, idle, idle_alloc, util_s)
         for out, keyf, hist in pairs:
             k = keyf(r)
             u = out.get(k)
@@ -410,6 +403,7 @@ def analyze_utilization(
             [(lambda r: key_of(by, r, gpus), True)],
             idle_threshold_pct,
             workloads=group_from_workloads,
+            with_total=False,
         )
     rows = sorted(
         (_group_row(k, u) for k, u in groups.items()), key=lambda g: (-g.gpu_hours, g.key)

@@ -308,21 +308,26 @@ def compute_waste(
     if top_n < 0:
         raise HistoryQueryError(f"top_n must be 0 or more; got {top_n}")
     scoped = read_scope(store, window, scope, need_workloads=True)
-    return waste_of(
-        scoped, by=by, idle_threshold_pct=idle_threshold_pct, prices=prices, top_n=top_n
-    )
+    return _waste(scoped, by, idle_threshold_pct, prices, top_n)
 
 
-def waste_of(
+def top_wasters(
+    scoped: ScopedRows, *, prices: PriceTable | None = None, top_n: int = 10
+) -> tuple[Waster, ...]:
+    """``compute_waste(...).top_wasters`` of rows already read (they depend on the workload
+    rows and prices only, not on the idle threshold or the group-by)."""
+    price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)
+    return tuple(_wasters(scoped, price, MONTH_S / scoped.window.span_s, top_n))
+
+
+def _waste(
     scoped: ScopedRows,
-    *,
-    by: str | None = "namespace",
-    idle_threshold_pct: float = 5.0,
-    prices: PriceTable | None = None,
-    top_n: int = 10,
+    by: str | None,
+    idle_threshold_pct: float,
+    prices: PriceTable | None,
+    top_n: int,
 ) -> WasteResult:
-    """:func:`compute_waste` of rows already read (``read_scope(..., need_workloads=True)``),
-    for callers that need them for more than waste; arguments are not checked again."""
+    """:func:`compute_waste` of the rows it read."""
     window, scope = scoped.window, scoped.scope
     stored = scoped.stored_idle_threshold_pct
     price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)

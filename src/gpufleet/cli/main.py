@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from gpufleet import __version__
-from gpufleet.cli import alerts_cmd, analyze_cmd, demo_cmd, history_cmd, status_cmd
+from gpufleet.cli import alerts_cmd, analyze_cmd, demo_cmd, history_cmd, import_cmd, status_cmd
 from gpufleet.cli.common import console, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
 
@@ -94,6 +94,7 @@ app.add_typer(analyze_cmd.analyze_app, name="analyze")
 app.command(name="recommend")(analyze_cmd.recommend)
 app.command(name="execute")(analyze_cmd.execute)
 app.command(name="executions")(analyze_cmd.executions)
+app.add_typer(import_cmd.import_app, name="import")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from gpufleet.model import GpuProcess, GpuSample, Snapshot
 from gpufleet.store.base import Store
-from gpufleet.store.importers.batching import write_by_age
+from gpufleet.store.importers.batching import SnapshotWriter
 from gpufleet.store.importers.csv_scan import (
     CsvSpec,
     EntityInfo,
@@ -145,19 +145,19 @@ def import_csv(
     tally = RejectTally()
     scan = Scan()
     counts = _Counts()  # the first pass: every row is read and judged there
-    writer = _Writer(store, spec, raw_cutoff_s=clock() - store.retention.raw_s)
+    writer = _Writer(store, spec, now_s=clock())
 
     def report(completed: bool) -> ImportReport:
         elapsed = time.perf_counter() - started
         return ImportReport(
             rows_read=counts.read,
-            rows_imported=writer.rows,
+            rows_imported=writer.samples,
             rows_rejected=tally.total,
             rejections=tally.freeze(),
             entities=len(scan.first_node),
             first_ts_s=scan.first_ts,
             last_ts_s=scan.last_ts,
-            samples_written=writer.rows,
+            samples_written=writer.samples,
             snapshots_written=writer.snapshots,
             elapsed_s=elapsed,
             rows_per_s=counts.read / elapsed if elapsed > 0 else 0.0,
@@ -178,11 +178,11 @@ def import_csv(
         for row in _accepted_rows(spec, None, again):
             batch.append(row)
             if len(batch) >= batch_rows:
-                writer.write(batch)
+                writer.write_rows(batch)
                 batch = []
                 if progress is not None:
                     progress(again.read, counts.read)
-        writer.write(batch)
+        writer.write_rows(batch)
         if progress is not None:
             progress(again.read, counts.read)
     except KeyboardInterrupt:
@@ -276,18 +276,18 @@ def _range(util: bool) -> str:
     return "0..100 %" if util else "0..inf bytes"
 
 
-class _Writer:
-    """Turns batches of rows into snapshots and writes them, counting what was written."""
+class _Writer(SnapshotWriter):
+    """Turns batches of rows into snapshots and writes them, counting what was written.
 
-    def __init__(self, store: Store, spec: CsvSpec, *, raw_cutoff_s: float) -> None:
-        self.store = store
+    One imported row is one GPU sample, so ``samples`` is also the rows imported.
+    """
+
+    def __init__(self, store: Store, spec: CsvSpec, *, now_s: float) -> None:
+        super().__init__(store, now_s=now_s)
         self.spec = spec
-        self.raw_cutoff_s = raw_cutoff_s
         self.entities: dict[str, EntityInfo] = {}
-        self.rows = 0
-        self.snapshots = 0
 
-    def write(self, batch: list[Row]) -> None:
+    def write_rows(self, batch: list[Row]) -> None:
         """Write ``batch`` sorted by time; older-than-raw-retention part without raw rows."""
         if not batch:
             return
@@ -303,11 +303,7 @@ class _Writer:
             Snapshot(ts, self.spec.cluster, node, tuple(gpus), None, interval)
             for (ts, node, interval), gpus in groups.items()
         ]
-        write_by_age(self.store, snapshots, self.raw_cutoff_s, self._count)
-
-    def _count(self, snapshots: Sequence[Snapshot]) -> None:
-        self.snapshots += len(snapshots)
-        self.rows += sum(len(s.gpus) for s in snapshots)
+        self.write(snapshots)
 
 
 def _sample(info: EntityInfo, entity: str, value: float, memory: bool) -> GpuSample:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -36,7 +36,7 @@ import httpx
 from gpufleet.exporters.dcgm_names import MIB
 from gpufleet.model import UNKNOWN, Attribution, GpuProcess, GpuSample, Snapshot
 from gpufleet.store.base import Store
-from gpufleet.store.importers.batching import write_by_age
+from gpufleet.store.importers.batching import SnapshotWriter
 from gpufleet.store.importers.prom_api import PrometheusApi, RangeSeries
 from gpufleet.store.importers.report import (
     ImportFailedError,
@@ -87,8 +87,6 @@ class _Gpu:
 class _Totals:
     points: int = 0
     used: int = 0
-    samples: int = 0
-    snapshots: int = 0
     gpus: set[GpuKey] = field(default_factory=set)
     first_ts: float | None = None
     last_ts: float | None = None
@@ -140,7 +138,7 @@ def import_prometheus(
     api = PrometheusApi(url, transport)
     tally = RejectTally()
     totals = _Totals()
-    raw_cutoff_s = clock() - store.retention.raw_s
+    writer = SnapshotWriter(store, now_s=clock())
 
     def report(completed: bool) -> ImportReport:
         elapsed = time.perf_counter() - started
@@ -152,18 +150,14 @@ def import_prometheus(
             entities=len(totals.gpus),
             first_ts_s=totals.first_ts,
             last_ts_s=totals.last_ts,
-            samples_written=totals.samples,
-            snapshots_written=totals.snapshots,
+            samples_written=writer.samples,
+            snapshots_written=writer.snapshots,
             elapsed_s=elapsed,
             rows_per_s=totals.points / elapsed if elapsed > 0 else 0.0,
             sources=tuple(totals.queries),
             warnings=tuple(dict.fromkeys(api.warnings)),
             completed=completed,
         )
-
-    def count(snapshots: Sequence[Snapshot]) -> None:
-        totals.snapshots += len(snapshots)
-        totals.samples += sum(len(s.gpus) for s in snapshots)
 
     try:
         gpu_series = api.series_count(GPU_SERIES[0][0], start_s, end_s)
@@ -181,7 +175,7 @@ def import_prometheus(
             chunk_end = chunk_start + (n - 1) * step_s
             gpus = _read_chunk(api, chunk_start, chunk_end, step_s, cluster, tally, totals)
             snapshots = _snapshots(gpus, step_s, totals)
-            write_by_age(store, snapshots, raw_cutoff_s, count)
+            writer.write(snapshots)
             done += n
             if progress is not None:
                 progress(done, steps)

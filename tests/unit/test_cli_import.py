@@ -1,0 +1,732 @@
+"""``gpufleet import csv`` / ``gpufleet import prometheus`` as a user meets them.
+
+Outputs (human and ``--json``), one-line errors with exit 2, the store afterwards, Ctrl-C,
+and the retention warnings. The Prometheus path runs against a tiny HTTP server on
+127.0.0.1, since the CLI has no way to take an httpx mock transport.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from gpufleet.cli import import_cmd
+from gpufleet.store import Resolution, open_store
+
+runner = CliRunner()
+
+HOUR = 3600.0
+DAY = 86_400.0
+# Recent enough to sit inside every default retention (raw included), on an hour boundary.
+T0 = math.floor(time.time() / HOUR) * HOUR - 2 * DAY
+OLD_T0 = 1_662_858_720.0  # 2022-09-11, like the Alibaba GenAI trace
+
+HEADER = "timestamp,value,gpu_id"
+CSV_ARGS = ["--metric", "gpu_util_pct", "--time-col", "timestamp"]
+CSV_ARGS += ["--value-col", "value", "--entity-col", "gpu_id"]
+
+
+def make_app() -> typer.Typer:
+    """The sub-app mounted the way cli/main.py mounts it."""
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    app.add_typer(import_cmd.import_app, name="import")
+    return app
+
+
+APP = make_app()
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(APP, ["import", *args])
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rows(n: int = 10, *, start: float = T0, as_iso: bool = False) -> list[str]:
+    """Two GPUs, one row each a minute, time-sorted."""
+    out = []
+    for i in range(n):
+        ts = start + 60.0 * i
+        when = iso(ts) if as_iso else f"{ts:.0f}"
+        out += [f"{when},{10 + i},GPU-a", f"{when},{50 + i},GPU-b"]
+    return out
+
+
+def write(path: Path, lines: list[str], header: str = HEADER) -> Path:
+    text = header + "\n" + "\n".join(lines) + "\n"
+    if path.name.endswith(".gz") and not path.name.endswith(".tar.gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def tar_gz(path: Path, members: dict[str, str]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def util_points(
+    db: Path, start: float = T0 - HOUR, end: float | None = None
+) -> dict[str, list[tuple[float, float | None]]]:
+    store = open_store(db)
+    try:
+        series = store.gpu_series(
+            metric="util_gpu_pct",
+            start_s=start,
+            end_s=end if end is not None else time.time(),
+            resolution=Resolution.RAW,
+        )
+        return {s.subject: [(p.ts_s, p.mean) for p in s.points] for s in series}
+    finally:
+        store.close()
+
+
+def one_line_error(result: Result) -> str:
+    """The error of a failed command: exit 2, one line on stderr, nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("gpufleet: "), message
+    assert "\n" not in message, message
+    assert result.stdout == ""
+    return message
+
+
+# ---- CSV: formats and timestamps ------------------------------------------------------
+
+
+def test_plain_csv_with_epoch_times_lands_in_the_store(tmp_path: Path) -> None:
+    src = write(tmp_path / "trace.csv", rows(10))
+    db = tmp_path / "new" / "dir" / "out.db"  # import creates the database and its folders
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "20 read, 20 imported, 0 rejected" in out
+    assert "GPUs" in out
+    assert "2" in out
+    assert f"{iso(T0)} .. {iso(T0 + 540)}" in out
+    assert "20 samples in 10 snapshots" in out
+    assert "rows/s" in out
+    assert "elapsed" in out
+    points = util_points(db)
+    assert sorted(points) == ["GPU-a", "GPU-b"]
+    assert points["GPU-a"][:2] == [(T0, 10.0), (T0 + 60, 11.0)]
+    assert len(points["GPU-b"]) == 10
+
+
+def test_gzip_csv_with_iso_times(tmp_path: Path) -> None:
+    src = write(tmp_path / "trace.csv.gz", rows(5, as_iso=True))
+    db = tmp_path / "out.db"
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS, "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows_imported"] == 10
+    assert report["first_ts"] == iso(T0)
+    assert report["last_ts"] == iso(T0 + 240)
+    assert util_points(db)["GPU-b"][0] == (T0, 50.0)
+
+
+def test_csv_inside_tar_gz_and_store_metric_names(tmp_path: Path) -> None:
+    text = "ts,mem_mib,pod\n" + "\n".join(
+        f"{T0 + 60 * i:.0f},{100 + i},pod-{i % 2}" for i in range(8)
+    )
+    src = tar_gz(tmp_path / "trace.tar.gz", {"README": "not csv", "data/mem.csv": text + "\n"})
+    db = tmp_path / "out.db"
+
+    result = invoke(
+        "csv",
+        str(src),
+        "--db",
+        str(db),
+        "--metric",
+        "mem_used_bytes",
+        "--time-col",
+        "ts",
+        "--value-col",
+        "mem_mib",
+        "--entity-col",
+        "pod",
+        "--entity-kind",
+        "workload",
+        "--namespace",
+        "ml",
+        "--value-scale",
+        "1048576",
+        "--json",
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows_imported"] == 8
+    assert report["entities"] == 2
+    assert "trace.tar.gz:data/mem.csv" in report["sources"]
+    store = open_store(db)
+    try:
+        usage = store.gpu_series(
+            metric="mem_used_bytes",
+            start_s=T0 - HOUR,
+            end_s=time.time(),
+            resolution=Resolution.RAW,
+        )
+        by_uuid = {s.subject: s.points for s in usage}
+        assert sorted(by_uuid) == ["workload-pod-0", "workload-pod-1"]
+        assert by_uuid["workload-pod-0"][0].mean == 100 * 1024 * 1024
+    finally:
+        store.close()
+
+
+def test_several_files_go_in_order(tmp_path: Path) -> None:
+    first = write(tmp_path / "a.csv", rows(3))
+    second = write(tmp_path / "b.csv", rows(3, start=T0 + 600))
+    db = tmp_path / "out.db"
+
+    result = invoke("csv", str(first), str(second), "--db", str(db), *CSV_ARGS, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_imported"] == 12
+    assert len(util_points(db)["GPU-a"]) == 6
+
+
+# ---- CSV: rejected rows -----------------------------------------------------------------
+
+
+def bad_rows(tmp_path: Path) -> Path:
+    lines = rows(4)
+    lines.insert(2, f"{T0 + 30:.0f},abc,GPU-a")  # line 4: bad value
+    lines.insert(5, "yesterday,5,GPU-b")  # line 7: bad time
+    lines.append(f"{T0 + 1000:.0f},250,GPU-a")  # last line: out of range
+    return write(tmp_path / "bad.csv", lines)
+
+
+def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
+    src = bad_rows(tmp_path)
+
+    result = invoke("csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "11 read, 8 imported, 3 rejected" in out
+    assert "rejected rows" in out
+    assert "bad.csv:4: cannot read value 'abc'" in out
+    assert "bad.csv:7: cannot read time 'yesterday'" in out
+    assert "bad.csv:12: value 250 outside 0..100 %" in out
+    for reason in ("bad_value", "bad_time", "out_of_range"):
+        assert reason in out
+    assert "warning:" in out
+    assert "3 rows were rejected" in out
+
+
+def test_bad_rows_in_json(tmp_path: Path) -> None:
+    src = bad_rows(tmp_path)
+
+    result = invoke("csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS, "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    assert report["rows_rejected"] == 3
+    examples = {
+        reason: [(e["source"], e["line"]) for e in rejection["examples"]]
+        for reason, rejection in report["rejections"].items()
+    }
+    assert examples == {
+        "bad_time": [("bad.csv", 7)],
+        "bad_value": [("bad.csv", 4)],
+        "out_of_range": [("bad.csv", 12)],
+    }
+    assert report["completed"] is True
+
+
+def test_at_most_five_examples_per_reason_are_printed(tmp_path: Path) -> None:
+    lines = [f"{T0 + 60 * i:.0f},x{i},GPU-a" for i in range(9)] + rows(2, start=T0 + 3600)
+    src = write(tmp_path / "many.csv", lines)
+
+    result = invoke("csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS)
+
+    assert result.exit_code == 0, result.output
+    assert "many.csv:6:" in result.stdout
+    assert "many.csv:7:" not in result.stdout
+    assert "9 rejected" in result.stdout
+
+
+def test_nothing_imported_exits_1(tmp_path: Path) -> None:
+    src = write(tmp_path / "bad.csv", [f"{T0:.0f},n/a,GPU-a"])
+
+    result = invoke("csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS)
+
+    assert result.exit_code == 1
+    assert "bad.csv:2: cannot read value 'n/a'" in result.stdout
+    assert "nothing was imported" in result.stderr
+
+
+def test_fraction_warning_names_the_cli_flag(tmp_path: Path) -> None:
+    lines = [f"{T0 + 60 * i:.0f},0.{i},GPU-a" for i in range(1, 5)]
+    src = write(tmp_path / "frac.csv", lines)
+
+    result = invoke("csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS)
+
+    assert result.exit_code == 0, result.output
+    assert "--value-scale 100" in result.stdout
+    assert "value_scale=100" not in result.stdout
+
+
+# ---- retention ----------------------------------------------------------------------
+
+
+def test_old_rows_warn_and_name_keep_days(tmp_path: Path) -> None:
+    src = write(tmp_path / "old.csv", rows(5, start=OLD_T0))
+    db = tmp_path / "out.db"
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS, "--json")
+
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    old = [w for w in warnings if "further than the hour retention of 730 days" in w]
+    assert len(old) == 1, warnings
+    assert "--keep-days" in old[0]
+    assert "retention.hour_days" in old[0]
+    assert "the import itself deletes nothing" in old[0]
+    # The importer's own wording ("open the store with ...") is replaced, not repeated.
+    assert not any(w.startswith(import_cmd._OLD_ROWS_WARNING) for w in warnings), warnings
+    # Nothing was deleted: rows older than raw retention are kept as rollups.
+    store = open_store(db)
+    try:
+        series = store.gpu_series(
+            metric="util_gpu_pct",
+            start_s=OLD_T0 - HOUR,
+            end_s=OLD_T0 + DAY,
+            resolution=Resolution.MINUTE,
+        )
+        assert {s.subject: len(s.points) for s in series} == {"GPU-a": 5, "GPU-b": 5}
+    finally:
+        store.close()
+
+
+def test_keep_days_silences_the_import_warning_but_not_the_agent_note(tmp_path: Path) -> None:
+    src = write(tmp_path / "old.csv", rows(5, start=OLD_T0))
+
+    result = invoke(
+        "csv", str(src), "--db", str(tmp_path / "out.db"), *CSV_ARGS, "--keep-days", "5000"
+    )
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "further than the hour retention" not in out
+    assert "kept for --keep-days 5000 here" in out
+    assert "an agent with these settings keeps 730 days" in out
+
+
+def test_retention_is_documented_in_the_help() -> None:
+    for command in ("csv", "prometheus"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0
+        text = " ".join(result.stdout.split())
+        assert "--keep-days" in text
+        assert "only a running agent's retention pass deletes" in text
+
+
+# ---- CSV: errors --------------------------------------------------------------------
+
+
+def stored_db(tmp_path: Path) -> Path:
+    """A database that already holds an import, to check that failures keep it."""
+    db = tmp_path / "kept.db"
+    src = write(tmp_path / "first.csv", rows(3))
+    assert invoke("csv", str(src), "--db", str(db), *CSV_ARGS).exit_code == 0
+    return db
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    db = stored_db(tmp_path)
+
+    message = one_line_error(invoke("csv", str(tmp_path / "nope.csv"), "--db", str(db), *CSV_ARGS))
+
+    assert "nope.csv: no such file" in message
+    assert len(util_points(db)["GPU-a"]) == 3
+
+
+def test_missing_file_creates_no_database(tmp_path: Path) -> None:
+    db = tmp_path / "never.db"
+    one_line_error(invoke("csv", str(tmp_path / "nope.csv"), "--db", str(db), *CSV_ARGS))
+    assert not db.exists()
+
+
+def test_missing_column_lists_the_columns_and_leaves_no_empty_database(tmp_path: Path) -> None:
+    src = write(tmp_path / "t.csv", rows(2))
+    db = tmp_path / "never.db"
+    args = ["--metric", "gpu_util_pct", "--time-col", "time", "--value-col", "value"]
+
+    message = one_line_error(invoke("csv", str(src), "--db", str(db), *args, "--entity-col", "gpu"))
+
+    assert "time" in message
+    assert "gpu" in message
+    assert "timestamp" in message
+    assert "gpu_id" in message  # what the file has
+    assert not db.exists()
+    assert not list(tmp_path.glob("never.db*"))
+
+
+def test_missing_column_keeps_an_existing_database(tmp_path: Path) -> None:
+    db = stored_db(tmp_path)
+    src = write(tmp_path / "t.csv", rows(2))
+    args = ["--metric", "gpu_util_pct", "--time-col", "when", "--value-col", "value"]
+
+    one_line_error(invoke("csv", str(src), "--db", str(db), *args, "--entity-col", "gpu_id"))
+
+    assert db.exists()
+    assert len(util_points(db)["GPU-b"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--metric", "gpu_temp_c", "unknown metric 'gpu_temp_c'; use gpu_util_pct or"),
+        ("--entity-kind", "pod", "unknown entity kind 'pod'; use one of gpu, workload, node"),
+        ("--keep-days", "0", "--keep-days must be a positive number of days"),
+        ("--batch-rows", "0", "batch_rows must be at least 1"),
+        ("--value-scale", "-1", "value_scale must be a positive number"),
+    ],
+)
+def test_bad_options(tmp_path: Path, option: str, value: str, expected: str) -> None:
+    src = write(tmp_path / "t.csv", rows(2))
+    db = stored_db(tmp_path)
+    args = list(CSV_ARGS)
+    if option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+
+    message = one_line_error(invoke("csv", str(src), "--db", str(db), *args))
+
+    assert expected in message
+    assert len(util_points(db)["GPU-a"]) == 3
+
+
+def test_required_options_are_named(tmp_path: Path) -> None:
+    src = write(tmp_path / "t.csv", rows(2))
+    message = one_line_error(invoke("csv", str(src), "--metric", "gpu_util_pct"))
+    assert "--time-col, --value-col, --entity-col required" in message
+    message = one_line_error(invoke("csv", *CSV_ARGS))
+    assert "no CSV files given" in message
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
+    message = one_line_error(
+        invoke("csv", str(tmp_path), "--db", str(tmp_path / "x.db"), *CSV_ARGS)
+    )
+    assert "is a directory" in message
+
+
+def test_a_database_path_that_is_a_directory(tmp_path: Path) -> None:
+    src = write(tmp_path / "t.csv", rows(2))
+    (tmp_path / "dir.db").mkdir()
+    message = one_line_error(invoke("csv", str(src), "--db", str(tmp_path / "dir.db"), *CSV_ARGS))
+    assert "dir.db" in message
+
+
+# ---- Ctrl-C -------------------------------------------------------------------------
+
+
+class _InterruptingBar(import_cmd._ProgressBar):
+    """Presses Ctrl-C after the second batch has been written."""
+
+    def __init__(self, *, rows_known: bool, enabled: bool) -> None:
+        super().__init__(rows_known=rows_known, enabled=enabled)
+        self.writes = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        super().__call__(done, total)
+        if total is not None:
+            self.writes += 1
+            if self.writes == 2:
+                raise KeyboardInterrupt
+
+
+def test_ctrl_c_reports_whole_batches_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_cmd, "_ProgressBar", _InterruptingBar)
+    src = write(tmp_path / "t.csv", rows(10))
+    db = tmp_path / "out.db"
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS, "--batch-rows", "4")
+
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 8 samples in 4 snapshots were written" in result.stderr
+    assert "(interrupted)" in result.stdout
+    points = util_points(db)
+    assert sum(len(p) for p in points.values()) == 8
+
+
+def test_ctrl_c_with_json_prints_the_partial_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_cmd, "_ProgressBar", _InterruptingBar)
+    src = write(tmp_path / "t.csv", rows(10))
+
+    result = invoke(
+        "csv", str(src), "--db", str(tmp_path / "o.db"), *CSV_ARGS, "--batch-rows", "6", "--json"
+    )
+
+    assert result.exit_code == 130
+    report = json.loads(result.stdout)
+    assert report["completed"] is False
+    assert report["samples_written"] == 12
+
+
+# ---- Prometheus ---------------------------------------------------------------------
+
+GPU_LABELS = {
+    "gpu": "0",
+    "UUID": "GPU-prom-a",
+    "device": "nvidia0",
+    "modelName": "NVIDIA H100 80GB HBM3",
+    "Hostname": "gpu-node-1",
+    "DCGM_FI_DRIVER_VERSION": "550.54.15",
+    "instance": "10.0.0.7:9400",
+    "job": "dcgm",
+}
+GPU_LABELS_B = {**GPU_LABELS, "gpu": "1", "UUID": "GPU-prom-b", "device": "nvidia1"}
+POD = {"pod": "train-0", "namespace": "ml", "container": "trainer"}
+
+
+def canned(metric: str, ts: float) -> list[tuple[dict[str, str], float]]:
+    """dcgm-exporter's answer for ``metric`` at ``ts``: two GPUs, one of them a pod's."""
+    values = {
+        "DCGM_FI_DEV_GPU_UTIL": (25.0, 75.0),
+        "DCGM_FI_DEV_FB_USED": (1024.0, 40_000.0),
+        "DCGM_FI_DEV_FB_FREE": (80_000.0, 41_024.0),
+        "DCGM_FI_DEV_GPU_TEMP": (40.0, 66.0),
+    }
+    if metric not in values:
+        return []
+    a, b = values[metric]
+    return [
+        ({"__name__": metric, **GPU_LABELS}, a),
+        ({"__name__": metric, **GPU_LABELS_B, **POD}, b),
+    ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        body: dict[str, Any]
+        if parts.path == "/api/v1/series":
+            found = [lab for lab, _ in canned(params["match[]"], float(params["end"]))]
+            body = {"status": "success", "data": found}
+        elif parts.path == "/api/v1/query_range":
+            start, end, step = float(params["start"]), float(params["end"]), float(params["step"])
+            result: dict[str, dict[str, Any]] = {}
+            ts = start
+            while ts <= end:
+                for labels, value in canned(params["query"], ts):
+                    item = result.setdefault(
+                        json.dumps(labels, sort_keys=True), {"metric": labels, "values": []}
+                    )
+                    item["values"].append([ts, repr(value)])
+                ts += step
+            body = {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": list(result.values())},
+            }
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def prometheus() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_prometheus_import_lands_in_the_store(tmp_path: Path, prometheus: str) -> None:
+    db = tmp_path / "prom" / "out.db"
+    start, end = T0, T0 + 600
+
+    result = invoke(
+        "prometheus",
+        "--url",
+        prometheus,
+        "--from",
+        iso(start),
+        "--to",
+        f"{end:.0f}",
+        "--step",
+        "60",
+        "--cluster",
+        "lab",
+        "--db",
+        str(db),
+    )
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "queries" in out
+    assert "points" in out
+    assert "20 samples in 10 snapshots" in out
+    assert f"{iso(start)} .. {iso(end - 60)}" in out
+    store = open_store(db)
+    try:
+        series = store.gpu_series(
+            metric="util_gpu_pct",
+            start_s=start,
+            end_s=end,
+            resolution=Resolution.RAW,
+            cluster="lab",
+        )
+        means = {s.subject: {p.mean for p in s.points} for s in series}
+        assert means == {"GPU-prom-a": {25.0}, "GPU-prom-b": {75.0}}
+        assert {s.node for s in series} == {"gpu-node-1"}
+        assert len(series[0].points) == 10
+    finally:
+        store.close()
+
+
+def test_prometheus_json(tmp_path: Path, prometheus: str) -> None:
+    result = invoke(
+        "prometheus",
+        "--url",
+        prometheus,
+        "--from",
+        f"{T0:.0f}",
+        "--to",
+        f"{T0 + 300:.0f}",
+        "--db",
+        str(tmp_path / "out.db"),
+        "--json",
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["entities"] == 2
+    assert report["samples_written"] == 10
+    assert report["rows_rejected"] == 0
+    assert report["first_ts"] == iso(T0)
+
+
+def test_prometheus_to_before_from(tmp_path: Path, prometheus: str) -> None:
+    db = stored_db(tmp_path)
+    message = one_line_error(
+        invoke("prometheus", "--url", prometheus, "--from", "-1h", "--to", "-2h", "--db", str(db))
+    )
+    assert "'from'" in message
+    assert "must be before 'to'" in message
+    assert len(util_points(db)["GPU-a"]) == 3
+
+
+def test_prometheus_unreadable_time(tmp_path: Path, prometheus: str) -> None:
+    message = one_line_error(
+        invoke("prometheus", "--url", prometheus, "--from", "last tuesday", "--to", "now")
+    )
+    assert "cannot read time 'last tuesday'" in message
+    assert "ISO 8601" in message
+
+
+def test_prometheus_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = stored_db(tmp_path)
+    fresh = tmp_path / "fresh.db"
+
+    for target in (db, fresh):
+        message = one_line_error(
+            invoke(
+                "prometheus",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--from",
+                "-1h",
+                "--to",
+                "now",
+                "--db",
+                str(target),
+            )
+        )
+        assert f"cannot reach Prometheus at http://127.0.0.1:{port}" in message
+        assert "check the URL" in message
+    assert len(util_points(db)["GPU-a"]) == 3
+    assert not fresh.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from", "-1h", "--to", "now"], "--url required"),
+        (["--url", "http://x", "--to", "now"], "--from required"),
+        (["--url", "ftp://x", "--from", "-1h", "--to", "now"], "must start with http://"),
+        (["--url", "http://x", "--from", "-1h", "--to", "now", "--step", "0"], "--step must be"),
+    ],
+)
+def test_prometheus_bad_options(tmp_path: Path, args: list[str], expected: str) -> None:
+    message = one_line_error(invoke("prometheus", *args, "--db", str(tmp_path / "p.db")))
+    assert expected in message
+    assert not (tmp_path / "p.db").exists()
+
+
+@pytest.mark.postgres
+def test_csv_into_postgresql(tmp_path: Path, pg_url: str) -> None:
+    src = write(tmp_path / "trace.csv", rows(4))
+
+    result = invoke("csv", str(src), "--db", pg_url, *CSV_ARGS, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_imported"] == 8
+    store = open_store(pg_url)
+    try:
+        series = store.gpu_series(
+            metric="util_gpu_pct", start_s=T0, end_s=T0 + HOUR, resolution=Resolution.RAW
+        )
+        assert {s.subject: len(s.points) for s in series} == {"GPU-a": 4, "GPU-b": 4}
+    finally:
+        store.close()
