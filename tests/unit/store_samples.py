@@ -190,6 +190,7 @@ def assert_hand_rollups(store: Store) -> None:
             mem_used_max_bytes=2 * GIB,
             mem_total_bytes=80 * GIB,
             throttled_s=50.0,  # thermal (s2) + power (s3); "gpu_idle" is neither
+            samples=3,
         )
     ]
     (hour,) = store.gpu_usage(start_s=T0, end_s=T0 + 3599)

@@ -101,7 +101,7 @@ def test_totals_of_the_hand_fleet(fleet: Store) -> None:
     assert r.idle_fraction == pytest.approx(90 / 240)
     # (60*80 + 30*40 + 30*90 + 90*0 + 30*12) / 240 minutes
     assert r.mean_gpu_util_pct == pytest.approx(9060 / 240)
-    assert (r.samples, r.samples_basis) == (240, "gpu_buckets_1m")
+    assert (r.samples, r.samples_basis) == (240, "gpu_samples")
 
 
 def test_percentiles_come_from_the_histogram_within_a_bin(fleet: Store) -> None:
@@ -203,7 +203,8 @@ def test_long_window_prorates_the_cut_hour(fleet: Store) -> None:
     assert r.gpu_hours == pytest.approx(3.0)
     # B: 3600 s idle in hour 1, half of hour 2's 1800 idle seconds.
     assert r.idle_gpu_hours == pytest.approx(4500 / 3600)
-    assert (r.samples, r.samples_basis) == (4, "gpu_buckets_1h")
+    # Readings: hour 1 whole (60 a GPU), hour 2 prorated to its half (30 a GPU).
+    assert (r.samples, r.samples_basis) == (180, "gpu_samples")
 
 
 def test_workload_scope_uses_workload_rows_and_prorates_hours(fleet: Store) -> None:

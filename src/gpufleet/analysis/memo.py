@@ -2,10 +2,11 @@
 
 A report runs utilization, waste, trends, drill-down and recommendations over one window;
 each reads the window's usage rows and the inventory. :class:`MemoStore` wraps any
-:class:`~gpufleet.store.base.Store` and answers a repeated ``inventory``, ``gpu_usage`` or
-``workload_usage`` call (same arguments) from memory, so the rows are read once. Rows are
-frozen dataclasses and every answer is a fresh list, so callers cannot change what another
-caller gets. Writes go to the wrapped store and forget everything remembered.
+:class:`~gpufleet.store.base.Store` and answers a repeated ``inventory`` call, or a
+usage read (``gpu_usage``, ``workload_usage`` and their ``_totals``) with the same arguments,
+from memory, so the rows are read once. Rows are frozen dataclasses and every answer is a
+fresh list, so callers cannot change what another caller gets. Writes go to the wrapped store
+and forget everything remembered.
 
 Meant to live as long as one piece of work (a report, a request), not as a cache of a live
 store: it never notices rows written by others.
@@ -90,6 +91,44 @@ class MemoStore:
             ),
         )
 
+    def gpu_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+        per_s: float | None = None,
+        offset_s: float = 0.0,
+        per_gpu: bool = True,
+    ) -> list[GpuUsage]:
+        """As :meth:`Store.gpu_usage_totals`, remembered per argument set."""
+        key = (
+            "gpu_usage_totals",
+            start_s,
+            end_s,
+            resolution,
+            cluster,
+            node,
+            per_s,
+            offset_s,
+            per_gpu,
+        )
+        return self._remembered(
+            key,
+            lambda: self.inner.gpu_usage_totals(
+                start_s=start_s,
+                end_s=end_s,
+                resolution=resolution,
+                cluster=cluster,
+                node=node,
+                per_s=per_s,
+                offset_s=offset_s,
+                per_gpu=per_gpu,
+            ),
+        )
+
     def workload_usage(
         self,
         *,
@@ -104,6 +143,24 @@ class MemoStore:
         return self._remembered(
             key,
             lambda: self.inner.workload_usage(
+                start_s=start_s, end_s=end_s, cluster=cluster, namespace=namespace, user=user
+            ),
+        )
+
+    def workload_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+    ) -> list[WorkloadUsage]:
+        """As :meth:`Store.workload_usage_totals`, remembered per argument set."""
+        key = ("workload_usage_totals", start_s, end_s, cluster, namespace, user)
+        return self._remembered(
+            key,
+            lambda: self.inner.workload_usage_totals(
                 start_s=start_s, end_s=end_s, cluster=cluster, namespace=namespace, user=user
             ),
         )

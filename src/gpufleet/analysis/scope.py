@@ -172,6 +172,10 @@ def read_scope(
     *,
     need_workloads: bool,
     need_gpu_rows: bool = True,
+    summed: bool = False,
+    per_s: float | None = None,
+    offset_s: float = 0.0,
+    per_gpu: bool = True,
 ) -> ScopedRows:
     """Validate ``scope`` in ``window`` and read the rows it selects.
 
@@ -184,6 +188,16 @@ def read_scope(
         need_gpu_rows: read the per-GPU rows; without them ``gpu_rows`` is empty and
             ``resolution`` is the one the window asks for (for callers that use only the
             workload rows: validation and the GPUs selected do not depend on them).
+        summed: read each GPU's buckets inside the window as one row
+            (``Store.gpu_usage_totals``), and each workload's hours on a GPU likewise
+            (``Store.workload_usage_totals``), for callers that only add rows up per GPU,
+            workload or group at the store's idle threshold: the same sums from far fewer
+            rows.
+        per_s: with ``summed``, one row per GPU and period of this length (from
+            ``offset_s``) instead of one per window, for series by day or week.
+        per_gpu: with ``summed`` and False, the inner rows are summed over the scope's GPUs
+            too (uuid ``""``): only for scopes narrowed by cluster or node alone, whose GPUs
+            are exactly those the store's filters select.
 
     Raises:
         UnknownSubjectError: a scope value with no data in the window; the message lists the
@@ -198,16 +212,19 @@ def read_scope(
     found = True
     gpu_rows: list[GpuUsage] = []
     if need_gpu_rows:
-        found, gpu_rows = _gpu_rows(store, window, scope, resolution, gpus)
+        found, gpu_rows = _gpu_rows(
+            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu
+        )
     if not found and resolution is Resolution.MINUTE:
         # 1-minute rollups expire first; an old short window is still answered from hours.
         resolution = Resolution.HOUR
-        found, gpu_rows = _gpu_rows(store, window, scope, resolution, gpus)
+        found, gpu_rows = _gpu_rows(
+            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu
+        )
     workload_rows: list[WorkloadUsage] = []
     if need_workloads or scope.workload_level:
-        raw = store.workload_usage(
-            start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster
-        )
+        read = store.workload_usage_totals if summed else store.workload_usage
+        raw = read(start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster)
         in_gpus = _prorate_workloads(raw, window, gpus)
         workload_rows = _select_workloads(in_gpus, scope, label)
     return ScopedRows(
@@ -275,19 +292,35 @@ def _gpu_rows(
     scope: Scope,
     resolution: Resolution,
     gpus: dict[str, GpuInventory],
+    summed: bool = False,
+    per_s: float | None = None,
+    offset_s: float = 0.0,
+    per_gpu: bool = True,
 ) -> tuple[bool, list[GpuUsage]]:
     """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it.
 
     ``Window.overlap_s`` is written out inline (the same arithmetic, in the same order):
     this loop runs once per GPU and bucket, tens of thousands of times for a month.
     """
-    rows = store.gpu_usage(
-        start_s=window.start_s,
-        end_s=window.end_s,
-        resolution=resolution,
-        cluster=scope.cluster,
-        node=scope.node,
-    )
+    if summed:
+        rows = store.gpu_usage_totals(
+            start_s=window.start_s,
+            end_s=window.end_s,
+            resolution=resolution,
+            cluster=scope.cluster,
+            node=scope.node,
+            per_s=per_s,
+            offset_s=offset_s,
+            per_gpu=per_gpu,
+        )
+    else:
+        rows = store.gpu_usage(
+            start_s=window.start_s,
+            end_s=window.end_s,
+            resolution=resolution,
+            cluster=scope.cluster,
+            node=scope.node,
+        )
     start, end = window.start_s, window.end_s
     width = resolution.bucket_s
     found = False
@@ -299,7 +332,7 @@ def _gpu_rows(
         if frac <= 0.0:
             continue
         found = True
-        if r.uuid not in gpus:
+        if r.uuid not in gpus and (per_gpu or r.uuid):  # "": summed over the scope's GPUs
             continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
@@ -311,6 +344,7 @@ def _gpu_rows(
                 util_sum=r.util_sum * frac,
                 util_hist_s=tuple(h * frac for h in r.util_hist_s),
                 throttled_s=r.throttled_s * frac,
+                samples=round(r.samples * frac),
             )
         append(r)
     return found, out

@@ -25,7 +25,14 @@ from typing import Literal, get_args
 from gpufleet.analysis.forecast import Forecast, forecast
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.robust import ChangePoint, Slope, change_points, robust_slope
-from gpufleet.analysis.scope import Scope, Window, check_group_key, idle_at, read_scope
+from gpufleet.analysis.scope import (
+    Scope,
+    Window,
+    check_group_key,
+    idle_at,
+    read_scope,
+    stored_idle_threshold,
+)
 from gpufleet.analysis.utilization import Usage
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import DAY_S, Store
@@ -176,7 +183,24 @@ def _usage_by_bucket(
     the source they were read from. Rows are added in row order, to the total as to their
     bucket, so each is what a pass of its own would give."""
     wl = scope.workload_level
-    scoped = read_scope(store, window, scope, need_workloads=wl, need_gpu_rows=not wl)
+    # At the store's threshold the rows are only added up per bucket: SQL sums each GPU's
+    # hour, day or week (or whole window) into one row. (Workload rows stay per hour.)
+    summed = threshold == stored_idle_threshold(store) and not wl
+    per_s = None if granularity is None else STEP_S[granularity]
+    offset = _MONDAY_S if granularity == "week" else 0.0
+    scoped = read_scope(
+        store,
+        window,
+        scope,
+        need_workloads=wl,
+        need_gpu_rows=not wl,
+        summed=summed,
+        per_s=per_s,
+        offset_s=offset,
+        # A series adds every GPU of the scope into each bucket: SQL can, unless the scope
+        # picks GPUs the store's filters cannot (one GPU, a model).
+        per_gpu=scope.gpu is not None or scope.gpu_model is not None,
+    )
     out: dict[float, Usage] = {}
     # No trend metric is a percentile: the histograms are not summed.
     total = Usage(keep_hist=False)

@@ -47,6 +47,7 @@ from gpufleet.analysis.scope import (
     key_of,
     memory_use_pct,
     read_scope,
+    stored_idle_threshold,
 )
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, Store, WorkloadUsage
@@ -92,7 +93,7 @@ class Usage:
         self.util_sum += row.util_sum
         self.util_s += sum(row.util_hist_s) if util_s is None else util_s
         self.throttled_s += row.throttled_s
-        self.samples += 1
+        self.samples += row.samples
         if self.keep_hist:
             self.hist = add_bins(self.hist or _NO_HIST, row.util_hist_s)
         self.gpus.add(row.uuid)
@@ -205,8 +206,8 @@ class UtilizationResult:
     peak_mem_used_pct: float | None
     samples: int
     samples_basis: str
-    """``gpu_buckets_1m`` / ``gpu_buckets_1h``: (GPU, bucket) rollups read; ``workload_samples``:
-    raw samples behind the workload rows (prorated at the window's edges)."""
+    """``gpu_samples``: GPU readings behind the GPU rollups; ``workload_samples``: readings
+    behind the workload rows (both prorated at the window's edges)."""
     under_pct: float
     over_pct: float
     under_utilized: tuple[UtilEntity, ...]
@@ -366,8 +367,15 @@ def analyze_utilization(
     ):
         if not 0.0 <= value <= 100.0:
             raise HistoryQueryError(f"{name} must be between 0 and 100; got {value}")
+    # At the store's threshold every GPU-level figure is a sum per GPU (or per GPU
+    # attribute): read each GPU's window as one row. Another threshold shifts idle allocated
+    # time bucket by bucket (see idle_at), so it needs the buckets.
     scoped = read_scope(
-        store, window, scope, need_workloads=scope.workload_level or by in WORKLOAD_KEYS
+        store,
+        window,
+        scope,
+        need_workloads=scope.workload_level or by in WORKLOAD_KEYS,
+        summed=idle_threshold_pct == stored_idle_threshold(store),
     )
     stored, gpus, wl = scoped.stored_idle_threshold_pct, scoped.gpus, scope.workload_level
     entity_of: Callable[[GpuUsage | WorkloadUsage], str] = (
@@ -390,7 +398,7 @@ def analyze_utilization(
         label = lambda u: gpu_label(gpus.get(u), u)  # noqa: E731 - a one-line key function
         under, over = _entities(per_entity, "gpu", label, under_pct, over_pct)
         used = set(per_entity)
-        source, basis = "gpu_usage", f"gpu_buckets_{scoped.resolution.value}"
+        source, basis = "gpu_usage", "gpu_samples"
         idle_method = "stored" if idle_threshold_pct == stored else "histogram"
     groups: dict[str, Usage] = {}
     if same_as_entities:

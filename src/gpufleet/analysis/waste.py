@@ -33,6 +33,7 @@ from gpufleet.analysis.scope import (
     idle_at,
     key_of,
     read_scope,
+    stored_idle_threshold,
     workload_key,
 )
 from gpufleet.store._gc import gc_paused
@@ -307,7 +308,9 @@ def compute_waste(
         )
     if top_n < 0:
         raise HistoryQueryError(f"top_n must be 0 or more; got {top_n}")
-    scoped = read_scope(store, window, scope, need_workloads=True)
+    # Waste adds GPU rows up per GPU and key: at the store's threshold one row per GPU does.
+    summed = idle_threshold_pct == stored_idle_threshold(store)
+    scoped = read_scope(store, window, scope, need_workloads=True, summed=summed)
     return _waste(scoped, by, idle_threshold_pct, prices, top_n)
 
 

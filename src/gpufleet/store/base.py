@@ -180,6 +180,8 @@ class GpuUsage:
     mem_used_max_bytes: int | None
     mem_total_bytes: int | None
     throttled_s: float
+    samples: int = 0
+    """Readings behind the row (the rollup's sample count)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +305,27 @@ class Store(Protocol):
         """Per-GPU time accounting per bucket (1m or 1h) overlapping the window."""
         ...
 
+    def gpu_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+        per_s: float | None = None,
+        offset_s: float = 0.0,
+        per_gpu: bool = True,
+    ) -> list[GpuUsage]:
+        """:meth:`gpu_usage` with each GPU's buckets wholly inside the window summed into one row
+        (or one per period of ``per_s`` from ``offset_s``; without ``per_gpu``, over all the
+        GPUs selected, with empty ``cluster``, ``node`` and ``uuid``).
+
+        The (at most two) buckets crossing the window's edges stay separate rows, so a caller
+        prorating by overlap gets the same sums as from :meth:`gpu_usage`.
+        """
+        ...
+
     def workload_usage(
         self,
         *,
@@ -313,6 +336,19 @@ class Store(Protocol):
         user: str | None = None,
     ) -> list[WorkloadUsage]:
         """Per-workload, per-GPU, per-hour usage rows of the hours overlapping the window."""
+        ...
+
+    def workload_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+    ) -> list[WorkloadUsage]:
+        """:meth:`workload_usage` with each workload's hours on a GPU wholly inside the window
+        summed into one row (the hours crossing its edges stay separate rows)."""
         ...
 
     def save_alert(self, alert: Alert) -> Alert:

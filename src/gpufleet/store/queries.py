@@ -35,7 +35,13 @@ from gpufleet.store.base import (
     WorkloadUsage,
     pick_resolution,
 )
-from gpufleet.store.schema import HIST_COLUMNS, SYSTEM_STORED_METRICS, TABLES_BY_NAME, Table
+from gpufleet.store.schema import (
+    HIST_COLUMNS,
+    SYSTEM_STORED_METRICS,
+    TABLES_BY_NAME,
+    Dialect,
+    Table,
+)
 
 Row = tuple[Any, ...]
 
@@ -48,6 +54,68 @@ EXECUTION_COLUMNS = (
     "id, recommendation_id, kind, action_type, action_params, target, title, requested_by, "
     "requested, dry_run, executor, status, detail, finished, expected_monthly_saving_usd"
 )
+
+
+# GpuUsage's fields after the key, in order, so rows map on positionally (see _gpu_usage).
+_GPU_USAGE_SELECT = (
+    "bucket, seconds, allocated_s, idle_s, idle_allocated_s, util_gpu_pct_sum, "
+    f"{', '.join(HIST_COLUMNS)}, util_gpu_pct_max, CAST(mem_used_bytes_max AS BIGINT), "
+    "CAST(mem_total_bytes_max AS BIGINT), throttled_s, n"
+)
+# The same columns folded over a GPU's buckets: sums of the additive ones, maxima of the rest.
+_GPU_USAGE_SUMS = (
+    "MIN(bucket), SUM(seconds), SUM(allocated_s), SUM(idle_s), SUM(idle_allocated_s), "
+    "SUM(util_gpu_pct_sum), "
+    f"{', '.join(f'SUM({h})' for h in HIST_COLUMNS)}, MAX(util_gpu_pct_max), "
+    "CAST(MAX(mem_used_bytes_max) AS BIGINT), CAST(MAX(mem_total_bytes_max) AS BIGINT), "
+    "SUM(throttled_s), SUM(n)"
+)
+_HIST_END = 6 + len(HIST_COLUMNS)
+
+
+def _gpu_usage(key: Row, r: Row) -> GpuUsage:
+    """A GpuUsage from its key and a row of ``_GPU_USAGE_SELECT`` (or its sums)."""
+    h = _HIST_END
+    c, n, u = key
+    return GpuUsage(
+        c,
+        n,
+        u,
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6:h],
+        r[h],
+        r[h + 1],
+        r[h + 2],
+        r[h + 3],
+        int(r[h + 4]),
+    )
+
+
+def _workload_usage(r: Row) -> WorkloadUsage:
+    """A WorkloadUsage from a row in its field order (positional: cheaper than keywords)."""
+    mem_peak = r[12]
+    return WorkloadUsage(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        None if mem_peak is None else int(mem_peak),
+        r[13],
+        int(r[14]),
+    )
 
 
 def _json_object(text: str | None) -> dict[str, object]:
@@ -385,23 +453,111 @@ class SqlReads(ABC):
         res = self._resolve(asked, start_s, end_s)
         if res is Resolution.RAW:
             res = Resolution.MINUTE
-        # Columns in GpuUsage's field order after the key, so rows map on positionally.
-        select = (
-            "bucket, seconds, allocated_s, idle_s, idle_allocated_s, util_gpu_pct_sum, "
-            f"{', '.join(HIST_COLUMNS)}, util_gpu_pct_max, CAST(mem_used_bytes_max AS BIGINT), "
-            "CAST(mem_total_bytes_max AS BIGINT), throttled_s"
-        )
         pairs = (("cluster", cluster), ("node", node), ("uuid", None))
-        h = 6 + len(HIST_COLUMNS)
         with gc_paused():  # one object per GPU and bucket: see gc_paused
             found = self._by_subject(
-                TABLES_BY_NAME[f"gpu_{res.value}"], select, pairs, (start_s, end_s, res.bucket_s)
+                TABLES_BY_NAME[f"gpu_{res.value}"],
+                _GPU_USAGE_SELECT,
+                pairs,
+                (start_s, end_s, res.bucket_s),
             )
-            return [
-                GpuUsage(c, n, u, r[0], r[1], r[2], r[3], r[4], r[5], r[6:h], *r[h : h + 4])
-                for (c, n, u), rows in found
-                for r in rows
-            ]
+            return [_gpu_usage(key, r) for key, rows in found for r in rows]
+
+    def gpu_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+        per_s: float | None = None,
+        offset_s: float = 0.0,
+        per_gpu: bool = True,
+    ) -> list[GpuUsage]:
+        """:meth:`gpu_usage` with each GPU's buckets wholly inside the window summed in SQL.
+
+        One row per GPU for the buckets inside ``[start_s, end_s)`` (its ``bucket_s`` is the
+        first of them), plus the rows of the buckets crossing either edge as they are. With
+        ``per_s`` (a multiple of the bucket width), one row per GPU and period
+        ``[offset_s + k * per_s, offset_s + (k + 1) * per_s)`` instead: an hour, a day or a
+        week of a series. Without ``per_gpu`` the inner rows are summed over every GPU the
+        filters select too, and carry empty ``cluster``, ``node`` and ``uuid`` (the edge rows
+        stay per GPU). Sums, maxima and sample counts equal those of :meth:`gpu_usage`'s rows;
+        detail inside a row (stretches of idle hours) is gone. Rows come per GPU in inventory
+        order (summed rows first), then in time order.
+
+        Raises:
+            StoreError: as :meth:`gpu_usage`, or a ``per_s`` that is no multiple of the bucket.
+        """
+        asked = resolution_of(resolution)
+        if asked is Resolution.RAW:
+            raise StoreError("GPU usage is kept as rollups: ask for resolution 1m or 1h")
+        res = self._resolve(asked, start_s, end_s)
+        if res is Resolution.RAW:
+            res = Resolution.MINUTE
+        width = res.bucket_s
+        if per_s is not None and (per_s <= 0 or per_s % width):
+            raise StoreError(f"per_s must be a positive multiple of {width:.0f} s; got {per_s}")
+        inner_lo = -(-start_s // width) * width
+        inner_hi = end_s // width * width
+
+        def usage(lo: float, hi: float) -> list[GpuUsage]:
+            return self.gpu_usage(start_s=lo, end_s=hi, resolution=res, cluster=cluster, node=node)
+
+        if inner_hi <= inner_lo or (per_gpu and per_s == width):
+            return usage(start_s, end_s)  # nothing to fold
+        # The period of a bucket, as an integer computed alike on both backends, counted
+        # from the last period start at or before the first bucket (so never negative).
+        # SQLite's CAST truncates, which is FLOOR there; PostgreSQL's CAST rounds, and
+        # SQLite has FLOOR only when built with its math functions.
+        period = ""
+        if per_s is not None:
+            first = offset_s + (inner_lo - offset_s) // per_s * per_s
+            since = f"(bucket - {float(first)!r}) / {float(per_s)!r}"
+            sqlite = getattr(self, "dialect", None) is Dialect.SQLITE
+            period = f"CAST({since} AS INTEGER)" if sqlite else f"FLOOR({since})"
+        table = TABLES_BY_NAME[f"gpu_{res.value}"]
+        pairs = (("cluster", cluster), ("node", node))
+        window = (inner_lo, inner_hi)
+        out: list[GpuUsage] = []
+        if per_gpu and table.keyed_by_subject:
+            # One range scan of the key per GPU: the bucket index would visit the wide rows
+            # out of key order (three times slower on SQLite).
+            by = f" GROUP BY {period}" if period else ""
+            sql = (
+                f"SELECT {_GPU_USAGE_SUMS} FROM {table.name} "
+                f"WHERE cluster = ? AND node = ? AND uuid = ? AND bucket >= ? AND bucket < ?{by}"
+            )
+            for key in self._subjects(True, (*pairs, ("uuid", None)), inner_lo - width, inner_hi):
+                rows = self._read(sql, (*key, *window))
+                # An aggregate over no rows is one row of NULLs.
+                out.extend(_gpu_usage(key, r) for r in rows if r[0] is not None)
+        else:
+            where, params = _filters(pairs)
+            keys = ["cluster", "node", "uuid"] if per_gpu else ["''", "''", "''"]
+            by = ", ".join([*keys[: 3 if per_gpu else 0], *([period] if period else [])])
+            # ``+bucket`` (no index) on a table keyed per GPU: a scan in key order beats the
+            # bucket index there; a table keyed time first is read by its key.
+            col = "+bucket" if table.keyed_by_subject else "bucket"
+            sql = (
+                f"SELECT {', '.join(keys)}, {_GPU_USAGE_SUMS} FROM {table.name} "
+                f"WHERE {col} >= ? AND {col} < ?{where}{f' GROUP BY {by}' if by else ''}"
+            )
+            rows = self._read(sql, (*window, *params))
+            out.extend(_gpu_usage((r[0], r[1], r[2]), r[3:]) for r in rows if r[3] is not None)
+        order = self._gpu_order()
+        out.extend(usage(start_s, inner_lo))
+        out.extend(usage(inner_hi, end_s))
+        last = len(order)
+        out.sort(
+            key=lambda u: (
+                order.get((u.cluster, u.node, u.uuid), -1 if not u.uuid else last),
+                u.uuid,
+                u.bucket_s,
+            )
+        )
+        return out
 
     def workload_usage(
         self,
@@ -425,43 +581,50 @@ class SqlReads(ABC):
             "ORDER BY hour, cluster, node, uuid, namespace, user_name, workload",
             (start_s - 3600.0, end_s, *params),
         )
-        # Positional, in WorkloadUsage's field order: a keyword call per row costs more.
-        return [
-            WorkloadUsage(
-                c,
-                n,
-                u,
-                hour,
-                ns,
-                user_name,
-                wl,
-                kind,
-                gpu_s,
-                busy,
-                util_sum,
-                mem_s,
-                None if mem_peak is None else int(mem_peak),
-                util_peak,
-                int(samples),
+        return [_workload_usage(r) for r in rows]
+
+    def workload_usage_totals(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+    ) -> list[WorkloadUsage]:
+        """:meth:`workload_usage` with each workload's hours on a GPU summed in SQL.
+
+        One row per workload and GPU for the hours wholly inside ``[start_s, end_s)`` (its
+        ``hour_s`` is the first of them), plus the rows of the hours crossing either edge as
+        they are: the same sums and peaks from far fewer rows, for callers that only add rows
+        up per workload or per group.
+        """
+        hour = Resolution.HOUR.bucket_s
+        inner_lo = -(-start_s // hour) * hour
+        inner_hi = end_s // hour * hour
+
+        def usage(lo: float, hi: float) -> list[WorkloadUsage]:
+            return self.workload_usage(
+                start_s=lo, end_s=hi, cluster=cluster, namespace=namespace, user=user
             )
-            for (
-                c,
-                n,
-                u,
-                hour,
-                ns,
-                user_name,
-                wl,
-                kind,
-                gpu_s,
-                busy,
-                util_sum,
-                mem_s,
-                mem_peak,
-                util_peak,
-                samples,
-            ) in rows
-        ]
+
+        if inner_hi <= inner_lo:
+            return usage(start_s, end_s)
+        where, params = _filters(
+            (("cluster", cluster), ("namespace", namespace), ("user_name", user))
+        )
+        keys = "cluster, node, uuid, namespace, user_name, workload, workload_kind"
+        rows = self._read(
+            "SELECT cluster, node, uuid, MIN(hour), namespace, user_name, workload, "
+            "workload_kind, SUM(gpu_s), SUM(busy_gpu_s), SUM(util_sum), SUM(mem_bytes_s), "
+            "MAX(mem_peak_bytes), MAX(util_peak_pct), SUM(samples) "
+            f"FROM workload_1h WHERE hour >= ? AND hour < ?{where} GROUP BY {keys}",
+            (inner_lo, inner_hi, *params),
+        )
+        out = [_workload_usage(r) for r in rows]
+        out.extend(usage(start_s, inner_lo))
+        out.extend(usage(inner_hi, end_s))
+        return out
 
     def alerts(
         self,
