@@ -17,6 +17,7 @@ from gpufleet.agent.demo import (
     DemoInterrupted,
     DemoSummary,
     build_demo_scenario,
+    node_names,
     write_demo,
 )
 from gpufleet.collectors.sim_models import GIB
@@ -144,6 +145,47 @@ def test_short_history_has_no_team_drop_and_tiny_clusters_are_refused() -> None:
         build_demo_scenario(
             seed=0, nodes=1, gpus_per_node=8, start_s=END - DAY_S, end_s=END, model="TPU v5"
         )
+
+
+ACCEPTED_SIZES = [(n, g) for n in range(1, 9) for g in range(2, 9) if n * g >= 8]
+
+
+def test_every_accepted_size_builds_with_its_findings() -> None:
+    """Regression: 4..7 nodes x 2 GPUs ran out of GPUs for the idle notebooks, and on other
+    small nodes user_a's two-GPU jobs never found two free GPUs on one node."""
+    assert len(ACCEPTED_SIZES) == 47
+    build_demo_scenario(seed=1, nodes=4, gpus_per_node=2, start_s=0, end_s=3 * DAY_S)
+    for pos, (nodes, gpus) in enumerate(ACCEPTED_SIZES):
+        size = (nodes, gpus)
+        demo = build_demo_scenario(
+            seed=pos % 21, nodes=nodes, gpus_per_node=gpus, start_s=END - 3 * DAY_S, end_s=END
+        )
+        assert demo.nodes == node_names(nodes)
+        workloads = demo.scenario.workloads
+        assert all(w.node in demo.nodes and max(w.gpu_indices) < gpus for w in workloads)
+        assert {w.namespace for w in workloads} == set(DEMO_TEAMS), size
+        holders = demo.truth.idle_holders
+        assert len(holders) == (4 if nodes * gpus >= 24 else 3), size
+        assert len({h.namespace for h in holders}) >= 3, size
+        assert len({(h.node, h.gpu_indices) for h in holders}) == len(holders), size
+        assert all(h.end_s > END for h in holders), size
+        served = {w.name for w in workloads if w.kind is WorkloadKind.INFERENCE}
+        assert served == set(demo.truth.diurnal.workloads), size
+        # The team-drop finding is made of user_a's jobs: they must find room to run.
+        ran = [w for w in workloads if w.user == "user_a" and w.end_s > END - 3 * DAY_S]
+        assert ran, size
+        assert max(w.gpu_count for w in ran) == min(2, gpus // 2), size
+
+
+@pytest.mark.parametrize(("nodes", "gpus"), [(4, 2), (8, 2), (3, 3), (2, 4), (3, 4)])
+def test_small_nodes_keep_the_team_drop(nodes: int, gpus: int) -> None:
+    demo = build_demo_scenario(
+        seed=0, nodes=nodes, gpus_per_node=gpus, start_s=END - 21 * DAY_S, end_s=END
+    )
+    drop = demo.truth.team_drop
+    assert drop is not None
+    assert drop.previous_jobs > drop.last_jobs >= 1
+    assert drop.drop_pct > 10.0
 
 
 # --- the generated history (21 days, 2 x 8 GPUs, every 10 minutes) --------------------------

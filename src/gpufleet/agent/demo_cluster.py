@@ -125,6 +125,8 @@ _INFERENCE = (
     ("embedding-service", "svc-search", 0.18, 45.0, 0.7, "tritonserver"),
     ("reranker", "svc-search", 0.12, 32.0, 0.65, "tritonserver"),
 )
+_GPUS_PER_REPLICA = 8
+"""GPUs of the cluster per LLM replica."""
 _WEEKEND_FACTOR = 0.65
 _FREE_GPUS_AT_DEFAULT = 21
 _JITTER_S = 3600.0
@@ -150,8 +152,11 @@ def build_demo_scenario(
 ) -> DemoScenario:
     """Lay out the demo cluster's workloads over ``[start_s, end_s)``.
 
-    Job rates scale with the number of GPUs (they are set for 4 nodes x 8 GPUs), so any
-    size from 8 GPUs up shows the same story.
+    Job rates scale with the number of GPUs (they are set for 4 nodes x 8 GPUs), and so
+    does the number of inference replicas; the GPUs held for weeks are packed so that small
+    nodes keep room for jobs. So any size from 8 GPUs and 2 per node up shows the same
+    story. On the smallest ones only two GPUs are left for jobs, and the ml-team drop,
+    carried by a handful of jobs there, varies more in size from seed to seed.
 
     Raises:
         ValueError: fewer than 8 GPUs in all or fewer than 2 per node, an empty time
@@ -226,11 +231,19 @@ def _place_inference(
     start_s: float,
     end_s: float,
 ) -> DiurnalLoad:
-    """One LLM replica per node on its last GPU; embedding and reranker share a GPU on
-    every other node. Each replica is rolled out again every few days (a new process)."""
-    for pos, node in enumerate(names):
+    """One LLM replica per 8 GPUs (at most one per node, at least one) on the last GPU of
+    nodes spread over the cluster; embedding and reranker share a GPU next to every other
+    replica. Each replica is rolled out again every few days (a new process).
+
+    On 8 or more GPUs per node that is every node. Smaller nodes get fewer replicas than
+    nodes, so inference holds about the same share of the cluster at any size and leaves
+    room for the notebooks, the featurizer and the jobs.
+    """
+    replicas = min(len(names), max(1, len(names) * gpus_per_node // _GPUS_PER_REPLICA))
+    for replica in range(replicas):
+        node = names[replica * len(names) // replicas]
         wanted = [(0, gpus_per_node - 1)]
-        if pos % 2 == 0:
+        if replica % 2 == 0:
             wanted += [(1, gpus_per_node - 2), (2, gpus_per_node - 2)]
         for spec, index in wanted:
             name, user, mem, level, intensity, process = _INFERENCE[spec]
@@ -267,6 +280,33 @@ def _place_inference(
     )
 
 
+def _place_held(
+    builder: ScenarioBuilder, template: Workload, order: Sequence[str]
+) -> Workload | None:
+    """Put a workload that holds one GPU for weeks on a node, keeping room for jobs.
+
+    It goes to the first node in ``order`` that it leaves either full or with at least
+    half its GPUs free, the widest a job gets (see ``_place_jobs``). Failing that, it goes
+    to the fullest node that has a free GPU, so the others keep their room. On small nodes
+    taking the first free GPU in order can leave a GPU here and a GPU there, too few on
+    any one node for the two-GPU jobs the team-drop finding is made of.
+    """
+    free = {
+        node: len(builder.free_gpus(node, template.start_s, template.end_s, template))
+        for node in order
+    }
+    open_nodes = [node for node in order if free[node] > 0]
+    if not open_nodes:
+        return None
+    keeps_room = [
+        node
+        for node in open_nodes
+        if free[node] == 1 or free[node] - 1 >= builder.gpus_per_node[node] // 2
+    ]
+    node = keeps_room[0] if keeps_room else min(open_nodes, key=lambda n: free[n])
+    return builder.place(template, [node], 1)
+
+
 def _place_stream(
     builder: ScenarioBuilder, rng: random.Random, names: Sequence[str], start_s: float, end_s: float
 ) -> None:
@@ -289,7 +329,7 @@ def _place_stream(
         pod=_pod(rng, "stream-featurizer-6c8d5f7b9"),
     )
     order = [*names[1:], names[0]]
-    if builder.place(template, order, 1) is None:
+    if _place_held(builder, template, order) is None:
         raise ValueError("no GPU is free for the streaming featurizer")
 
 
@@ -324,7 +364,7 @@ def _place_notebooks(
             pod=_pod(rng, name),
         )
         order = [names[(len(names) - 1 - pos + k) % len(names)] for k in range(len(names))]
-        placed = builder.place(template, order, 1)
+        placed = _place_held(builder, template, order)
         if placed is None:
             raise ValueError(f"no GPU is free for notebook {name}")
         holders.append(
