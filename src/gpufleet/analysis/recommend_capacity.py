@@ -9,9 +9,9 @@ import math
 from dataclasses import dataclass, field
 
 from gpufleet.analysis import recommend_types as t
-from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct
+from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct, sum_hists
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
-from gpufleet.analysis.scope import add_bins, hist_percentile
+from gpufleet.analysis.scope import hist_percentile
 from gpufleet.store.base import UTIL_HIST_BINS
 
 
@@ -80,7 +80,8 @@ class _Bucket:
     allocated_s: float = 0.0
     gpus: float = 0.0
     mem_saturated: float = 0.0
-    hist: list[float] = field(default_factory=lambda: [0.0] * UTIL_HIST_BINS)
+    rows: list[tuple[float, ...]] = field(default_factory=list)
+    """The utilization histograms of its GPUs (summed only when the bucket needs a p95)."""
 
 
 def scale_up(ctx: Ctx) -> list[Recommendation]:
@@ -103,13 +104,17 @@ def scale_up(ctx: Ctx) -> list[Recommendation]:
                 used, total = r.mem_used_max_bytes, r.mem_total_bytes
                 if used is not None and total and pct(used or 0, total or 0) >= mem_limit:
                     acc.mem_saturated += 1
-                acc.hist = add_bins(acc.hist, r.util_hist_s)
+                acc.rows.append(r.util_hist_s)
         saturated = 0
         for acc in per.values():
-            p95 = hist_percentile(acc.hist, 0.95) or 0.0
             alloc = acc.allocated_s / acc.seconds if acc.seconds > 0 else 0.0
-            hot = p95 > t.SCALE_UP_P95_UTIL_PCT or acc.mem_saturated >= 0.5 * acc.gpus
-            saturated += alloc > t.SCALE_UP_ALLOCATION_RATE and hot
+            if alloc <= t.SCALE_UP_ALLOCATION_RATE:
+                continue  # not saturated whatever its utilization: no histogram needed
+            hot = acc.mem_saturated >= 0.5 * acc.gpus
+            if not hot:
+                p95 = hist_percentile(sum_hists(acc.rows), 0.95) or 0.0
+                hot = p95 > t.SCALE_UP_P95_UTIL_PCT
+            saturated += hot
         seconds = sum(g.seconds for g in gs)
         if not per or seconds <= 0 or saturated / len(per) < t.SCALE_UP_HOURS_FRACTION:
             continue

@@ -7,12 +7,13 @@ capacity rules (:mod:`~gpufleet.analysis.recommend_capacity`) and the workload r
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, recommendation_id
-from gpufleet.analysis.scope import ScopedRows, add_bins, gpu_label, workload_key
+from gpufleet.analysis.scope import ScopedRows, gpu_label, workload_key
 from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, WorkloadUsage
 
 HOUR_S = 3600.0
@@ -21,7 +22,8 @@ GIB = 1 << 30
 
 @dataclass(slots=True)
 class Gpu:
-    """One GPU's rows in the window and their totals."""
+    """One GPU's rows in the window and their totals (call :meth:`finish` after the last
+    :meth:`add`: the histogram is summed once, column by column, not row by row)."""
 
     uuid: str
     rows: list[GpuUsage] = field(default_factory=list)
@@ -38,15 +40,26 @@ class Gpu:
         self.seconds += r.seconds
         self.allocated_s += r.allocated_s
         self.util_sum += r.util_sum
-        self.util_s += sum(r.util_hist_s)
-        self.hist = add_bins(self.hist, r.util_hist_s)
         if r.mem_used_max_bytes is not None:
             self.mem_peak = max(self.mem_peak or 0, r.mem_used_max_bytes)
         self.mem_total = r.mem_total_bytes or self.mem_total
 
+    def finish(self) -> None:
+        """Sum the rows' histograms (and the seconds with a reading they add up to)."""
+        self.hist = sum_hists(r.util_hist_s for r in self.rows)
+        self.util_s = sum(self.hist)
+
     @property
     def mean_util(self) -> float:
         return self.util_sum / self.util_s if self.util_s > 0 else 0.0
+
+
+def sum_hists(hists: Iterable[Sequence[float]]) -> list[float]:
+    """Bin-by-bin sum of utilization histograms (``[0.0] * bins`` for none)."""
+    out = [0.0] * UTIL_HIST_BINS
+    for b, column in enumerate(zip(*hists, strict=True)):
+        out[b] = sum(column)
+    return out
 
 
 class Ctx:
@@ -65,6 +78,8 @@ class Ctx:
         self.gpus: dict[str, Gpu] = {}
         for r in scoped.gpu_rows:
             self.gpus.setdefault(r.uuid, Gpu(r.uuid)).add(r)
+        for g in self.gpus.values():
+            g.finish()
         self.workloads: dict[str, list[WorkloadUsage]] = {}
         for w in scoped.workload_rows:
             self.workloads.setdefault(workload_key(w), []).append(w)
