@@ -260,3 +260,32 @@ class Execution:
     """What happened: HTTP status and body excerpt, exit code and output tail, or why not."""
     finished_s: float | None = None
     expected_monthly_saving_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatTurn:
+    """One question to the analyst and its reply, in a session."""
+
+    session_id: str
+    seq: int
+    """1 for a session's first turn, then 2, 3, ..."""
+    ts_s: float
+    query: str
+    reply: Mapping[str, object] = field(default_factory=dict)
+    """The reply as served (answer, intent, entities, clarification, insights, data)."""
+    state: Mapping[str, object] = field(default_factory=dict)
+    """What a follow-up needs: the understood intent and entities, a pending clarification."""
+    cluster: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatSession:
+    """A conversation with the analyst: its turns' span, count and first question."""
+
+    id: str
+    created_s: float
+    updated_s: float
+    turns: int
+    title: str
+    """The first question (cut to 120 characters)."""
+    cluster: str | None = None

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from gpufleet.model import Alert, Execution, Snapshot
+from gpufleet.model import Alert, ChatSession, ChatTurn, Execution, Snapshot
 from gpufleet.store.base import (
     GpuInventory,
     GpuUsage,
@@ -256,6 +256,22 @@ class MemoStore:
         return self.inner.executions(
             limit=limit, recommendation_id=recommendation_id, start_s=start_s, end_s=end_s
         )
+
+    def save_chat_turn(self, turn: ChatTurn) -> ChatTurn:
+        """As :meth:`Store.save_chat_turn`."""
+        return self.inner.save_chat_turn(turn)
+
+    def chat_turns(self, session_id: str) -> list[ChatTurn]:
+        """As :meth:`Store.chat_turns`."""
+        return self.inner.chat_turns(session_id)
+
+    def chat_sessions(self, *, limit: int = 100) -> list[ChatSession]:
+        """As :meth:`Store.chat_sessions`."""
+        return self.inner.chat_sessions(limit=limit)
+
+    def delete_chat_session(self, session_id: str) -> int:
+        """As :meth:`Store.delete_chat_session`."""
+        return self.inner.delete_chat_session(session_id)
 
     def apply_retention(self, now_s: float) -> dict[str, int]:
         """Apply retention on the wrapped store, then forget what was remembered."""

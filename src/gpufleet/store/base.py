@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from gpufleet.model import Alert, Execution, Snapshot
+from gpufleet.model import Alert, ChatSession, ChatTurn, Execution, Snapshot
 
 DAY_S = 86_400.0
 
@@ -370,6 +370,26 @@ class Store(Protocol):
         An alert is active from ``fired`` until ``resolved`` (still active when unresolved).
         ``node`` / ``cluster`` keep only that node's / cluster's alerts.
         """
+        ...
+
+    def save_chat_turn(self, turn: ChatTurn) -> ChatTurn:
+        """Append a turn to its session (``seq`` one past the session's last).
+
+        Raises:
+            StoreError: a turn with this ``session_id`` and ``seq`` exists.
+        """
+        ...
+
+    def chat_turns(self, session_id: str) -> list[ChatTurn]:
+        """A session's turns in order (empty when there is no such session)."""
+        ...
+
+    def chat_sessions(self, *, limit: int = 100) -> list[ChatSession]:
+        """Sessions, most recently updated first."""
+        ...
+
+    def delete_chat_session(self, session_id: str) -> int:
+        """Delete a session's turns; how many were deleted (0: no such session)."""
         ...
 
     def save_execution(self, execution: Execution) -> Execution:

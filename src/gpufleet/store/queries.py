@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from itertools import starmap
 from typing import Any
 
-from gpufleet.model import Alert, Execution
+from gpufleet.model import Alert, ChatSession, ChatTurn, Execution
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import (
     GPU_METRICS,
@@ -690,6 +690,48 @@ class SqlReads(ABC):
                 fired,
                 resolved,
             ) in rows
+        ]
+
+    def chat_turns(self, session_id: str) -> list[ChatTurn]:
+        """A session's turns in order (empty when there is no such session)."""
+        rows = self._read(
+            "SELECT session_id, seq, ts, cluster, query, reply, state FROM chat_turns "
+            "WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        )
+        return [
+            ChatTurn(
+                session_id=sid,
+                seq=int(seq),
+                ts_s=ts,
+                cluster=cluster,
+                query=query,
+                reply=_json_object(reply),
+                state=_json_object(state),
+            )
+            for sid, seq, ts, cluster, query, reply, state in rows
+        ]
+
+    def chat_sessions(self, *, limit: int = 100) -> list[ChatSession]:
+        """Sessions, most recently updated first (each with its first question as title)."""
+        rows = self._read(
+            "SELECT s.session_id, s.created, s.updated, s.turns, f.query, f.cluster FROM ("
+            "SELECT session_id, MIN(ts) AS created, MAX(ts) AS updated, COUNT(*) AS turns, "
+            "MIN(seq) AS first FROM chat_turns GROUP BY session_id) s "
+            "JOIN chat_turns f ON f.session_id = s.session_id AND f.seq = s.first "
+            "ORDER BY s.updated DESC, s.session_id LIMIT ?",
+            (max(int(limit), 0),),
+        )
+        return [
+            ChatSession(
+                id=sid,
+                created_s=created,
+                updated_s=updated,
+                turns=int(turns),
+                title=query[:120],
+                cluster=cluster,
+            )
+            for sid, created, updated, turns, query, cluster in rows
         ]
 
     def executions(

@@ -266,6 +266,24 @@ EXECUTIONS = Table(
 )
 """The execution log (schema version 2); ``action_params`` and ``target`` are JSON text."""
 
+CHAT_TURNS = Table(
+    "chat_turns",
+    (
+        Column("session_id", "text", not_null=True),
+        Column("seq", "int", not_null=True),
+        Column("ts", "real", not_null=True),
+        Column("cluster", "text"),
+        Column("query", "text", not_null=True),
+        Column("reply", "text", not_null=True),
+        Column("state", "text", not_null=True),
+    ),
+    primary_key=("session_id", "seq"),
+    indexes=(Index(("ts",)),),
+)
+"""The analyst's conversations, one row per turn (schema version 3); a session is its
+turns. ``reply`` (the answer as served) and ``state`` (what the next turn needs to follow up)
+are JSON text."""
+
 VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
@@ -280,7 +298,7 @@ VERSION_1_TABLES: tuple[Table, ...] = (
 )
 """What migration 1 creates. Frozen: a later table comes with its own migration."""
 
-TABLES: tuple[Table, ...] = (*VERSION_1_TABLES, EXECUTIONS)
+TABLES: tuple[Table, ...] = (*VERSION_1_TABLES, EXECUTIONS, CHAT_TURNS)
 """Every table of the latest schema."""
 
 
@@ -514,9 +532,14 @@ def _execution_log(dialect: Dialect) -> list[str]:
     return create_table_sql(EXECUTIONS, dialect)
 
 
+def _chat_turns(dialect: Dialect) -> list[str]:
+    return create_table_sql(CHAT_TURNS, dialect)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
+    Migration(3, "analyst chat sessions", _chat_turns),
 )
 """Applied in order; a database records the highest version it has reached."""
 

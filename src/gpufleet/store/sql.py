@@ -18,7 +18,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from gpufleet.model import Alert, Execution, Snapshot
+from gpufleet.model import Alert, ChatTurn, Execution, Snapshot
 from gpufleet.store.base import (
     DEFAULT_IDLE_THRESHOLD_PCT,
     Retention,
@@ -311,6 +311,39 @@ class SqlStore(SqlReads, ABC):
                         "nextval(pg_get_serial_sequence('executions', 'id'))))"
                     )
         return execution
+
+    def save_chat_turn(self, turn: ChatTurn) -> ChatTurn:
+        """Append a turn to its session (see :meth:`Store.save_chat_turn`)."""
+        values = (
+            turn.session_id,
+            int(turn.seq),
+            turn.ts_s,
+            turn.cluster,
+            turn.query,
+            _json_text(turn.reply),
+            _json_text(turn.state),
+        )
+        with self._writing() as tx:
+            taken = tx.fetch(
+                "SELECT 1 FROM chat_turns WHERE session_id = ? AND seq = ?",
+                (turn.session_id, int(turn.seq)),
+            )
+            if taken:
+                raise StoreError(
+                    f"session {turn.session_id!r} already has a turn {turn.seq}; "
+                    "reload the session and ask again"
+                )
+            tx.execute(
+                "INSERT INTO chat_turns (session_id, seq, ts, cluster, query, reply, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        return turn
+
+    def delete_chat_session(self, session_id: str) -> int:
+        """Delete a session's turns; how many were deleted."""
+        with self._writing() as tx:
+            return tx.execute("DELETE FROM chat_turns WHERE session_id = ?", (session_id,))
 
     def apply_retention(self, now_s: float) -> dict[str, int]:
         """Delete rows older than their resolution keeps; rows deleted per table.
