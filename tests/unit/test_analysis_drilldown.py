@@ -150,6 +150,31 @@ def test_utilization_change_splits_into_mix_and_rate(fleet: Store) -> None:
     assert cv.summary == "cv utilization had no GPU-time before (- -> 60.0 %)"
 
 
+def test_a_before_window_history_barely_covers_is_not_compared(fleet: Store) -> None:
+    # The history starts at T0: the two hours before T0 + 30 min hold only their last half
+    # hour, so "GPU-hours rose 300 %" would compare 30 minutes with two hours.
+    d = drill_down(fleet, Window(T0 - 1.5 * H, T0 + 0.5 * H), Window(T0 + 0.5 * H, T0 + 2.5 * H))
+    note = "only 30 minutes of history in the 2 hours before 2023-11-15 00:30; not compared"
+    assert (d.note, d.history_coverage) == (note, pytest.approx(0.25))
+    assert (d.root.before, d.root.after) == (pytest.approx(1.5), pytest.approx(6.0))
+    assert d.root.summary == f"c1 GPU-hours (2 -> 6): {note}"
+    ml = d.root.children[0]
+    assert ml.summary == "ml GPU-hours (2 -> 6): not compared"
+
+    def no_relative_change(node: DrillNode) -> None:
+        assert node.change_pct is None
+        assert "%" not in node.summary
+        for c in node.children:
+            no_relative_change(c)
+
+    no_relative_change(d.root)
+    # The attribution's arithmetic is kept.
+    _sums_hold(d.root)
+    # Covered windows carry no note.
+    covered = drill_down(fleet, BEFORE, AFTER)
+    assert (covered.note, covered.history_coverage) == ("", 1.0)
+
+
 def test_a_fixed_namespace_is_not_drilled_again(fleet: Store) -> None:
     d = drill_down(fleet, BEFORE, AFTER, scope=Scope(namespace="ml"), top=1)
     assert (d.root.level, d.root.name, d.levels) == ("namespace", "ml", ("user", "workload"))

@@ -86,6 +86,58 @@ def test_too_short_for_a_season_falls_back_to_the_trend() -> None:
     assert f.points[0].value == pytest.approx(6.0)
 
 
+def test_a_flat_slope_forecasts_the_level_with_residual_intervals() -> None:
+    # No shift and a slope interval around 0: the median 10.5 goes on, with intervals from
+    # the residuals -1.5, -0.5, 0.5, 1.5 (each twice) inflated by sqrt(8 / 7) for the level.
+    f = forecast([10.0, 12.0, 9.0, 11.0, 10.0, 12.0, 9.0, 11.0], horizon=3)
+    assert (f.method, f.season, f.trend_per_step) == ("level", None, 0.0)
+    assert "median of the 8 points, not the slope" in f.note
+    half = 1.5 * math.sqrt(8 / 7)
+    for p in f.points:
+        assert p.value == pytest.approx(10.5)
+        assert (p.lo80, p.hi80) == (pytest.approx(10.5 - half), pytest.approx(10.5 + half))
+        # No trend term: the interval does not widen with the horizon.
+        assert (p.lo95, p.hi95) == (pytest.approx(10.5 - half), pytest.approx(10.5 + half))
+
+
+def test_a_flat_trend_after_a_shift_forecasts_the_recent_level() -> None:
+    # As the demo's last week: a week's season cannot be fitted to 8 days, Sen's slope
+    # (-4.8 a day) is flat by its interval, and the level fell on day 6. The forecast is the
+    # median since the shift, not a line down to 0 % (the old ``trend`` forecast).
+    values = [37.4, 39.9, 37.0, 37.9, 37.7, 11.1, 16.3, 5.7]
+    f = forecast(values, horizon=7, season=7, bounds=(0.0, 100.0), flat_trend=True)
+    assert (f.method, f.season, f.season_requested) == ("level", None, 7)
+    assert "fewer than two seasons of 7" in f.note
+    assert "median of the 3 points since the last shift" in f.note
+    assert [p.value for p in f.points] == [pytest.approx(11.1)] * 7
+    assert all(p.lo95 <= p.lo80 <= p.value <= p.hi80 <= p.hi95 for p in f.points)
+    # Judged by the fitted line's own interval, the same.
+    assert forecast(values, horizon=1, season=7).method == "level"
+    # The caller's judgement wins: a rising trend is extrapolated even if the line is flat.
+    assert forecast(values, horizon=1, season=7, flat_trend=False).method == "trend"
+
+
+def test_a_season_is_kept_whatever_the_slope() -> None:
+    pattern = [5.0, -5.0, 0.0, 2.0]
+    f = forecast([50.0 + pattern[t % 4] for t in range(12)], horizon=4, season=4, flat_trend=True)
+    assert (f.method, f.season) == ("seasonal_trend", 4)
+
+
+def test_skipped_buckets_are_not_forecast() -> None:
+    # The line 0, 1, 2, 3, 10 (slope 1, intercept 0) with one bucket skipped: the first
+    # point is two steps past the last value, at 6, and is stamped with the given start.
+    f = forecast([0.0, 1.0, 2.0, 3.0, 10.0], horizon=2, skip=1, start_s=500.0, step_s=100.0)
+    assert f.skipped == 1
+    assert [(p.step, p.start_s, p.value) for p in f.points] == [
+        (1, 500.0, pytest.approx(6.0)),
+        (2, 600.0, pytest.approx(7.0)),
+    ]
+    # Its interval is that of two steps ahead (see test_intervals_by_hand).
+    assert f.points[0].hi95 == pytest.approx(6 + 5.4 * math.sqrt(5 / 3) + 12)
+    with pytest.raises(ValueError, match="skip"):
+        forecast([1.0, 2.0], horizon=1, skip=-1)
+
+
 def test_two_points_give_a_flat_forecast_with_a_wide_interval() -> None:
     f = forecast([40.0, 60.0], horizon=2, start_s=1000.0, step_s=3600.0)
     assert f.method == "flat"

@@ -16,7 +16,7 @@ from gpufleet.agent.demo import DemoSummary, write_demo
 from gpufleet.analysis.history import HistoryQueryError
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend import recommend
-from gpufleet.analysis.recommend_types import KINDS, Recommendation, mig_table
+from gpufleet.analysis.recommend_types import KINDS, Recommendation, confidence, mig_table
 from gpufleet.analysis.scope import Window
 from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.model import Attribution, GpuProcess, GpuSample, Snapshot
@@ -114,9 +114,33 @@ def test_scale_down_drains_a_whole_node_and_releases_part_of_another(run: Run) -
         "release_gpus", {"cluster": "c1", "node": "n1", "gpu_uuids": ["GPU-n1-1"]}
     )
     assert release.expected_monthly_saving_usd == pytest.approx(GPU_MONTH)
-    # 8 h of data (coverage 8/168), fully past the threshold, held in every hour.
-    assert drain.confidence == pytest.approx(round((8 / 168 + 1 + 1) / 3, 3))
-    assert drain.confidence_label == "medium"
+    # 8 h of data (coverage 8/168), fully past the threshold, held in every hour: the mean
+    # of the parts would be 0.683, but under a day of data caps it at 8 / 48 h.
+    assert drain.confidence == pytest.approx(0.166)
+    assert drain.confidence_label == "low"
+    assert drain.confidence_basis.startswith("8 h of data (coverage 0.05 of a week)")
+    assert "capped at 0.17 by the hours of data" in drain.confidence_basis
+
+
+@pytest.mark.parametrize(
+    ("hours", "value", "label", "basis"),
+    [
+        # A minute of data: however clear the finding, the cap (hours / 48) keeps it low.
+        (1 / 60, 0.0, "low", "1 min of data (coverage 0.00 of a week)"),
+        (12.0, 0.25, "low", "12 h of data"),
+        (23.99, 0.499, "low", "24 h of data"),
+        # From a day the cap allows medium; from 36 h on the mean of the parts is lower.
+        (24.0, 0.5, "medium", "24 h of data"),
+        (168.0, 1.0, "high", "168 h of data (coverage 1.00 of a week)"),
+    ],
+)
+def test_confidence_is_capped_by_the_hours_of_data(
+    hours: float, value: float, label: str, basis: str
+) -> None:
+    c = confidence(hours, 1.0, 1.0)
+    assert (c.value, c.label) == (pytest.approx(value), label)
+    assert c.basis.startswith(basis)
+    assert ("capped at" in c.basis) == (hours < 36.0)
 
 
 def test_no_scale_down_when_every_gpu_is_held(run: Run) -> None:
@@ -238,7 +262,8 @@ def test_reclaim_idle_holder(run: Run) -> None:
     assert "8.0 GPU-h (100.0 %) below 5 % utilization, mean utilization 0.0 %" in rec.evidence[0]
     assert "idle cost $24.00 in the window, $2,160.00 over 30 days" in rec.evidence[1]
     assert "holds up to 20.0 GiB of memory (25.0 % of the GPU)" in rec.evidence[2]
-    assert rec.confidence_label == "medium"
+    # 8 h of data: under a day, so low however clear the finding.
+    assert rec.confidence_label == "low"
 
 
 @pytest.mark.parametrize("hours", [3])

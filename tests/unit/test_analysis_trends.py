@@ -27,13 +27,16 @@ from gpufleet.analysis.trends import (
     change_points,
     compare_entities,
     compare_windows,
+    duration_text,
     robust_slope,
     utilization_series,
 )
+from gpufleet.analysis.wire import iso, to_wire
 from gpufleet.model import Attribution, GpuProcess, GpuSample, Snapshot
 from gpufleet.store import Store
 
 DAY = 86_400.0
+H = 3600.0
 D0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC, a Wednesday
 STEP = 600.0
 THREE_DAYS = Window(D0, D0 + 3 * DAY)
@@ -144,6 +147,11 @@ def test_compare_windows_reports_points_and_relative_change(fleet: Store) -> Non
     assert c.change_pct == pytest.approx(300.0)
     assert (c.gpu_hours_a, c.gpu_hours_b) == (pytest.approx(48.0), pytest.approx(48.0))
     assert (c.subject_a, c.unit) == ("all", "pct")
+    # A rate's change reads in points first; the relative change is secondary.
+    assert c.summary == "10.00 % -> 40.00 % (+30.00 pp, +300.0 % relative)"
+    assert (c.history_coverage, c.note) == (1.0, "")
+    hours = compare_windows(fleet, day0, day2, metric="gpu_hours")
+    assert hours.summary == "48.00 -> 48.00 GPU-h (+0.0 %, +0.00 GPU-h)"
 
 
 def test_a_scope_absent_from_one_window_changes_from_nothing(fleet: Store) -> None:
@@ -151,10 +159,52 @@ def test_a_scope_absent_from_one_window_changes_from_nothing(fleet: Store) -> No
     cv = Scope(namespace="cv-team")
     c = compare_windows(fleet, day1, day2, scope=cv, metric="gpu_hours")
     assert (c.value_a, c.value_b, c.change, c.change_pct) == (0.0, 24.0, 24.0, None)
+    # The fleet's history covers day 1: a namespace new on day 2 is a change from nothing.
+    assert (c.history_coverage, c.note, c.summary) == (
+        1.0,
+        "",
+        "0.00 -> 24.00 GPU-h (+24.00 GPU-h)",
+    )
     util = compare_windows(fleet, day1, day2, scope=cv)
     assert (util.value_a, util.value_b, util.change) == (None, 0.0, None)
     with pytest.raises(UnknownSubjectError, match="no namespace 'nope'"):
         compare_windows(fleet, day1, day2, scope=Scope(namespace="nope"))
+
+
+def test_a_window_history_barely_covers_is_not_compared(fleet: Store) -> None:
+    # The history starts at D0: the day before D0 + 2 h holds only its last 2 hours (4 of
+    # the 48 GPU-hours), which would read as a 1100 % rise.
+    a, b = Window(D0 + 2 * H - DAY, D0 + 2 * H), Window(D0 + 2 * H, D0 + 2 * H + DAY)
+    c = compare_windows(fleet, a, b, metric="gpu_hours")
+    assert (c.value_a, c.value_b) == (pytest.approx(4.0), pytest.approx(48.0))
+    assert (c.change, c.change_pct) == (None, None)
+    assert c.history_coverage == pytest.approx(2 / 24)
+    note = "only 2 hours of history in the 24 hours before 2023-11-15 02:00; not compared"
+    assert c.note == note
+    assert c.summary == f"4.00 -> 48.00 GPU-h: {note}"
+    # Which window is the earlier one does not depend on the order they are given in.
+    assert compare_windows(fleet, b, a, metric="gpu_hours").note == note
+    # A namespace scope is judged by its GPUs' history, not by what it held.
+    ml = compare_windows(fleet, a, b, scope=Scope(namespace="ml-team"))
+    assert (ml.change, ml.note) == (None, note)
+    # Covered for exactly half its span: compared.
+    half = compare_windows(
+        fleet, Window(D0 - 12 * H, D0 + 12 * H), Window(D0 + 12 * H, D0 + 36 * H)
+    )
+    assert (half.history_coverage, half.note) == (0.5, "")
+    assert half.change is not None
+
+
+def test_duration_text() -> None:
+    assert [duration_text(s) for s in (1, 90, 120, 3599, 7200, 86_400, 30 * DAY)] == [
+        "1 second",
+        "90 seconds",
+        "2 minutes",
+        "60 minutes",
+        "2 hours",
+        "24 hours",
+        "30 days",
+    ]
 
 
 def test_compare_entities(fleet: Store) -> None:
@@ -190,8 +240,12 @@ def test_analyze_trends_on_the_hand_fleet(fleet: Store) -> None:
     )
     assert r.slope.direction == "rising"
     assert r.slope.at(D0 + 1.5 * DAY) == pytest.approx(25.0)
-    # Nothing was recorded in the three days before.
+    # Nothing was recorded in the three days before: not compared, and the summary says so.
     assert (r.comparison.value_a, r.comparison.value_b) == (None, pytest.approx(25.0))
+    assert (r.comparison.change, r.comparison.history_coverage) == (None, 0.0)
+    assert r.comparison.summary == (
+        "n/a -> 25.00 %: no history in the 3 days before 2023-11-15 00:00; not compared"
+    )
     assert r.change_points == ()
     assert r.forecast is not None
     # Fewer than two weekly seasons: the straight line goes on, 55 and 70, then up to 100.
@@ -200,6 +254,53 @@ def test_analyze_trends_on_the_hand_fleet(fleet: Store) -> None:
     assert [p.value for p in r.forecast.points[:3]] == pytest.approx([55.0, 70.0, 85.0])
     assert r.forecast.points[0].start_s == D0 + 3 * DAY
     assert max(p.hi95 for p in r.forecast.points) <= 100.0
+
+
+def test_a_flat_slope_forecasts_the_level(fleet: Store) -> None:
+    # Allocation 50, 0, 100 %: Sen's slope is 25 points a day, but its 95 % interval
+    # (-50 .. +100) contains 0. Without a season the forecast stays at the median level (50)
+    # instead of climbing to 100 %.
+    r = analyze_trends(fleet, THREE_DAYS, metric="allocation_rate")
+    assert r.slope is not None
+    assert (r.slope.per_day, r.slope.direction) == (pytest.approx(25.0), "flat")
+    assert r.forecast is not None
+    assert (r.forecast.method, r.forecast.trend_per_step) == ("level", 0.0)
+    assert "flat trend" in r.forecast.note
+    assert [p.value for p in r.forecast.points] == [pytest.approx(50.0)] * 7
+    # Residuals -50, 0, +50 around the median; their 10 % and 90 % quantiles are -40 and
+    # +40, inflated by sqrt(3 / 2) for the one level fitted.
+    first = r.forecast.points[0]
+    half = 40.0 * math.sqrt(3 / 2)
+    assert (first.lo80, first.hi80) == (pytest.approx(50 - half), pytest.approx(50 + half))
+    assert (first.lo95, first.hi95) == (0.0, 100.0)
+
+
+def test_the_forecast_starts_after_the_last_bucket(fleet: Store) -> None:
+    # Five whole hours of 2 GPU-hours and a partial sixth: the partial one is not fitted
+    # (GPU-hours), and the forecast starts at the bucket after it, not on it.
+    r = analyze_trends(fleet, Window(D0, D0 + 5.5 * H), granularity="hour", metric="gpu_hours")
+    assert [p.partial for p in r.series.points] == [False] * 5 + [True]
+    assert r.forecast is not None
+    assert (r.forecast.n, r.forecast.skipped) == (5, 1)
+    assert [p.start_s for p in r.forecast.points[:2]] == [D0 + 6 * H, D0 + 7 * H]
+    assert r.forecast.points[0].step == 1
+    # The same for days: two whole days and half of the third, forecast from the fourth.
+    daily = analyze_trends(fleet, Window(D0, D0 + 2.5 * DAY), metric="gpu_hours")
+    assert daily.forecast is not None
+    assert daily.forecast.points[0].start_s == D0 + 3 * DAY
+
+
+def test_times_on_the_wire_are_whole_seconds(fleet: Store) -> None:
+    assert iso(D0 + 0.999) == "2023-11-15T00:00:00Z"
+    assert iso(D0 + 59.5) == "2023-11-15T00:00:59Z"
+    assert iso(math.nan) is None
+    # A window that starts mid-second: its first (partial) bucket and its edges.
+    window = Window(D0 + 3600.127590, D0 + DAY + 0.5)
+    wire = to_wire(utilization_series(fleet, window, granularity="hour"))
+    assert wire["points"][0]["start"] == "2023-11-15T01:00:00Z"
+    assert wire["points"][-1]["end"] == "2023-11-16T00:00:00Z"
+    assert wire["window"]["start"] == "2023-11-15T01:00:00Z"
+    assert all("." not in p["start"] and "." not in p["end"] for p in wire["points"])
 
 
 def test_robust_slope_by_hand() -> None:

@@ -238,6 +238,49 @@ def test_drilldown_compares_with_the_previous_window(store: Store) -> None:
     assert not any("previous window" in n for n in r.notes)
 
 
+def test_a_previous_window_with_little_history_is_not_compared(store: Store) -> None:
+    # An hour of history before the window (the agent started at T0 - 1 h): the 8 hours
+    # before hold 1 hour of data, so the drill-down and the trend do not compare with them.
+    store.write_snapshots(
+        [
+            Snapshot(
+                ts_s=T0 - 3600.0 + 600.0 * k,
+                cluster="c1",
+                node="n1",
+                gpus=tuple(_sample(i, *FLEET[i]) for i in sorted(FLEET)),
+                system=None,
+                interval_s=600.0,
+            )
+            for k in range(6)
+        ]
+    )
+    write_fleet(store)
+    r = build_report(store, WINDOW, prices=PRICES)
+    note = "only 60 minutes of history in the 8 hours before 2023-11-14 22:00; not compared"
+    d = r.drilldown
+    assert d is not None
+    assert d.note == note
+    assert d.root.change_pct is None
+    assert all(c.change_pct is None for c in d.root.children)
+    assert (r.trends.comparison.note, r.trends.comparison.change) == (note, None)
+    assert f"Previous window ({d.before.label()}): {note}." in r.notes
+    md = render_markdown(r)
+    page = render_html(r)
+    change_md = md.split("## Change against the previous window", 1)[1].split("##", 1)[0]
+    assert md_escape(note) in change_md
+    assert " % (" not in change_md
+    assert "rose" not in change_md
+    assert f"- Against the previous window ({d.before.label()}): {md_escape(note)}" in md
+    change_html = page.split('<section id="change">', 1)[1].split("</section>", 1)[0]
+    assert note in change_html
+    assert "<table>" not in change_html
+    assert "rose" not in change_html
+    assert f"Previous window ({d.before.label()}): {note}." in page
+    data = json.loads(json.dumps(report_json(r), allow_nan=False))
+    assert data["drilldown"]["note"] == note
+    assert data["trends"]["comparison"]["note"] == note
+
+
 def test_overlapping_recommendations_count_once() -> None:
     def rec(rid: str, kind: str, saving: float, uuids: tuple[str, ...]) -> Recommendation:
         return Recommendation(

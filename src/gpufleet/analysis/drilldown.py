@@ -25,6 +25,13 @@ it exactly):
 Children are ranked by contribution in the direction of the node's change (the biggest
 drivers of a fall first); the top ``expand`` of them are drilled into, down ``levels``.
 
+The earlier of the two windows must be covered by history for at least half of its span
+(:func:`gpufleet.analysis.trends.history_coverage`: the part of it after the scope's GPUs were
+first seen). When it is not, the tree is still built (``change`` and the contributions keep
+their arithmetic) but it is not a comparison: every ``change_pct`` is None, each summary says
+``not compared`` with the values only, and :attr:`DrillDown.note` (repeated in the root's
+summary) says why.
+
 Jobs: ``jobs_*`` count the distinct workloads with GPU-time in a window; ``jobs_started_*``
 those of them not running in the hour before the window starts (for a window that starts
 mid-hour, a job started in that first hour but before the window counts as started in it).
@@ -38,7 +45,7 @@ from typing import Literal
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.scope import HOUR_S, WORKLOAD_KEYS, Scope, Window, read_scope
-from gpufleet.analysis.trends import scope_label
+from gpufleet.analysis.trends import history_coverage, scope_label
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import Store, WorkloadUsage
 
@@ -63,7 +70,8 @@ class DrillNode:
     change: float | None
     """``after - before`` (percentage points for utilization)."""
     change_pct: float | None
-    """Relative change in percent of ``before`` (None when ``before`` is 0 or missing)."""
+    """Relative change in percent of ``before`` (None when ``before`` is 0 or missing, or the
+    windows were not compared: see :attr:`DrillDown.note`)."""
     gpu_hours_before: float
     gpu_hours_after: float
     contribution: float
@@ -87,7 +95,8 @@ class DrillNode:
     """How many children are not listed and what they contributed together."""
     summary: str
     """The node's numbers in one line, e.g. ``ml-team GPU-hours fell 31 % (222 -> 153);
-    user_a: 12 -> 5 jobs``."""
+    user_a: 12 -> 5 jobs``; ``ml-team GPU-hours (0 -> 153): not compared`` when the windows
+    were not compared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,11 @@ class DrillDown:
     root: DrillNode
     path: tuple[DrillNode, ...]
     """The root, then the top contributor at each level below it."""
+    history_coverage: float
+    """Share (0..1) of the earlier window's span that history covers."""
+    note: str
+    """Why the windows were not compared (``only 2 minutes of history in the 30 days before
+    ...; not compared``); empty when they were (see the module docstring)."""
 
 
 @dataclass(slots=True)
@@ -156,9 +170,22 @@ def _verb(node: DrillNode) -> str:
     return f"{how} {abs(node.change_pct):.0f} %" if node.change_pct is not None else how
 
 
-def _describe(node: DrillNode, metric: str) -> str:
-    """The node's change in words, with the jobs of its top user when it has one."""
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
+def _describe(node: DrillNode, metric: str, not_compared: str = "") -> str:
+    """The node's change in words, with the jobs of its top user when it has one; only its
+    values and ``not_compared`` (the reason) when the windows were not compared."""
     b, a = node.before, node.after
+    if not_compared:
+        if metric == "gpu_hours":
+            values = f"({(b or 0.0):.0f} -> {(a or 0.0):.0f})"
+            what = "GPU-hours"
+        else:
+            values = f"({_pct(b)} -> {_pct(a)})"
+            what = "utilization"
+        return f"{node.name} {what} {values}: {not_compared}"
     if metric == "gpu_hours":
         nums = f"({(b or 0.0):.0f} -> {(a or 0.0):.0f})"
         what = "GPU-hours"
@@ -166,7 +193,7 @@ def _describe(node: DrillNode, metric: str) -> str:
         nums = (
             f"({b:.1f} % -> {a:.1f} %, {node.change:+.1f} pp)"
             if b is not None and a is not None and node.change is not None
-            else f"({'-' if b is None else f'{b:.1f} %'} -> {'-' if a is None else f'{a:.1f} %'})"
+            else f"({_pct(b)} -> {_pct(a)})"
         )
         what = "utilization"
     text = f"{node.name} {what} {_verb(node)} {nums}"
@@ -193,6 +220,8 @@ class _Ctx:
     running: tuple[set[_Job], set[_Job]]
     """Jobs running in the hour before each window (so not started in it)."""
     root_change: float | None
+    note: str
+    """Why the windows are not compared (see :attr:`DrillDown.note`); empty when they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +260,7 @@ def _node(
         before=b,
         after=a,
         change=change,
-        change_pct=100.0 * change / abs(b) if change is not None and b else None,
+        change_pct=(100.0 * change / abs(b) if change is not None and b and not ctx.note else None),
         gpu_hours_before=sides[0].gpu_s / HOUR_S,
         gpu_hours_after=sides[1].gpu_s / HOUR_S,
         contribution=part.contribution,
@@ -251,7 +280,9 @@ def _node(
         other_contribution=sum(c.contribution for c in children[ctx.top :]),
         summary="",
     )
-    return replace(node, summary=_describe(node, metric))
+    # The root says why the windows were not compared; the nodes below only that they were not.
+    why = (ctx.note if depth == 0 else "not compared") if ctx.note else ""
+    return replace(node, summary=_describe(node, metric, why))
 
 
 def _parts(
@@ -337,6 +368,9 @@ def drill_down(
         top: children listed per node (the rest are summed in ``other_contribution``).
         expand: children drilled into per node, biggest drivers first.
 
+    When history covers less than half of the earlier window, the result is no comparison:
+    see the module docstring and :attr:`DrillDown.note`.
+
     Raises:
         HistoryQueryError: an unknown metric or level, or ``top``/``expand`` below 1.
         UnknownSubjectError: the scope has data in neither window.
@@ -368,6 +402,9 @@ def drill_down(
         raise errors[0]
     walk = tuple(lv for lv in levels if getattr(scope, lv) is None)
     b, a = sides[0].value(metric), sides[1].value(metric)
+    coverage, note = history_coverage(
+        store, before if before.start_s <= after.start_s else after, scope
+    )
     ctx = _Ctx(
         metric=metric,
         levels=walk,
@@ -375,6 +412,7 @@ def drill_down(
         expand=expand,
         running=(running[0], running[1]),
         root_change=a - b if a is not None and b is not None else None,
+        note=note,
     )
     level, name = _root_name(scope, sides[0].rows + sides[1].rows)
     root = _node(ctx, level, name, name, sides, 0, None, drill=True)
@@ -390,4 +428,6 @@ def drill_down(
         levels=walk,
         root=root,
         path=tuple(path),
+        history_coverage=coverage,
+        note=note,
     )

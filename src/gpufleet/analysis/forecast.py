@@ -8,6 +8,12 @@ Method (stdlib only, deterministic), chosen by how much history there is:
   that phase, centred to sum to zero. The trend is the Theil–Sen line through the
   deseasonalized values ``y_t - s_(t mod m)``. Forecast: ``a + b t + s_(t mod m)``.
 * ``trend`` (no season asked for, or fewer than two full seasons): the Theil–Sen line alone.
+* ``level`` (no season fitted and a flat trend: the slope's 95 % confidence interval contains
+  0, as the caller judged it or, by default, Sen's interval of the fitted line): the slope is
+  not extrapolated. The series is split where its mean shifts
+  (:func:`~gpufleet.analysis.robust.binary_segmentation`, segments of at least 3 points); the
+  forecast is the median of the last segment (of the whole series without a shift), the same
+  for every step, and the residuals are each point's distance from its segment's median.
 * ``flat`` (fewer than 3 points): the mean, with a deliberately wide interval: the 95 %
   interval is ``mean +- max(range, |mean|)`` (the whole of ``bounds`` when given) and the 80 %
   one half as wide.
@@ -16,19 +22,24 @@ Prediction intervals (80 % and 95 %) come from the empirical distribution of the
 residuals ``y_t - fitted_t``, inflated by ``sqrt(n / (n - parameters))`` because the fit has
 seen those points, plus the uncertainty of extrapolating the trend: ``h`` steps past the data
 the bounds move out by ``h x`` the distance from the slope to its Sen confidence bound at the
-same level. Fit residuals are not one-step-ahead errors, so with strongly autocorrelated noise
-the intervals are optimistic for the first steps; the trend term widens them with ``h``.
+same level (a ``level`` forecast has no trend term: its intervals are the residuals' alone,
+inflated by ``sqrt(n / (n - 2 segments + 1))`` for the levels and shifts fitted). ``h`` counts
+from the last value: when the caller skips buckets (a partial last bucket it left out of the
+fit), the first forecast point is ``h = skip + 1``. Fit residuals are not one-step-ahead
+errors, so with strongly autocorrelated noise the intervals are optimistic for the first
+steps; the trend term widens them with ``h``.
 Everything is clamped to ``bounds`` (``(0, 100)`` for percentages) when given.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gpufleet.analysis.robust import Line, quantile, theil_sen
+from gpufleet.analysis.robust import Line, binary_segmentation, quantile, theil_sen
 
 LEVELS = (0.8, 0.95)
 """Prediction interval levels reported for every forecast point."""
@@ -41,7 +52,8 @@ class ForecastPoint:
     """One forecast bucket with its 80 % and 95 % prediction intervals."""
 
     step: int
-    """1 for the bucket right after the series, 2 for the next, ..."""
+    """1 for the first bucket forecast (the one after the series, or after the buckets the
+    caller skipped), 2 for the next, ..."""
     start_s: float | None
     """Start of the bucket (epoch seconds) when the caller gave the series' timing."""
     value: float
@@ -56,7 +68,7 @@ class Forecast:
     """What :func:`forecast` predicts and how."""
 
     method: str
-    """``seasonal_trend``, ``trend`` or ``flat`` (see the module docstring)."""
+    """``seasonal_trend``, ``trend``, ``level`` or ``flat`` (see the module docstring)."""
     season: int | None
     """Season length used (in buckets); None when no season was fitted."""
     season_requested: int | None
@@ -66,13 +78,15 @@ class Forecast:
     """Points the forecast was fitted to."""
     horizon: int
     trend_per_step: float
-    """Slope of the fitted trend per bucket (0 for ``flat``)."""
+    """Slope of the fitted trend per bucket (0 for ``level`` and ``flat``)."""
     seasonal_profile: tuple[float, ...]
     """Seasonal index by phase: entry ``k`` applies to input positions ``t`` with
     ``t % season == k`` (empty without a season)."""
     residual_sd: float | None
     """Standard deviation of the in-sample residuals (None for ``flat``)."""
     bounds: tuple[float, float] | None
+    skipped: int
+    """Buckets between the last value and the first point (see :func:`forecast`)."""
     points: tuple[ForecastPoint, ...]
 
 
@@ -114,12 +128,36 @@ def _fit_trend(d: Sequence[float]) -> Line:
     return theil_sen(xs, d[first:], LEVELS)
 
 
+def _start(times: tuple[float, float] | None, step: int) -> float | None:
+    return None if times is None else times[0] + (step - 1) * times[1]
+
+
+def _spread(residuals: Sequence[float], params: int) -> dict[float, tuple[float, float]]:
+    """Residual quantiles at each of :data:`LEVELS`, inflated for ``params`` fitted values."""
+    n = len(residuals)
+    inflate = math.sqrt(n / max(n - params, 1))
+    return {
+        c: (
+            inflate * quantile(residuals, (1.0 - c) / 2.0),
+            inflate * quantile(residuals, (1.0 + c) / 2.0),
+        )
+        for c in LEVELS
+    }
+
+
+def _sd(residuals: Sequence[float]) -> float:
+    n = len(residuals)
+    mean_r = sum(residuals) / n
+    return math.sqrt(sum((r - mean_r) ** 2 for r in residuals) / max(n - 1, 1))
+
+
 def _flat(
     y: Sequence[float],
     horizon: int,
     bounds: tuple[float, float] | None,
     times: tuple[float, float] | None,
     season: int | None,
+    skip: int,
 ) -> Forecast:
     mean = sum(y) / len(y)
     half95 = max(max(y) - min(y), abs(mean))
@@ -129,7 +167,7 @@ def _flat(
         points.append(
             ForecastPoint(
                 step=h,
-                start_s=None if times is None else times[0] + (h - 1) * times[1],
+                start_s=_start(times, h),
                 value=_clamp(mean, bounds),
                 lo80=_clamp(mean - half95 / 2.0, bounds),
                 hi80=_clamp(mean + half95 / 2.0, bounds),
@@ -148,8 +186,69 @@ def _flat(
         seasonal_profile=(),
         residual_sd=None,
         bounds=bounds,
+        skipped=skip,
         points=tuple(points),
     )
+
+
+def _level(
+    y: Sequence[float],
+    horizon: int,
+    bounds: tuple[float, float] | None,
+    times: tuple[float, float] | None,
+    season: int | None,
+    skip: int,
+    note: str,
+) -> Forecast:
+    """The median since the last shift in the mean, with residual intervals (no trend)."""
+    n = len(y)
+    edges = [0, *(k for k, _ in binary_segmentation(y)), n]
+    residuals: list[float] = []
+    level = 0.0
+    for a, b in itertools.pairwise(edges):
+        level = statistics.median(y[a:b])
+        residuals += [v - level for v in y[a:b]]
+    segments = len(edges) - 1
+    # A level per segment and a position per shift.
+    spread = _spread(residuals, 2 * segments - 1)
+    since = (
+        f"the median of the {n - edges[-2]} points since the last shift in the mean"
+        if segments > 1
+        else f"the median of the {n} points"
+    )
+    why = f"flat trend (its 95 % interval contains 0): forecasting {since}, not the slope"
+    points = [
+        ForecastPoint(
+            step=h,
+            start_s=_start(times, h),
+            value=_clamp(level, bounds),
+            lo80=_clamp(level + spread[0.8][0], bounds),
+            hi80=_clamp(level + spread[0.8][1], bounds),
+            lo95=_clamp(level + spread[0.95][0], bounds),
+            hi95=_clamp(level + spread[0.95][1], bounds),
+        )
+        for h in range(1, horizon + 1)
+    ]
+    return Forecast(
+        method="level",
+        season=None,
+        season_requested=season,
+        note=f"{note}; {why}" if note else why,
+        n=n,
+        horizon=horizon,
+        trend_per_step=0.0,
+        seasonal_profile=(),
+        residual_sd=_sd(residuals),
+        bounds=bounds,
+        skipped=skip,
+        points=tuple(points),
+    )
+
+
+def _flat_line(line: Line) -> bool:
+    """Whether the line's 95 % slope interval contains 0 (or there is none)."""
+    lo, hi = line.bounds.get(0.95, (0.0, 0.0))
+    return lo <= 0.0 <= hi
 
 
 def forecast(
@@ -160,6 +259,8 @@ def forecast(
     bounds: tuple[float, float] | None = None,
     start_s: float | None = None,
     step_s: float | None = None,
+    skip: int = 0,
+    flat_trend: bool | None = None,
 ) -> Forecast:
     """Forecast ``horizon`` buckets after ``values`` (equally spaced, oldest first).
 
@@ -170,9 +271,16 @@ def forecast(
         bounds: clamp values and intervals to ``(low, high)``, e.g. ``(0, 100)`` for percent.
         start_s: start of the first forecast bucket, to timestamp the points.
         step_s: bucket width in seconds, to timestamp the points.
+        skip: buckets between the last value and the first forecast bucket (buckets the
+            caller has but did not fit, e.g. a partial last one): the points forecast
+            ``skip + 1`` to ``skip + horizon`` buckets after the last value.
+        flat_trend: whether the series' trend is flat (its slope's 95 % interval contains
+            0), as the caller judged it; None judges it from the fitted line. A flat trend
+            without a fitted season gives a ``level`` forecast.
 
     Raises:
-        ValueError: no values, a non-finite value, a horizon below 1 or a season below 2.
+        ValueError: no values, a non-finite value, a horizon below 1, a season below 2 or a
+            negative ``skip``.
     """
     y = [float(v) for v in values]
     if not y:
@@ -183,10 +291,12 @@ def forecast(
         raise ValueError(f"horizon must be at least 1; got {horizon}")
     if season is not None and season < 2:
         raise ValueError(f"season must be at least 2 buckets; got {season}")
+    if skip < 0:
+        raise ValueError(f"skip must not be negative; got {skip}")
     times = (start_s, step_s) if start_s is not None and step_s is not None else None
     n = len(y)
     if n < 3:
-        return _flat(y, horizon, bounds, times, season)
+        return _flat(y, horizon, bounds, times, season, skip)
     note = ""
     use_season = season
     if season is not None and n < 2 * season:
@@ -195,23 +305,18 @@ def forecast(
     profile = _seasonal_profile(y, use_season) if use_season else []
     desea = [v - profile[t % use_season] for t, v in enumerate(y)] if use_season else y
     line = _fit_trend(desea)
+    if not use_season and (_flat_line(line) if flat_trend is None else flat_trend):
+        return _level(y, horizon, bounds, times, season, skip, note)
 
     def fitted(t: int) -> float:
         seasonal = profile[t % use_season] if use_season else 0.0
         return line.intercept + line.slope * t + seasonal
 
     residuals = [v - fitted(t) for t, v in enumerate(y)]
-    params = 2 + (use_season or 0)
-    inflate = math.sqrt(n / max(n - params, 1))
-    spread = {
-        c: (
-            inflate * quantile(residuals, (1.0 - c) / 2.0),
-            inflate * quantile(residuals, (1.0 + c) / 2.0),
-        )
-        for c in LEVELS
-    }
+    spread = _spread(residuals, 2 + (use_season or 0))
     points = []
-    for h in range(1, horizon + 1):
+    for step in range(1, horizon + 1):
+        h = skip + step
         point = fitted(n - 1 + h)
         band: dict[float, tuple[float, float]] = {}
         for c in LEVELS:
@@ -221,8 +326,8 @@ def forecast(
             band[c] = (_clamp(lo, bounds), _clamp(hi, bounds))
         points.append(
             ForecastPoint(
-                step=h,
-                start_s=None if times is None else times[0] + (h - 1) * times[1],
+                step=step,
+                start_s=_start(times, step),
                 value=_clamp(point, bounds),
                 lo80=band[0.8][0],
                 hi80=band[0.8][1],
@@ -230,7 +335,6 @@ def forecast(
                 hi95=band[0.95][1],
             )
         )
-    mean_r = sum(residuals) / n
     return Forecast(
         method="seasonal_trend" if use_season else "trend",
         season=use_season,
@@ -240,7 +344,8 @@ def forecast(
         horizon=horizon,
         trend_per_step=line.slope,
         seasonal_profile=tuple(profile),
-        residual_sd=math.sqrt(sum((r - mean_r) ** 2 for r in residuals) / max(n - 1, 1)),
+        residual_sd=_sd(residuals),
         bounds=bounds,
+        skipped=skip,
         points=tuple(points),
     )

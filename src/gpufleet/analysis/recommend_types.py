@@ -10,12 +10,18 @@ Confidence (0..1) is the mean of three parts, each 0..1, and always comes with i
 * **margin**: how far the measure is past its threshold, relative to the room there was;
 * **consistency**: share of the hours in which the condition held on its own.
 
+The mean is then capped by the hours of data: confidence is at most
+``hours / CONFIDENCE_CAP_H`` (:data:`CONFIDENCE_CAP_H` is two days), so a finding from under a
+day of data is below 0.5 and ``low`` whatever its margin and consistency, one from under a
+day and a half at most ``medium``, and from two days on the cap no longer applies.
+
 Labels: ``high`` from 0.75, ``medium`` from 0.5, ``low`` below.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +49,10 @@ ACTION_TYPES: tuple[str, ...] = (
 MONTH_H = 720.0
 """Hours in the 30 days savings are scaled to."""
 FULL_COVERAGE_H = 168.0
+"""Hours of data for full coverage (a week, so that a weekly cycle has been seen)."""
+CONFIDENCE_CAP_H = 48.0
+"""Confidence is at most ``hours of data / CONFIDENCE_CAP_H``: ``low`` (below 0.5) with under
+a day of data."""
 SCALE_DOWN_UNALLOCATED_FRACTION = 0.9
 """A GPU is surplus when nobody held it for at least this share of its observed time."""
 SCALE_UP_ALLOCATION_RATE = 0.9
@@ -129,18 +139,39 @@ class Confidence:
     basis: str
 
 
+def _hours_text(hours: float) -> str:
+    """``1 min``, ``45 min``, ``8 h``: minutes below an hour, so a short history is not 0 h."""
+    if hours < 1.0:
+        return f"{max(hours, 0.0) * 60:.0f} min"
+    return f"{hours:.0f} h"
+
+
 def confidence(hours: float, margin: float, consistency: float) -> Confidence:
-    """Combine coverage, margin and consistency (see the module docstring)."""
+    """Combine coverage, margin and consistency, capped by the hours of data.
+
+    The value is the mean of the three parts (each clamped to 0..1), capped at
+    ``hours / CONFIDENCE_CAP_H``: with under a day of data it is below 0.5, so ``low``, however
+    far past its threshold and however consistent the finding. The basis says when the cap
+    applied.
+    """
     coverage = min(max(hours / FULL_COVERAGE_H, 0.0), 1.0)
     margin = min(max(margin, 0.0), 1.0)
     consistency = min(max(consistency, 0.0), 1.0)
-    value = round((coverage + margin + consistency) / 3.0, 3)
+    mean = round((coverage + margin + consistency) / 3.0, 3)
+    # Rounded down, so that a cap just under a label's threshold stays under it.
+    cap = math.floor(min(max(hours / CONFIDENCE_CAP_H, 0.0), 1.0) * 1000.0) / 1000.0
+    value = min(mean, cap)
     label = "high" if value >= 0.75 else "medium" if value >= 0.5 else "low"
     basis = (
-        f"{hours:.0f} h of data (coverage {coverage:.2f} of a week), "
+        f"{_hours_text(hours)} of data (coverage {coverage:.2f} of a week), "
         f"margin past the threshold {margin:.2f}, "
         f"condition held in {consistency:.0%} of hours"
     )
+    if cap < mean:
+        basis += (
+            f"; capped at {value:.2f} by the hours of data (at most hours / "
+            f"{CONFIDENCE_CAP_H:.0f} h: low with under a day of data)"
+        )
     return Confidence(value, label, basis)
 
 

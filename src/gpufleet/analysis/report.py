@@ -5,10 +5,17 @@ them, none is recomputed here):
 
 * :func:`~gpufleet.analysis.utilization.analyze_utilization` grouped by namespace;
 * :func:`~gpufleet.analysis.waste.compute_waste` by namespace;
-* :func:`~gpufleet.analysis.trends.analyze_trends`, daily utilization with its forecast;
+* :func:`~gpufleet.analysis.trends.analyze_trends`, daily utilization with its forecast and
+  its comparison with the equally long window before;
 * :func:`~gpufleet.analysis.drilldown.drill_down` of GPU-hours held, this window against the
   equally long window before it (None when that window has no data);
 * :func:`~gpufleet.analysis.recommend.recommend`.
+
+Both comparisons with the window before are made only when history covers at least half of
+it (:func:`~gpufleet.analysis.trends.history_coverage`); otherwise they carry a ``note``
+instead of a change, the renderings show that reason instead of numbers, and the notes repeat
+it. (The headline compares nothing across windows: its expected improvement is computed
+within the window.)
 
 The store is wrapped in :class:`~gpufleet.analysis.memo.MemoStore`, so the window's rows are
 read once for all of them.
@@ -221,7 +228,8 @@ class Report:
     """Daily utilization, with its forecast."""
     drilldown: DrillDown | None
     """GPU-hours held, this window against the previous equally long one; None when that
-    window has no data."""
+    window has no data, and not a comparison (its ``note`` set) when history covers under
+    half of it."""
     recommendations: RecommendationSet
     definitions: Mapping[str, str]
     """What each number means, with the thresholds used (term -> text)."""
@@ -450,7 +458,9 @@ def _definitions(
         ),
         "change": (
             "GPU-hours held per namespace, user and workload in this window against the "
-            "equally long window just before it; each child's contribution is its change."
+            "equally long window just before it; each child's contribution is its change. "
+            "The window before is compared (here and in the trend) only when history covers "
+            "at least half of it, judged from when the GPUs were first seen."
         ),
     }
 
@@ -521,6 +531,8 @@ def _notes(
     if drill is None:
         before = Window(window.start_s - window.span_s, window.start_s)
         notes.append(f"No data in the previous window ({before.label()}): no change to explain.")
+    elif drill.note:
+        notes.append(f"Previous window ({drill.before.label()}): {drill.note}.")
     if chosen.overlapping:
         ids = [f"{r.id} ({r.kind})" for r in chosen.overlapping]
         saving = sum(r.expected_monthly_saving_usd for r in chosen.overlapping)

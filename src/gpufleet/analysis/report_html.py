@@ -135,7 +135,9 @@ def _utilization(report: Report) -> str:
             f"Trend {t.slope.per_day:+.2f} points per day ({t.slope.direction}, {t.slope.n} days)."
         )
     c = t.comparison
-    if c.value_a is not None and c.value_b is not None and c.change is not None:
+    if c.note:
+        facts.append(f"Previous window ({c.window_a.label()}): {c.note}.")
+    elif c.value_a is not None and c.value_b is not None and c.change is not None:
         facts.append(
             f"Previous window ({c.window_a.label()}): {fmt_pct(c.value_a)} -> "
             f"{fmt_pct(c.value_b)} ({c.change:+.1f} points)."
@@ -290,6 +292,14 @@ def _change(drill: DrillDown | None) -> str:
     parts = ['<section id="change">', "<h2>Change against the previous window</h2>"]
     if drill is None:
         parts += ["<p>No data in the previous window.</p>", "</section>"]
+        return "\n".join(parts)
+    if drill.note:
+        root = drill.root
+        text = (
+            f"GPU-hours held, {drill.before.label()} against {drill.after.label()} "
+            f"({fmt_hours(root.before)} -> {fmt_hours(root.after)}): {drill.note}."
+        )
+        parts += [f"<p>{_e(text)}</p>", "</section>"]
         return "\n".join(parts)
     parts.append(
         f"<p>{_e(f'GPU-hours held, {drill.before.label()} against {drill.after.label()}:')}</p>"

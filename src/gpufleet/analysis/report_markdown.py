@@ -110,7 +110,12 @@ def _trend(trends: TrendResult) -> list[str]:
         facts.append(
             f"- Trend: {slope.per_day:+.2f} points per day ({slope.direction}, {slope.n} days)"
         )
-    if comp.value_a is not None and comp.value_b is not None and comp.change is not None:
+    if comp.note:
+        facts.append(
+            f"- Against the previous window ({md_escape(comp.window_a.label())}): "
+            f"{md_escape(comp.note)}"
+        )
+    elif comp.value_a is not None and comp.value_b is not None and comp.change is not None:
         facts.append(
             f"- Against the previous window ({md_escape(comp.window_a.label())}): "
             f"{fmt_pct(comp.value_a)} -> {fmt_pct(comp.value_b)} ({comp.change:+.1f} points)"
@@ -219,6 +224,15 @@ def _change(drill: DrillDown | None) -> list[str]:
     lines = ["## Change against the previous window", ""]
     if drill is None:
         return [*lines, "No data in the previous window.", ""]
+    if drill.note:
+        root = drill.root
+        return [
+            *lines,
+            f"GPU-hours held, {md_escape(drill.before.label())} against "
+            f"{md_escape(drill.after.label())} ({fmt_hours(root.before)} -> "
+            f"{fmt_hours(root.after)}): {md_escape(drill.note)}.",
+            "",
+        ]
     lines += [
         f"GPU-hours held, {md_escape(drill.before.label())} against "
         f"{md_escape(drill.after.label())}:",

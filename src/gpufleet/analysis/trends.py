@@ -13,6 +13,18 @@ idle time was classified at the store's threshold and whose allocation rate is 1
 definition). Buckets are UTC hours, UTC days, or weeks starting Monday 00:00 UTC; a bucket the
 window cuts is ``partial`` and covers only its part. A bucket without data has value None,
 except ``gpu_hours`` of a workload-level scope, which is 0 (the scope held nothing).
+
+Comparisons (:class:`Comparison`): ``change`` is ``b - a`` in the metric's unit, so
+percentage points for rates, and ``change_pct`` is relative to ``a``; ``summary`` gives the
+change in points for rates (the relative change second) and in percent for ``gpu_hours``.
+A comparison of two windows is made only when history covers at least
+:data:`MIN_HISTORY_COVERAGE` of the earlier window's span: otherwise ``change`` and
+``change_pct`` are None and ``note`` says why (``only 2 minutes of history in the 30 days
+before ...; not compared``). Coverage is judged from the inventory
+(:func:`history_coverage`): the part of the window after the first GPU of the scope was first
+seen. The GPUs are those the scope's GPU-level keys select (a namespace, user or workload
+scope takes its cluster's, or the fleet's), so a namespace that is new in the later window is
+still a change from nothing; gaps inside the history are not judged here (reports note them).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from gpufleet.analysis.forecast import Forecast, forecast
@@ -30,6 +43,7 @@ from gpufleet.analysis.scope import (
     Window,
     check_group_key,
     idle_at,
+    model_name,
     read_scope,
     stored_idle_threshold,
 )
@@ -49,6 +63,8 @@ __all__ = [
     "change_points",
     "compare_entities",
     "compare_windows",
+    "duration_text",
+    "history_coverage",
     "robust_slope",
     "scope_label",
     "utilization_series",
@@ -63,6 +79,9 @@ _MONDAY_S = 4 * DAY_S
 """1970-01-01 was a Thursday; weeks are aligned to the Monday after it."""
 HORIZON = {"hour": 24, "day": 7, "week": 4}
 """Buckets :func:`analyze_trends` forecasts by default."""
+MIN_HISTORY_COVERAGE = 0.5
+"""A window compared with a later one must be covered by history for at least this share of
+its span, or the comparison is not made (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +141,21 @@ class Comparison:
     gpu_hours_a: float
     gpu_hours_b: float
     change: float | None
-    """``value_b - value_a`` in the metric's unit: percentage points for rates."""
+    """``value_b - value_a`` in the metric's unit: percentage points for rates (None when a
+    value is missing or the comparison was not made, see ``note``)."""
     change_pct: float | None
-    """Relative change in percent of ``value_a`` (None when ``value_a`` is 0 or missing)."""
+    """Relative change in percent of ``value_a`` (None when ``value_a`` is 0 or missing, or
+    the comparison was not made)."""
+    history_coverage: float | None
+    """Share (0..1) of the earlier window's span that history covers (see the module
+    docstring); None for two subjects in one window."""
+    note: str
+    """Why the comparison was not made (``only 2 minutes of history in the 30 days before
+    ...; not compared``); empty when it was."""
+    summary: str
+    """The comparison in words: ``33.38 % -> 30.67 % (-2.71 pp, -8.1 % relative)`` for a rate,
+    ``1700.00 -> 2060.18 GPU-h (+21.2 %, +360.18 GPU-h)`` for GPU-hours, or the values and
+    ``note``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +215,9 @@ def _usage_by_bucket(
     bucket, so each is what a pass of its own would give."""
     wl = scope.workload_level
     # At the store's threshold the rows are only added up per bucket: SQL sums each GPU's
-    # hour, day or week (or whole window) into one row. (Workload rows stay per hour.)
-    summed = threshold == stored_idle_threshold(store) and not wl
+    # hour, day or week (or whole window) into one row. Workload rows are summed for a
+    # window's total only (their series stay per hour).
+    summed = threshold == stored_idle_threshold(store) and (not wl or granularity is None)
     per_s = None if granularity is None else STEP_S[granularity]
     offset = _MONDAY_S if granularity == "week" else 0.0
     scoped = read_scope(
@@ -296,6 +328,82 @@ def scope_label(scope: Scope) -> str:
     return "/".join(v for v in names if v is not None) or "all"
 
 
+def _utc(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def duration_text(seconds: float) -> str:
+    """``40 seconds``, ``2 minutes``, ``5 hours``, ``30 days``: the largest unit that gives 2
+    or more (seconds below two minutes)."""
+    for unit, size in (("day", 86_400.0), ("hour", 3600.0), ("minute", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}s"
+    n = max(round(seconds), 0)
+    return f"{n} second{'' if n == 1 else 's'}"
+
+
+def _history_start(store: Store, scope: Scope) -> float | None:
+    """The earliest ``first_seen_s`` of the GPUs the GPU-level keys of ``scope`` select."""
+    gpus = [
+        g
+        for g in store.inventory()
+        if (scope.cluster is None or g.cluster == scope.cluster)
+        and (scope.node is None or g.node == scope.node)
+    ]
+    if scope.gpu is not None:
+        # A UUID, or an index (on the scope's node); an index on several nodes takes them all.
+        gpu = scope.gpu
+        gpus = [g for g in gpus if g.uuid == gpu or (gpu.isdigit() and g.index == int(gpu))]
+    if scope.gpu_model is not None:
+        model = scope.gpu_model.casefold()
+        gpus = [g for g in gpus if model in model_name(g).casefold()]
+    return min((g.first_seen_s for g in gpus), default=None)
+
+
+def history_coverage(store: Store, window: Window, scope: Scope) -> tuple[float, str]:
+    """Share (0..1) of ``window`` that the history of ``scope``'s GPUs covers, and, below
+    :data:`MIN_HISTORY_COVERAGE`, why a comparison with it is not made (else ``""``).
+
+    The history starts when the first of the GPUs the scope's GPU-level keys select was first
+    seen (see the module docstring).
+    """
+    start = _history_start(store, scope)
+    covered_s = 0.0 if start is None else window.end_s - max(window.start_s, start)
+    coverage = min(max(covered_s / window.span_s, 0.0), 1.0)
+    if coverage >= MIN_HISTORY_COVERAGE:
+        return coverage, ""
+    span = f"the {duration_text(window.span_s)} before {_utc(window.end_s)}"
+    if covered_s <= 0.0:
+        return coverage, f"no history in {span}; not compared"
+    return coverage, f"only {duration_text(covered_s)} of history in {span}; not compared"
+
+
+def _summary(
+    unit: str,
+    value_a: float | None,
+    value_b: float | None,
+    change: float | None,
+    change_pct: float | None,
+    note: str,
+) -> str:
+    def v(x: float | None, suffix: str = "") -> str:
+        return "n/a" if x is None else f"{x:.2f}{suffix}"
+
+    if unit == "pct":
+        text = f"{v(value_a, ' %')} -> {v(value_b, ' %')}"
+        parts = [] if change is None else [f"{change:+.2f} pp"]
+        if change_pct is not None:
+            parts.append(f"{change_pct:+.1f} % relative")
+    else:
+        text = f"{v(value_a)} -> {v(value_b)} GPU-h"
+        parts = [] if change_pct is None else [f"{change_pct:+.1f} %"]
+        if change is not None:
+            parts.append(f"{change:+.2f} GPU-h")
+    if note:
+        return f"{text}: {note}"
+    return f"{text} ({', '.join(parts)})" if parts else text
+
+
 def _total(
     store: Store, window: Window, scope: Scope, threshold: float
 ) -> tuple[Usage | None, UnknownSubjectError | None]:
@@ -313,9 +421,12 @@ def _compare(
     threshold: float,
     *,
     known_b: Usage | None = None,
+    check_history: bool = True,
 ) -> Comparison:
     """``metric`` of two (name, scope, window) subjects; ``known_b`` is ``b``'s total when
-    the caller has read it already (with the same scope, window and threshold)."""
+    the caller has read it already (with the same scope, window and threshold). With
+    ``check_history``, the earlier window must be covered by history (see the module
+    docstring)."""
     (name_a, scope_a, win_a), (name_b, scope_b, win_b) = subjects
     usage_a, err_a = _total(store, win_a, scope_a, threshold)
     usage_b: Usage | None
@@ -331,7 +442,15 @@ def _compare(
     empty = 0.0 if metric == "gpu_hours" else None
     value_a = _value(usage_a, metric) if usage_a is not None else empty
     value_b = _value(usage_b, metric) if usage_b is not None else empty
+    coverage: float | None = None
+    note = ""
+    if check_history:
+        earlier, scope = (win_a, scope_a) if win_a.start_s <= win_b.start_s else (win_b, scope_b)
+        coverage, note = history_coverage(store, earlier, scope)
     change = value_b - value_a if value_a is not None and value_b is not None else None
+    if note:
+        change = None
+    change_pct = 100.0 * change / abs(value_a) if change is not None and value_a else None
     return Comparison(
         metric=metric,
         unit=_unit(metric),
@@ -344,7 +463,10 @@ def _compare(
         gpu_hours_a=usage_a.seconds / 3600.0 if usage_a is not None else 0.0,
         gpu_hours_b=usage_b.seconds / 3600.0 if usage_b is not None else 0.0,
         change=change,
-        change_pct=(100.0 * change / abs(value_a) if change is not None and value_a else None),
+        change_pct=change_pct,
+        history_coverage=coverage,
+        note=note,
+        summary=_summary(_unit(metric), value_a, value_b, change, change_pct, note),
     )
 
 
@@ -359,6 +481,9 @@ def compare_windows(
     idle_threshold_pct: float = 5.0,
 ) -> Comparison:
     """``metric`` of ``scope`` in window ``a`` and in window ``b`` (changes are ``b - a``).
+
+    When history covers less than :data:`MIN_HISTORY_COVERAGE` of the earlier window, no
+    change is given and ``note`` says why.
 
     Raises:
         HistoryQueryError: an unknown metric or a threshold outside 0..100.
@@ -392,7 +517,13 @@ def compare_entities(
         raise HistoryQueryError("compare_entities needs a key such as namespace or user")
     scope_a = dataclasses.replace(scope, **{key: a})
     scope_b = dataclasses.replace(scope, **{key: b})
-    return _compare(store, ((a, scope_a, window), (b, scope_b, window)), metric, idle_threshold_pct)
+    return _compare(
+        store,
+        ((a, scope_a, window), (b, scope_b, window)),
+        metric,
+        idle_threshold_pct,
+        check_history=False,
+    )
 
 
 def _regular(usable: list[TrendPoint], granularity: str) -> tuple[list[float], list[int]]:
@@ -424,12 +555,17 @@ def analyze_trends(
 ) -> TrendResult:
     """Series, slope, change against the previous window, change points and forecast.
 
-    The previous window has the same length and ends where ``window`` starts. For
+    The previous window has the same length and ends where ``window`` starts; it is compared
+    only when history covers at least half of it (see the module docstring). For
     ``gpu_hours``, partial buckets are left out of the slope, change points and forecast (a
     part of a day holds fewer GPU-hours than a day). The forecast uses a weekly season for
     hourly buckets when there are four weeks of them (daily otherwise) and a weekly one for
-    daily buckets; ``horizon`` defaults to a day, a week or four weeks of buckets. Gaps
-    between buckets with data are filled by linear interpolation for the forecast only.
+    daily buckets; ``horizon`` defaults to a day, a week or four weeks of buckets. It starts
+    at the bucket after the series' last one (buckets left out at the end, such as a partial
+    last bucket of ``gpu_hours``, are skipped, not forecast). Without a fitted season and
+    with a flat slope (its interval contains 0), it forecasts the level, not the slope
+    (``level`` in :mod:`gpufleet.analysis.forecast`). Gaps between buckets with data are
+    filled by linear interpolation for the forecast only.
 
     Raises:
         HistoryQueryError: as :func:`utilization_series`, or a horizon below 1.
@@ -459,16 +595,22 @@ def analyze_trends(
     if not usable:
         return TrendResult(series, None, comparison, (), None)
     values, positions = _regular(usable, granularity)
+    slope = robust_slope(pairs) if len(pairs) >= 2 else None
     # A weekly season from two or three weeks of hours would be fitted to single readings.
     season = {"hour": 168 if len(values) >= 4 * 168 else 24, "day": 7}.get(granularity)
     step = STEP_S[granularity]
+    # The forecast starts after the series' last bucket, even when the fit ends earlier.
+    after_fit = bucket_start(usable[-1].start_s, granularity) + step
+    first = bucket_start(series.points[-1].start_s, granularity) + step
     fc = forecast(
         values,
         horizon=steps,
         season=season,
         bounds=(0.0, 100.0) if series.unit == "pct" else (0.0, math.inf),
-        start_s=bucket_start(usable[-1].start_s, granularity) + step,
+        start_s=first,
         step_s=step,
+        skip=max(round((first - after_fit) / step), 0),
+        flat_trend=None if slope is None else slope.direction == "flat",
     )
     # Shifts are looked for in the deseasonalized values: a daily cycle is not a change.
     # Two seasons fit the profile to the data almost exactly; the leftovers would look like
@@ -488,7 +630,7 @@ def analyze_trends(
         shifted = [(d, sum(vs) / len(vs)) for d, vs in sorted(days.items())]
     return TrendResult(
         series=series,
-        slope=robust_slope(pairs) if len(pairs) >= 2 else None,
+        slope=slope,
         comparison=comparison,
         change_points=tuple(change_points(shifted)),
         forecast=fc,

@@ -4,8 +4,9 @@ Results are frozen dataclasses with epoch seconds inside (DESIGN.md "Contracts")
 times are UTC ISO 8601. :func:`to_wire` walks a result and
 
 * turns dataclasses into dicts of their fields (properties are left out) and tuples into lists;
-* renames epoch-second time fields to their wire names with an ISO 8601 value
-  (``start_s`` -> ``start``, ``ts_s`` -> ``ts``; see :data:`TIME_FIELDS`);
+* renames epoch-second time fields to their wire names with an ISO 8601 value in whole UTC
+  seconds (``start_s`` -> ``start``, ``ts_s`` -> ``ts``; see :data:`TIME_FIELDS` and
+  :func:`iso`);
 * writes a :class:`~gpufleet.analysis.scope.Window` as ``{"start", "end", "label"}`` and a
   :class:`~gpufleet.analysis.scope.Scope` with only the levels that are set;
 * turns NaN and infinities into ``null`` (JSON has no such numbers) and rounds nothing.
@@ -41,13 +42,11 @@ TIME_FIELDS: Mapping[str, str] = {
 
 
 def iso(ts_s: float | None) -> str | None:
-    """Epoch seconds as ``2026-11-23T10:00:00Z`` (whole seconds kept whole); None stays."""
+    """Epoch seconds as ``2026-11-23T10:00:00Z``, in whole seconds (a fraction is dropped, as
+    a clock shows it); None and non-finite values give None."""
     if ts_s is None or not math.isfinite(ts_s):
         return None
-    dt = datetime.fromtimestamp(ts_s, tz=UTC)
-    if dt.microsecond == 0:
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dt.isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(math.floor(ts_s), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def window_wire(window: Window) -> dict[str, Any]:
