@@ -308,3 +308,39 @@ def test_demo_findings_through_the_api(demo: tuple[TestClient, DemoSummary]) -> 
     assert md.headers["content-type"].startswith("text/markdown")
     js = client.get("/analysis/report", params=window).json()
     assert js["headline"]
+
+
+def test_idle_threshold_defaults_to_the_agent_settings(tmp_path: Path) -> None:
+    store = hand_store(tmp_path / "thr.db")
+    try:
+        client = _client(store, tmp_path, idle_threshold_pct=70.0)
+        # No threshold in the body or query: the settings' 70 %, so 60 % counts as idle.
+        r = client.post("/analysis/utilization", json=WINDOW)
+        assert r.status_code == 200, r.text
+        assert r.json()["idle_threshold_pct"] == 70
+        assert r.json()["idle_fraction"] == pytest.approx(1.0)
+        for path in ("/analysis/waste", "/analysis/opportunities", "/analysis/report"):
+            r = client.get(path, params=WINDOW)
+            assert r.status_code == 200, (path, r.text)
+            assert r.json()["idle_threshold_pct"] == 70, path
+        r = client.get("/analysis/trends", params={**WINDOW, "granularity": "hour"})
+        assert r.status_code == 200, r.text
+        assert r.json()["series"]["idle_threshold_pct"] == 70
+        r = client.get("/optimize/recommendations", params=WINDOW)
+        assert r.status_code == 200, r.text
+        assert r.json()["idle_threshold_pct"] == 70
+        r = client.post("/optimize/recommendations", json=WINDOW)
+        assert r.status_code == 200, r.text
+        assert r.json()["idle_threshold_pct"] == 70
+        # An explicit value wins.
+        r = client.post("/analysis/utilization", json={**WINDOW, "idle_threshold_pct": 5})
+        assert r.json()["idle_threshold_pct"] == 5
+        assert r.json()["idle_fraction"] == pytest.approx(0.5)
+        r = client.get("/analysis/waste", params={**WINDOW, "idle_threshold_pct": 5})
+        assert r.json()["idle_threshold_pct"] == 5
+        r = client.get("/optimize/recommendations", params={**WINDOW, "idle_threshold_pct": 5})
+        assert r.json()["idle_threshold_pct"] == 5
+        r = client.post("/analysis/utilization", json={**WINDOW, "idle_threshold_pct": 101})
+        assert r.status_code == 422
+    finally:
+        store.close()

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.unit.store_samples import T0
+from tests.unit.store_samples import T0, gpu, proc, snap
 from tests.unit.test_api_analysis import HOURS, hand_store
 from typer.testing import CliRunner
 
 from gpufleet.cli.main import app
+from gpufleet.store import open_store
 
 runner = CliRunner()
 WINDOW = ["--from", str(T0), "--to", str(T0 + HOURS * 3600)]
@@ -148,3 +149,139 @@ def test_a_missing_database_is_not_created(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no gpufleet database" in result.output
     assert not missing.exists()
+
+
+def _words(text: str) -> str:
+    """``text`` with every run of whitespace (table wrapping included) as one space."""
+    return " ".join(text.split())
+
+
+def test_brackets_in_messages_are_printed_not_eaten_as_markup(db: str) -> None:
+    found = _json(["recommend", "--db", db, *WINDOW, "--json"])
+    rid = found["recommendations"][0]["id"]  # type: ignore[index]
+    refused = runner.invoke(app, ["execute", rid, "--db", db, *WINDOW, "--run"])
+    assert refused.exit_code == 2
+    assert "set [executor] kind =" in _words(refused.output)
+    assert "set kind =" not in _words(refused.output)
+    dry = runner.invoke(app, ["execute", rid, "--db", db, *WINDOW])
+    assert dry.exit_code == 0, dry.output
+    assert "set [executor] kind =" in _words(dry.output)
+    log = runner.invoke(app, ["executions", "--db", db])
+    assert log.exit_code == 0, log.output
+    assert "set [executor] kind =" in _words(log.output)
+    # The executor of a dry run is "dry-run", said once.
+    assert "dry-run" in log.output
+    assert "(dry run)" not in log.output
+
+
+def test_names_from_the_store_are_printed_as_they_are(tmp_path: Path) -> None:
+    # As the hand store, with markup-like names: GPU-b is held idle by [b]'s [red]job[/red].
+    store = open_store(tmp_path / "brackets.db")
+    store.write_snapshots(
+        [
+            snap(
+                T0 + m * 60,
+                gpu("GPU-a", 60.0, procs=[proc(1, "train")]),
+                gpu("GPU-b", 0.0, index=1, procs=[proc(2, "[red]job[/red]", user="[b]")]),
+            )
+            for m in range(HOURS * 60)
+        ]
+    )
+    store.close()
+    window = WINDOW
+    db = str(tmp_path / "brackets.db")
+    result = runner.invoke(app, ["analyze", "utilization", "--db", db, *window, "--by", "user"])
+    assert result.exit_code == 0, result.output
+    assert "[b]" in result.output
+    result = runner.invoke(app, ["analyze", "waste", "--db", db, *window, "--by", "user"])
+    assert result.exit_code == 0, result.output
+    assert "[red]job[/red]" in result.output
+    result = runner.invoke(app, ["recommend", "--db", db, *window])
+    assert result.exit_code == 0, result.output
+    assert "[red]job[/red]" in result.output
+
+
+def test_the_summary_line_says_readings_in_plain_words(db: str) -> None:
+    result = runner.invoke(app, ["analyze", "utilization", "--db", db, *WINDOW])
+    assert result.exit_code == 0, result.output
+    assert "(2 GPUs, 480 readings (GPU rollups))" in result.output
+    assert "gpu_samples" not in result.output
+    result = runner.invoke(app, ["analyze", "utilization", "--db", db, *WINDOW, "--user", "bob"])
+    assert result.exit_code == 0, result.output
+    assert "readings (workload rows)" in result.output
+    assert "workload_samples" not in result.output
+
+
+def test_idle_threshold_defaults_to_the_settings(db: str, tmp_path: Path) -> None:
+    env = {"GPUFLEET_IDLE_THRESHOLD_PCT": "70"}
+    # 60 % is idle below 70 %: every GPU-hour is idle.
+    result = runner.invoke(app, ["analyze", "utilization", "--db", db, *WINDOW], env=env)
+    assert result.exit_code == 0, result.output
+    assert "(< 70 %)" in result.output
+    assert "(< 5 %)" not in result.output
+    out = json.loads(
+        runner.invoke(
+            app, ["analyze", "utilization", "--db", db, *WINDOW, "--json"], env=env
+        ).stdout
+    )
+    assert out["idle_threshold_pct"] == 70
+    assert out["idle_fraction"] == pytest.approx(1.0)
+    # A config file sets it as well; an explicit flag wins over both.
+    config = tmp_path / "gpufleet.toml"
+    config.write_text("idle_threshold_pct = 70\n")
+    waste = _json(["analyze", "waste", "--db", db, *WINDOW, "--config", str(config), "--json"])
+    assert waste["idle_threshold_pct"] == 70
+    flag = ["--idle-threshold", "5", "--json"]
+    out = json.loads(
+        runner.invoke(app, ["analyze", "utilization", "--db", db, *WINDOW, *flag], env=env).stdout
+    )
+    assert out["idle_threshold_pct"] == 5
+    assert out["idle_fraction"] == pytest.approx(0.5)
+    found = _json(["recommend", "--db", db, *WINDOW, "--config", str(config), "--json"])
+    assert found["idle_threshold_pct"] == 70
+
+
+DRILL = [
+    "--before-from",
+    str(T0),
+    "--before-to",
+    str(T0 + 7200),
+    "--from",
+    str(T0 + 7200),
+    "--to",
+    str(T0 + 4 * 3600),
+]
+
+
+def test_drilldown_levels_and_expand(db: str) -> None:
+    out = _json(["analyze", "drilldown", "--db", db, *DRILL, "--levels", "user", "--json"])
+    assert out["levels"] == ["user"]
+    root = out["root"]
+    assert isinstance(root, dict)
+    assert root["child_level"] == "user"
+    assert {c["name"] for c in root["children"]} == {"alice", "bob"}
+    assert all(not c["children"] for c in root["children"])
+    # --expand 2 drills into both users, not only the biggest driver.
+    walk = ["--levels", "user,workload"]
+    two = _json(["analyze", "drilldown", "--db", db, *DRILL, *walk, "--expand", "2", "--json"])
+    children = two["root"]["children"]  # type: ignore[index]
+    assert all(c["children"] for c in children)
+    one = _json(["analyze", "drilldown", "--db", db, *DRILL, *walk, "--json"])
+    assert sum(1 for c in one["root"]["children"] if c["children"]) == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--levels", "rack"], "levels must be distinct values of namespace, user, workload"),
+        (["--levels", "user,user"], "levels must be distinct values"),
+        (["--expand", "0"], "--expand must be between 1 and 20; got 0"),
+        (["--expand", "21"], "--expand must be between 1 and 20; got 21"),
+        (["--top", "0"], "--top must be between 1 and 100; got 0"),
+    ],
+)
+def test_drilldown_bad_levels_and_expand(db: str, args: list[str], needle: str) -> None:
+    result = runner.invoke(app, ["analyze", "drilldown", "--db", db, *DRILL, *args])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert result.output.startswith("gpufleet:")

@@ -290,6 +290,88 @@ def test_nothing_imported_exits_1(tmp_path: Path) -> None:
     assert "nothing was imported" in result.stderr
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_nothing_imported_leaves_no_new_database(tmp_path: Path, json_out: bool) -> None:
+    src = write(tmp_path / "bad.csv", [f"{T0:.0f},n/a,GPU-a"])
+    db = tmp_path / "sub" / "new.db"
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS, *(["--json"] if json_out else []))
+
+    assert result.exit_code == 1
+    assert not db.exists()
+    assert not list(db.parent.glob("new.db*"))  # no -wal / -shm either
+    assert f"{db} was not created" in " ".join(result.stderr.split())
+
+
+def test_nothing_imported_keeps_an_existing_database(tmp_path: Path) -> None:
+    db = stored_db(tmp_path)
+    src = write(tmp_path / "bad.csv", [f"{T0:.0f},n/a,GPU-a"])
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS)
+
+    assert result.exit_code == 1
+    assert db.exists()
+    assert len(util_points(db)["GPU-a"]) == 3
+    assert "was not created" not in result.stderr
+
+
+def test_nothing_imported_keeps_an_existing_empty_database(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    open_store(db).close()  # exists before the import, holds nothing
+    src = write(tmp_path / "bad.csv", [f"{T0:.0f},n/a,GPU-a"])
+
+    assert invoke("csv", str(src), "--db", str(db), *CSV_ARGS).exit_code == 1
+
+    assert db.exists()
+
+
+def test_future_rows_are_rejected_with_their_lines(tmp_path: Path) -> None:
+    soon = time.time() + 60  # within the 5 minutes allowed for clock skew
+    later = time.time() + 2 * HOUR
+    lines = [*rows(2), f"{soon:.0f},30,GPU-a", f"{later:.0f},40,GPU-b", f"{later:.0f},41,GPU-a"]
+    src = write(tmp_path / "future.csv", lines)
+    db = tmp_path / "out.db"
+
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS)
+
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "7 read, 5 imported, 2 rejected" in out
+    assert "future_time" in out
+    assert "future.csv:7:" in out
+    assert "future.csv:8:" in out
+    points = util_points(db, end=later + HOUR)
+    assert len(points["GPU-a"]) == 3  # the row a minute ahead is kept
+    assert len(points["GPU-b"]) == 2
+    js = invoke("csv", str(src), "--db", str(tmp_path / "j.db"), *CSV_ARGS, "--json")
+    rejection = json.loads(js.stdout)["rejections"]["future_time"]
+    assert rejection["count"] == 2
+    assert [e["line"] for e in rejection["examples"]] == [7, 8]
+
+
+def test_gpu_model_names_the_imported_gpus(tmp_path: Path) -> None:
+    src = write(tmp_path / "t.csv", rows(3))
+    db = tmp_path / "out.db"
+
+    model = ["--gpu-model", "NVIDIA A100-SXM4-80GB"]
+    result = invoke("csv", str(src), "--db", str(db), *CSV_ARGS, *model)
+
+    assert result.exit_code == 0, result.output
+    store = open_store(db)
+    try:
+        assert {g.name for g in store.inventory()} == {"NVIDIA A100-SXM4-80GB"}
+    finally:
+        store.close()
+    # Without it the model stays unknown.
+    plain = tmp_path / "plain.db"
+    assert invoke("csv", str(src), "--db", str(plain), *CSV_ARGS).exit_code == 0
+    store = open_store(plain)
+    try:
+        assert {g.name for g in store.inventory()} == {None}
+    finally:
+        store.close()
+
+
 def test_fraction_warning_names_the_cli_flag(tmp_path: Path) -> None:
     lines = [f"{T0 + 60 * i:.0f},0.{i},GPU-a" for i in range(1, 5)]
     src = write(tmp_path / "frac.csv", lines)
@@ -345,6 +427,16 @@ def test_keep_days_silences_the_import_warning_but_not_the_agent_note(tmp_path: 
     assert "further than the hour retention" not in out
     assert "kept for --keep-days 5000 here" in out
     assert "an agent with these settings keeps 730 days" in out
+
+
+def test_csv_help_says_what_a_second_import_and_the_gpu_model_do() -> None:
+    result = invoke("csv", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Importing the same rows twice counts them twice" in text
+    assert "--gpu-model" in text
+    assert "price" in text
+    assert "in the future" in text
 
 
 def test_retention_is_documented_in_the_help() -> None:
@@ -414,8 +506,11 @@ def test_missing_column_keeps_an_existing_database(tmp_path: Path) -> None:
         ("--metric", "gpu_temp_c", "unknown metric 'gpu_temp_c'; use gpu_util_pct or"),
         ("--entity-kind", "pod", "unknown entity kind 'pod'; use one of gpu, workload, node"),
         ("--keep-days", "0", "--keep-days must be a positive number of days"),
-        ("--batch-rows", "0", "batch_rows must be at least 1"),
-        ("--value-scale", "-1", "value_scale must be a positive number"),
+        ("--batch-rows", "0", "--batch-rows must be at least 1, not 0"),
+        ("--value-scale", "-1", "--value-scale must be a positive number, not -1"),
+        ("--value-scale", "0", "--value-scale must be a positive number, not 0"),
+        ("--value-scale", "nan", "--value-scale must be a positive number, not nan"),
+        ("--gpu-model", " ", "--gpu-model must not be empty"),
     ],
 )
 def test_bad_options(tmp_path: Path, option: str, value: str, expected: str) -> None:

@@ -399,3 +399,37 @@ def test_batches_give_the_same_rollups_as_one_write(tmp_path: Path) -> None:
             store.close()
     assert usages[0] == usages[1]
     assert usages[0]
+
+
+def test_rows_in_the_future_are_rejected_and_counted(sqlite_store: Store, tmp_path: Path) -> None:
+    rows = [
+        f"{T0:.0f},10,g1",  # line 2, fine
+        f"{NOW + 299:.0f},20,g1",  # 3: within the 5 minutes allowed for clock skew
+        f"{NOW + 301:.0f},30,g1",  # 4: in the future
+        f"{NOW + 86_400:.0f},40,g2",  # 5: in the future
+    ]
+    path = write_csv(tmp_path / "future.csv", "ts,value,entity", rows)
+    report = util_import(sqlite_store, [path])
+    assert (report.rows_read, report.rows_imported, report.rows_rejected) == (4, 2, 2)
+    rejection = report.rejections["future_time"]
+    assert rejection.count == 2
+    assert [e.line for e in rejection.examples] == [4, 5]
+    assert {e.source for e in rejection.examples} == {"future.csv"}
+    assert "1.0 days after the import started" in rejection.examples[1].detail
+    assert report.last_ts_s == NOW + 299
+    assert report.entities == 1  # g2 had no accepted row
+    series = sqlite_store.gpu_series(
+        metric="util_gpu_pct", start_s=T0, end_s=NOW + 2 * 86_400, resolution=Resolution.RAW
+    )
+    assert {s.subject: len(s.points) for s in series} == {"g1": 2}
+
+
+def test_gpu_model_is_stored_as_the_gpus_name(sqlite_store: Store, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", "ts,value,entity", long_rows({"g1": 60, "g2": 60}, 600))
+    report = util_import(sqlite_store, [path], gpu_model="NVIDIA A100-SXM4-80GB")
+    assert report.rows_imported == 20
+    inventory = sqlite_store.inventory()
+    assert [(g.uuid, g.name) for g in inventory] == [
+        ("g1", "NVIDIA A100-SXM4-80GB"),
+        ("g2", "NVIDIA A100-SXM4-80GB"),
+    ]

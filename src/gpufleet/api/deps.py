@@ -74,6 +74,15 @@ def history_store(ctx: Ctx) -> Store:
 HistoryStore = Annotated[Store, Depends(history_store)]
 
 
+def idle_threshold(ctx: AgentContext, given: float | None) -> float:
+    """The idle threshold a request asked for, else the agent's ``idle_threshold_pct``.
+
+    The settings (TOML, ``GPUFLEET_IDLE_THRESHOLD_PCT``, ``agent --idle-threshold``) set the
+    default; a value in the query or body wins.
+    """
+    return ctx.settings.idle_threshold_pct if given is None else given
+
+
 def find_gpu(snap: Snapshot, gpu_id: str) -> GpuSample:
     """A GPU of the snapshot by index or UUID; 404 listing what exists."""
     for gpu in snap.gpus:

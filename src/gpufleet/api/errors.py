@@ -14,7 +14,12 @@ from gpufleet.timeparse import TimeParseError
 def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path"))
+        loc = list(err.get("loc", ()))
+        # The first part says where the value was (query string, body, path); a body field
+        # may itself be called "query" (the analyst's question), so only the first goes.
+        if loc and loc[0] in ("query", "body", "path", "header"):
+            loc = loc[1:]
+        where = ".".join(str(x) for x in loc)
         parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gpufleet.cli.common import console, fail, get_json, guarded, open_for_reading, print_json
@@ -70,11 +71,13 @@ def alerts(
         print_json(data)
         return
     if not data["alerts"]:
-        console.print(f"no alerts between {data['start']} and {data['end']}")
+        console.print(escape(f"no alerts between {data['start']} and {data['end']}"))
         return
     table = Table(box=None, header_style="bold")
     for col in ("fired", "state", "severity", "rule", "node", "message"):
         table.add_column(col, no_wrap=col != "message")
     for a in data["alerts"]:
-        table.add_row(a["fired"], a["state"], a["severity"], a["rule"], a["node"], a["message"])
+        table.add_row(
+            *(escape(str(a[k])) for k in ("fired", "state", "severity", "rule", "node", "message"))
+        )
     console.print(table)

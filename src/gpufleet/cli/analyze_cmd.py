@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gpufleet.cli.common import (
@@ -42,7 +43,12 @@ FromOpt = Annotated[
 ]
 ToOpt = Annotated[str | None, typer.Option("--to", help="ISO 8601 or relative (default now)")]
 IdleOpt = Annotated[
-    float, typer.Option("--idle-threshold", help="Idle below this utilization % (default 5)")
+    float | None,
+    typer.Option(
+        "--idle-threshold",
+        help="Idle below this utilization % (default: the settings' idle_threshold_pct, 5 "
+        "unless configured)",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 ClusterOpt = Annotated[str | None, typer.Option(help="Only this cluster")]
@@ -85,6 +91,20 @@ def _window(start: str | None, end: str | None, *, report: bool = False) -> Any:
 
 def _prices(config: Path | None) -> Any:
     return settings_from(config).prices.to_table()
+
+
+def _idle(given: float | None, config: Path | None) -> float:
+    """``--idle-threshold`` when given, else the settings' ``idle_threshold_pct``."""
+    if given is not None:
+        return given
+    return settings_from(config).idle_threshold_pct
+
+
+_BASIS_WORDS = {
+    "gpu_samples": "readings (GPU rollups)",
+    "workload_samples": "readings (workload rows)",
+}
+"""``UtilizationResult.samples_basis`` in words."""
 
 
 def _num(value: float | None, fmt: str = ".1f", suffix: str = "") -> str:
@@ -138,7 +158,7 @@ def utilization(
         str | None,
         typer.Option(help="Group by cluster, node, gpu, namespace, user, workload, gpu_model"),
     ] = None,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     under: Annotated[float, typer.Option(help="Under-utilized below this mean %")] = 20.0,
     over: Annotated[float, typer.Option(help="Over-utilized above this mean %")] = 90.0,
     cluster: ClusterOpt = None,
@@ -156,6 +176,7 @@ def utilization(
     from gpufleet.analysis.wire import utilization_wire
 
     window = _window(start, end)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(
         cluster=cluster,
         node=node,
@@ -172,7 +193,7 @@ def utilization(
                 window,
                 scope=scope,
                 by=by,
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 under_pct=under,
                 over_pct=over,
             )
@@ -181,8 +202,8 @@ def utilization(
         print_json(utilization_wire(result))
         return
     console.print(
-        f"[bold]Utilization[/] {window.label()} ({result.gpus} GPUs, "
-        f"{result.samples:,} {result.samples_basis})",
+        f"[bold]Utilization[/] {escape(window.label())} ({result.gpus} GPUs, "
+        f"{result.samples:,} {escape(_BASIS_WORDS.get(result.samples_basis, 'readings'))})",
         highlight=False,
     )
     lines = [
@@ -194,7 +215,7 @@ def utilization(
             f"{_num(result.p95_mem_used_pct)} / {_num(result.peak_mem_used_pct)} %",
         ),
         ("allocation rate", _pct_of(result.allocation_rate)),
-        ("idle fraction", f"{_pct_of(result.idle_fraction)} (< {idle_threshold:g} %)"),
+        ("idle fraction", f"{_pct_of(result.idle_fraction)} (< {idle_pct:g} %)"),
         (
             "GPU-hours",
             f"{result.gpu_hours:,.1f} total, {result.allocated_gpu_hours:,.1f} "
@@ -208,12 +229,14 @@ def utilization(
         ("throttled", _pct_of(result.bottlenecks.throttled_fraction)),
     ]
     for name, value in lines:
-        console.print(f"  {name:<30} {value}", highlight=False)
+        console.print(f"  {name:<30} {escape(value)}", highlight=False)
     if result.groups:
-        table = _table(f"by {by}", "key", "GPUs", "GPU-h", "alloc", "idle", "mean %", "p95 %")
+        table = _table(
+            escape(f"by {by}"), "key", "GPUs", "GPU-h", "alloc", "idle", "mean %", "p95 %"
+        )
         for g in result.groups:
             table.add_row(
-                g.key,
+                escape(g.key),
                 str(g.gpus),
                 f"{g.gpu_hours:,.1f}",
                 _pct_of(g.allocation_rate),
@@ -230,13 +253,14 @@ def utilization(
             shown = ", ".join(f"{e.label} {e.mean_gpu_util_pct:.1f} %" for e in items[:10])
             more = f" and {len(items) - 10} more" if len(items) > 10 else ""
             console.print(
-                f"  {label} ({'<' if label[0] == 'u' else '>'} {pct:g} %): {shown}{more}",
+                f"  {label} ({'<' if label[0] == 'u' else '>'} {pct:g} %): {escape(shown)}{more}",
                 highlight=False,
             )
     if result.bottlenecks.mem_saturated_gpus:
         names = ", ".join(f.label for f in result.bottlenecks.mem_saturated_gpus[:10])
         console.print(
-            f"  memory nearly full (>= {result.bottlenecks.mem_saturated_pct:g} %): {names}",
+            f"  memory nearly full (>= {result.bottlenecks.mem_saturated_pct:g} %): "
+            f"{escape(names)}",
             highlight=False,
         )
 
@@ -254,7 +278,7 @@ def trends(
         str, typer.Option(help="utilization | allocation_rate | idle_fraction | gpu_hours")
     ] = "utilization",
     horizon: Annotated[int | None, typer.Option(help="Buckets to forecast")] = None,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     cluster: ClusterOpt = None,
     node: NodeOpt = None,
     gpu: GpuOpt = None,
@@ -271,6 +295,7 @@ def trends(
     from gpufleet.analysis.wire import iso, to_wire
 
     window = _window(start, end)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(
         cluster=cluster,
         node=node,
@@ -288,7 +313,7 @@ def trends(
                 scope=scope,
                 granularity=cast(Any, granularity),
                 metric=cast(Any, metric),
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 horizon=horizon,
             )
         )
@@ -298,7 +323,10 @@ def trends(
     series = result.series
     unit = " %" if series.unit == "pct" else " GPU-h"
     table = _table(
-        f"{series.metric} per {series.granularity}, {window.label()}", "bucket", "value", "GPU-h"
+        escape(f"{series.metric} per {series.granularity}, {window.label()}"),
+        "bucket",
+        "value",
+        "GPU-h",
     )
     for p in series.points:
         table.add_row(
@@ -314,12 +342,12 @@ def trends(
             if s.ci_low_per_day is None or s.ci_high_per_day is None
             else f" (95 % CI {s.ci_low_per_day:+.2f} .. {s.ci_high_per_day:+.2f})"
         )
-        console.print(f"slope: {s.per_day:+.2f}{unit}/day{ci}: {s.direction}", highlight=False)
+        console.print(
+            escape(f"slope: {s.per_day:+.2f}{unit}/day{ci}: {s.direction}"), highlight=False
+        )
     c = result.comparison
     console.print(
-        f"vs the window before ({c.window_a.label()}): {_num(c.value_a, '.2f')} -> "
-        f"{_num(c.value_b, '.2f')}{unit} ({_num(c.change_pct, '+.1f', ' %')})",
-        highlight=False,
+        escape(f"vs the window before ({c.window_a.label()}): {c.summary}"), highlight=False
     )
     for cp in result.change_points:
         console.print(
@@ -328,7 +356,9 @@ def trends(
         )
     if result.forecast is not None and result.forecast.points:
         f = result.forecast
-        console.print(f"forecast ({f.method}{', ' + f.note if f.note else ''}):", highlight=False)
+        console.print(
+            escape(f"forecast ({f.method}{', ' + f.note if f.note else ''}):"), highlight=False
+        )
         for fp in f.points:
             console.print(
                 f"  {iso(fp.start_s) or fp.step}: {fp.value:.2f}{unit} "
@@ -350,7 +380,17 @@ def drilldown(
     ] = None,
     before_to: Annotated[str | None, typer.Option(help="Reference window end")] = None,
     metric: Annotated[str, typer.Option(help="gpu_hours | utilization")] = "gpu_hours",
-    top: Annotated[int, typer.Option(help="Contributors listed per level")] = 5,
+    levels: Annotated[
+        str,
+        typer.Option(
+            help="Levels to walk, comma-separated, from namespace,user,workload "
+            "(default: all three, in that order)"
+        ),
+    ] = "namespace,user,workload",
+    top: Annotated[int, typer.Option(help="Contributors listed per level (1 to 100)")] = 5,
+    expand: Annotated[
+        int, typer.Option(help="Contributors drilled into per level, biggest first (1 to 20)")
+    ] = 1,
     cluster: ClusterOpt = None,
     namespace: NamespaceOpt = None,
     user: UserOpt = None,
@@ -362,6 +402,12 @@ def drilldown(
     from gpufleet.analysis.scope import Window
     from gpufleet.analysis.wire import to_wire
 
+    # The bounds of GET /analysis/drilldown; the levels are checked by drill_down, as there.
+    if not 1 <= top <= 100:
+        fail(f"--top must be between 1 and 100; got {top}")
+    if not 1 <= expand <= 20:
+        fail(f"--expand must be between 1 and 20; got {expand}")
+    walk = [lv.strip() for lv in levels.split(",") if lv.strip()]
     after = _window(start, end)
     if (before_from is None) != (before_to is None):
         fail("give both --before-from and --before-to, or neither")
@@ -373,15 +419,27 @@ def drilldown(
     scope = _scope(cluster=cluster, namespace=namespace, user=user)
     with _store(db, config) as store:
         result = _run(
-            lambda: drill_down(store, before, after, scope=scope, metric=cast(Any, metric), top=top)
+            lambda: drill_down(
+                store,
+                before,
+                after,
+                scope=scope,
+                metric=cast(Any, metric),
+                levels=walk,
+                top=top,
+                expand=expand,
+            )
         )
     if json_out:
         print_json(to_wire(result))
         return
-    console.print(f"[bold]{result.metric}[/] {before.label()} -> {after.label()}", highlight=False)
+    console.print(
+        f"[bold]{escape(result.metric)}[/] {escape(before.label())} -> {escape(after.label())}",
+        highlight=False,
+    )
 
     def show(n: DrillNode, depth: int) -> None:
-        console.print(f"{'  ' * depth}{n.summary}", highlight=False)
+        console.print(f"{'  ' * depth}{escape(n.summary)}", highlight=False)
         for child in n.children:
             show(child, depth + 1)
 
@@ -398,7 +456,7 @@ def waste(
     end: ToOpt = None,
     by: Annotated[str | None, typer.Option(help="Group by (default namespace)")] = "namespace",
     top: Annotated[int, typer.Option(help="Top wasting workloads listed")] = 10,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     cluster: ClusterOpt = None,
     node: NodeOpt = None,
     gpu: GpuOpt = None,
@@ -414,6 +472,7 @@ def waste(
     from gpufleet.analysis.wire import to_wire
 
     window = _window(start, end)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(
         cluster=cluster,
         node=node,
@@ -431,7 +490,7 @@ def waste(
                 window,
                 scope=scope,
                 by=by or None,
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 prices=prices,
                 top_n=top,
             )
@@ -439,7 +498,7 @@ def waste(
     if json_out:
         print_json(to_wire(result))
         return
-    console.print(f"[bold]Waste[/] {window.label()}", highlight=False)
+    console.print(f"[bold]Waste[/] {escape(window.label())}", highlight=False)
     console.print(
         f"  idle while allocated: {result.idle_allocated_gpu_hours:,.1f} GPU-h = "
         f"{_usd(result.idle_allocated_cost_usd)} ({_usd(result.monthly_idle_allocated_cost_usd)}"
@@ -450,7 +509,7 @@ def waste(
     )
     if result.groups:
         table = _table(
-            f"by {by}",
+            escape(f"by {by}"),
             "key",
             "GPUs",
             "alloc GPU-h",
@@ -461,7 +520,7 @@ def waste(
         )
         for g in result.groups:
             table.add_row(
-                g.key,
+                escape(g.key),
                 str(g.gpus),
                 f"{g.allocated_gpu_hours:,.1f}",
                 f"{g.idle_allocated_gpu_hours:,.1f}",
@@ -476,16 +535,19 @@ def waste(
         )
         for w in result.top_wasters:
             table.add_row(
-                w.workload,
-                w.namespace,
-                ", ".join(w.gpus[:4]),
+                escape(w.workload),
+                escape(w.namespace),
+                escape(", ".join(w.gpus[:4])),
                 f"{w.idle_gpu_hours:,.1f}",
                 _pct_of(w.idle_fraction),
                 _usd(w.monthly_idle_cost_usd),
             )
         console.print(table)
     if result.fallback_models:
-        console.print(f"[yellow]priced at the fallback: {', '.join(result.fallback_models)}[/]")
+        console.print(
+            f"[yellow]priced at the fallback: {escape(', '.join(result.fallback_models))}[/]",
+            highlight=False,
+        )
 
 
 # ---- analyze opportunities --------------------------------------------------------------
@@ -498,19 +560,21 @@ def _print_recommendations(recs: Any, verbose: bool = True) -> None:
     table = _table("recommendations", "id", "kind", "title", "per month", "confidence")
     for r in recs:
         table.add_row(
-            r.id,
-            r.kind,
-            r.title,
+            escape(r.id),
+            escape(r.kind),
+            escape(r.title),
             _usd(r.expected_monthly_saving_usd),
-            f"{r.confidence_label} ({r.confidence:.2f})",
+            escape(f"{r.confidence_label} ({r.confidence:.2f})"),
         )
     console.print(table)
     if verbose:
         for r in recs:
-            console.print(f"\n[bold]{r.id}[/] {r.title}", highlight=False)
+            console.print(f"\n[bold]{escape(r.id)}[/] {escape(r.title)}", highlight=False)
             for line in r.evidence:
-                console.print(f"  - {line}", highlight=False)
-            console.print(f"  action: {r.action.type} {dict(r.action.params)}", highlight=False)
+                console.print(f"  - {escape(line)}", highlight=False)
+            console.print(
+                escape(f"  action: {r.action.type} {dict(r.action.params)}"), highlight=False
+            )
 
 
 @analyze_app.command()
@@ -518,7 +582,7 @@ def opportunities(
     db: DbOpt = None,
     start: FromOpt = None,
     end: ToOpt = None,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     under: Annotated[float, typer.Option(help="Under-utilized below this mean %")] = 20.0,
     cluster: ClusterOpt = None,
     node: NodeOpt = None,
@@ -533,6 +597,7 @@ def opportunities(
     from gpufleet.analysis.wire import to_wire
 
     window = _window(start, end)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(cluster=cluster, node=node, namespace=namespace, user=user, gpu_model=gpu_model)
     prices = _prices(config)
     with _store(db, config) as store:
@@ -541,7 +606,7 @@ def opportunities(
                 store,
                 window,
                 scope=scope,
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 under_pct=under,
                 prices=prices,
             )
@@ -550,7 +615,7 @@ def opportunities(
         print_json(to_wire(found))
         return
     console.print(
-        f"[bold]Opportunities[/] {window.label()}: {found.idle_allocated_gpu_hours:,.1f} "
+        f"[bold]Opportunities[/] {escape(window.label())}: {found.idle_allocated_gpu_hours:,.1f} "
         f"GPU-h held idle ({_usd(found.monthly_idle_allocated_cost_usd)}/month); "
         f"potential saving {_usd(found.potential_monthly_saving_usd)}/month",
         highlight=False,
@@ -559,7 +624,10 @@ def opportunities(
         table = _table(f"workloads under {under:g} %", "workload", "GPU-h", "mean %", "idle")
         for g in found.under_utilized_workloads[:20]:
             table.add_row(
-                g.key, f"{g.gpu_hours:,.1f}", _num(g.mean_gpu_util_pct), _pct_of(g.idle_fraction)
+                escape(g.key),
+                f"{g.gpu_hours:,.1f}",
+                _num(g.mean_gpu_util_pct),
+                _pct_of(g.idle_fraction),
             )
         console.print(table)
     _print_recommendations(found.recommendations, verbose=False)
@@ -580,7 +648,7 @@ def report(
         Path | None, typer.Option("--output", "-o", help="Write to this file (else stdout)")
     ] = None,
     target_util: Annotated[float, typer.Option(help="Utilization target %")] = 80.0,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     cluster: ClusterOpt = None,
     namespace: NamespaceOpt = None,
     gpu_model: ModelOpt = None,
@@ -600,6 +668,7 @@ def report(
     if not 0 < target_util <= 100:
         fail(f"--target-util must be above 0 and at most 100; got {target_util:g}")
     window = _window(start, end, report=True)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(cluster=cluster, namespace=namespace, gpu_model=gpu_model)
     prices = _prices(config)
     with _store(db, config) as store:
@@ -608,7 +677,7 @@ def report(
                 store,
                 window,
                 scope=scope,
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 prices=prices,
                 target_util_pct=target_util,
             )
@@ -626,7 +695,7 @@ def report(
         output.write_text(text)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    console.print(f"wrote {output} ({len(text):,} bytes)", highlight=False)
+    console.print(escape(f"wrote {output} ({len(text):,} bytes)"), highlight=False)
 
 
 # ---- recommend / execute ----------------------------------------------------------------
@@ -643,7 +712,7 @@ def recommend(
             "mig_or_share, right_size, reclaim_idle"
         ),
     ] = None,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     cluster: ClusterOpt = None,
     node: NodeOpt = None,
     namespace: NamespaceOpt = None,
@@ -658,6 +727,7 @@ def recommend(
     from gpufleet.analysis.wire import to_wire
 
     window = _window(start, end)
+    idle_pct = _idle(idle_threshold, config)
     scope = _scope(cluster=cluster, node=node, namespace=namespace, user=user, gpu_model=gpu_model)
     kinds = _run(lambda: kinds_of(kind))
     prices = _prices(config)
@@ -667,7 +737,7 @@ def recommend(
                 store,
                 window,
                 scope=scope,
-                idle_threshold_pct=idle_threshold,
+                idle_threshold_pct=idle_pct,
                 prices=prices,
                 kinds=kinds,
             )
@@ -676,7 +746,7 @@ def recommend(
         print_json(to_wire(found))
         return
     console.print(
-        f"[bold]Recommendations[/] {window.label()}: "
+        f"[bold]Recommendations[/] {escape(window.label())}: "
         f"{len(found.recommendations)} found, "
         f"{_usd(found.total_monthly_saving_usd)}/month in all",
         highlight=False,
@@ -685,7 +755,7 @@ def recommend(
     if found.recommendations:
         console.print(
             "\nexecute one (a dry run unless --run): "
-            f"gpufleet execute {found.recommendations[0].id}",
+            f"gpufleet execute {escape(found.recommendations[0].id)}",
             highlight=False,
         )
 
@@ -701,7 +771,7 @@ def execute(
     requested_by: Annotated[
         str | None, typer.Option(help="Who asks (logged; default: your user name)")
     ] = None,
-    idle_threshold: IdleOpt = 5.0,
+    idle_threshold: IdleOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -714,13 +784,14 @@ def execute(
 
     settings = settings_from(config, db=db)
     window = _window(start, end)
+    idle_pct = settings.idle_threshold_pct if idle_threshold is None else idle_threshold
     reader = open_for_reading(db, config)
     reader.close()  # only checks that the database exists; the executor writes to it
     store = guarded(lambda: open_store(settings.db, retention=settings.retention.to_retention()))
     try:
         found = _run(
             lambda: find(
-                store, window, idle_threshold_pct=idle_threshold, prices=settings.prices.to_table()
+                store, window, idle_threshold_pct=idle_pct, prices=settings.prices.to_table()
             )
         )
         chosen = _run(lambda: pick_recommendations(found, ids))
@@ -747,7 +818,9 @@ def execute(
         "detail",
     )
     for e in done:
-        table.add_row(e.recommendation_id, e.kind, e.executor, e.status, e.detail)
+        table.add_row(
+            *(escape(v) for v in (e.recommendation_id, e.kind, e.executor, e.status, e.detail))
+        )
     console.print(table)
     if any(e.status == "failed" for e in done):
         raise typer.Exit(1)
@@ -761,6 +834,7 @@ def executions(
     config: ConfigOpt = None,
 ) -> None:
     """The execution log: who asked for which action, when, and what happened."""
+    from gpufleet.agent.executor import DRY_RUN_EXECUTOR
     from gpufleet.analysis.wire import iso, to_wire
 
     if limit < 1:
@@ -778,13 +852,15 @@ def executions(
         return
     table = _table("executions", "when", "id", "kind", "by", "executor", "status", "detail")
     for e in rows:
+        # A dry run's executor is "dry-run" already; older logs name the executor instead.
+        executor = e.executor
+        if e.dry_run and executor != DRY_RUN_EXECUTOR:
+            executor += " (dry run)"
         table.add_row(
             iso(e.requested_s) or "",
-            e.recommendation_id,
-            e.kind,
-            e.requested_by,
-            e.executor + (" (dry run)" if e.dry_run else ""),
-            e.status,
-            e.detail,
+            *(
+                escape(v)
+                for v in (e.recommendation_id, e.kind, e.requested_by, executor, e.status, e.detail)
+            ),
         )
     console.print(table)

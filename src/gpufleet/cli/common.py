@@ -12,6 +12,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from gpufleet.settings import Settings, SettingsFileError, load_settings
 from gpufleet.store.base import Store
@@ -24,8 +25,11 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``gpufleet: message`` on stderr and exit non-zero."""
-    err_console.print(f"[bold red]gpufleet:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``gpufleet: message`` on stderr and exit non-zero.
+
+    ``message`` is plain text: brackets in it (``[executor]``, a path) are printed as they are.
+    """
+    err_console.print(f"[bold red]gpufleet:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -54,6 +58,31 @@ def get_json(
     clean = {k: v for k, v in (params or {}).items() if v is not None}
     try:
         response = httpx.get(url.rstrip("/") + path, params=clean, headers=headers, timeout=10.0)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {url}: {exc}")
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"{url}{path} answered {response.status_code}: {detail}")
+    return response.json()
+
+
+def send_json(
+    method: str,
+    url: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+    timeout_s: float = 60.0,
+) -> Any:
+    """POST/DELETE/GET ``url + path`` with a JSON body; errors become one-line messages."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout_s
+        )
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {exc}")
     if response.status_code >= 400:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gpufleet.cli.common import console, fail, guarded, settings_from
@@ -67,7 +68,7 @@ def demo(
     total_gpu_samples = int(days * 86_400 / interval) * nodes * gpus
     console.print(
         f"writing {days:g} days of {DEMO_CLUSTER} ({nodes} nodes x {gpus} GPUs, one sample per "
-        f"GPU every {interval:g} s: {total_gpu_samples:,} GPU samples) into {db}"
+        f"GPU every {interval:g} s: {total_gpu_samples:,} GPU samples) into {escape(db)}"
     )
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -98,7 +99,7 @@ def demo(
         store.close()
         fail("interrupted: the hours written so far are complete and kept", code=130)
     store.close()
-    console.print(summary.describe())
+    console.print(escape(summary.describe()))
     if no_serve:
         return
     from gpufleet.agent.runner import build_agent

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gpufleet.cli.common import console, fail, get_json, guarded, open_for_reading, print_json
@@ -105,7 +106,7 @@ def history(
         print_json(data)
         return
     table = Table(
-        title=f"{data['metric']} ({data['resolution']}) {data['start']} .. {data['end']}",
+        title=escape(f"{data['metric']} ({data['resolution']}) {data['start']} .. {data['end']}"),
         box=None,
         header_style="bold",
     )
@@ -116,14 +117,16 @@ def history(
         subject = s["subject"] if s.get("gpu_index") is None else f"gpu {s['gpu_index']}"
         for p in s["points"]:
             table.add_row(
-                p["timestamp"],
-                s["node"],
-                subject,
+                escape(str(p["timestamp"])),
+                escape(str(s["node"])),
+                escape(str(subject)),
                 *(("n/a" if p[k] is None else f"{p[k]:.2f}") for k in ("mean", "min", "max")),
                 str(p["count"]),
             )
             rows += 1
     if rows == 0:
-        console.print(f"no {data['metric']} samples between {data['start']} and {data['end']}")
+        console.print(
+            escape(f"no {data['metric']} samples between {data['start']} and {data['end']}")
+        )
         return
     console.print(table)

@@ -76,9 +76,12 @@ _RETENTION_HELP = (
 _CSV_HELP = (
     "Import long-format CSV (one row per entity per time) into a store. "
     "Needs --metric, --time-col, --value-col and --entity-col. Rows that cannot be read are "
-    "counted and reported by reason with file:line examples, never dropped silently. "
-    "Exits 0 when rows were imported, 1 when none were, 2 on bad input, 130 on Ctrl-C "
-    "(whole batches stay written)."
+    "counted and reported by reason with file:line examples, never dropped silently; so are "
+    "rows timed more than 5 minutes in the future. Importing the same rows twice counts them "
+    "twice. Costs are priced by GPU model: pass --gpu-model (e.g. 'NVIDIA A100-SXM4-80GB') or "
+    "the imported GPUs are priced at the fallback price. "
+    "Exits 0 when rows were imported, 1 when none were (a database this command created is "
+    "then removed again), 2 on bad input, 130 on Ctrl-C (whole batches stay written)."
 )
 
 _PROMETHEUS_HELP = (
@@ -142,6 +145,14 @@ def csv_command(
         float,
         typer.Option(help="Factor applied to each value: 100 for 0..1 fractions, 1048576 for MiB"),
     ] = 1.0,
+    gpu_model: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU model of every imported GPU, e.g. 'NVIDIA A100-SXM4-80GB': stored as the "
+            "GPUs' name, by which waste and savings look up the price per GPU-hour "
+            "(default: none, priced at the fallback)"
+        ),
+    ] = None,
     batch_rows: Annotated[
         int, typer.Option(help="Rows per store transaction (and per time-sorting window)")
     ] = 50_000,
@@ -167,6 +178,12 @@ def csv_command(
         fail(f"unknown metric {metric!r}; use gpu_util_pct or gpu_mem_used_bytes")
     if entity_kind not in ENTITY_NOUNS:
         fail(f"unknown entity kind {entity_kind!r}; use one of {', '.join(ENTITY_NOUNS)}")
+    if not (math.isfinite(value_scale) and value_scale > 0):
+        fail(f"--value-scale must be a positive number, not {value_scale:g}")
+    if batch_rows < 1:
+        fail(f"--batch-rows must be at least 1, not {batch_rows}")
+    if gpu_model is not None and not gpu_model.strip():
+        fail("--gpu-model must not be empty; name the model, e.g. 'NVIDIA A100-SXM4-80GB'")
     if not files:
         fail("no CSV files given: pass at least one .csv, .csv.gz or .tar.gz")
     for path in files:
@@ -196,6 +213,7 @@ def csv_command(
             batch_rows=batch_rows,
             node_col=node_col,
             value_scale=value_scale,
+            gpu_model=gpu_model.strip() if gpu_model is not None else None,
         )
 
     _import(run, bar, db=db, config=config, keep_days=keep_days, json_out=json_out, noun=kind)
@@ -293,6 +311,7 @@ def _import(
         fail(problem)
     if report.rows_imported == 0 and code == 0:
         code = 1
+    removed = report.samples_written == 0 and _forget_if_empty(settings.db, created, retention)
     warnings = _warnings(report, retention, settings, keep_days, time.time())
     if json_out:
         from gpufleet.analysis.wire import to_wire
@@ -301,7 +320,7 @@ def _import(
         wire["warnings"] = warnings
         print_json(wire)
     else:
-        _print_report(report, warnings, noun=noun, target=settings.db)
+        _print_report(report, warnings, noun=noun, target=settings.db, removed=removed)
     if code == EXIT_INTERRUPTED:
         _say(
             f"interrupted: {report.samples_written} samples in {report.snapshots_written} "
@@ -310,7 +329,8 @@ def _import(
         )
     elif code == 1:
         what = "the columns and --value-scale" if noun is not None else "the window and --step"
-        _say(f"nothing was imported: check {what} against the rejections in the report")
+        kept = f"; {settings.db} was not created" if removed else ""
+        _say(f"nothing was imported: check {what} against the rejections in the report{kept}")
     if code:
         raise typer.Exit(code)
 
@@ -344,10 +364,16 @@ def _open(target: str, retention: Retention) -> tuple[Store, bool]:
     return guarded(lambda: open_store(target, retention=retention)), created
 
 
-def _forget_if_empty(target: str, created: bool, retention: Retention) -> None:
-    """Remove a database this command created when the failed import left nothing in it."""
-    if not created:
-        return
+def _forget_if_empty(target: str, created: bool, retention: Retention) -> bool:
+    """Remove a database this command created when the import left nothing in it.
+
+    A failed import, or one that imported no row, must not leave an empty database that
+    later reads as "0 GPUs". Only a file this command created (``created``) is removed, with
+    its ``-wal`` and ``-shm``; a database that existed before is never touched. Returns
+    whether it was removed.
+    """
+    if not created or "://" in target:
+        return False
     from gpufleet.store import open_store
     from gpufleet.store.base import StoreError
 
@@ -359,14 +385,16 @@ def _forget_if_empty(target: str, created: bool, retention: Retention) -> None:
         finally:
             store.close()
     except (StoreError, OSError):  # best effort: a file that cannot be read again stays
-        return
-    if empty:
-        for leftover in (
-            path,
-            path.with_name(path.name + "-wal"),
-            path.with_name(path.name + "-shm"),
-        ):
-            leftover.unlink(missing_ok=True)
+        return False
+    if not empty:
+        return False
+    for leftover in (
+        path,
+        path.with_name(path.name + "-wal"),
+        path.with_name(path.name + "-shm"),
+    ):
+        leftover.unlink(missing_ok=True)
+    return True
 
 
 def _warnings(
@@ -406,7 +434,12 @@ def _warnings(
 
 
 def _print_report(
-    report: ImportReport, warnings: list[str], *, noun: str | None, target: str
+    report: ImportReport,
+    warnings: list[str],
+    *,
+    noun: str | None,
+    target: str,
+    removed: bool = False,
 ) -> None:
     from gpufleet.analysis.wire import iso
 
@@ -421,14 +454,18 @@ def _print_report(
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     status = "imported" if report.completed else "interrupted"
-    table.add_row("into", escape(target) + ("" if report.completed else f" ({status})"))
+    if removed:
+        status = "nothing written; the new empty database was removed"
+    table.add_row(
+        "into", escape(target) + ("" if report.completed and not removed else f" ({status})")
+    )
     table.add_row("files" if csv_like else "queries", f"{len(sources)}: {escape(shown)}")
     table.add_row(
         unit,
         f"{report.rows_read:,} read, {report.rows_imported:,} imported, "
         f"{report.rows_rejected:,} rejected",
     )
-    table.add_row(entities, f"{report.entities:,}")
+    table.add_row(escape(entities), f"{report.entities:,}")
     if report.first_ts_s is not None and report.last_ts_s is not None:
         hours = (report.last_ts_s - report.first_ts_s) / 3600.0
         table.add_row(
@@ -453,7 +490,7 @@ def _print_report(
                 escape(f"{p.source}:{p.line}: {p.detail}" if p.line else f"{p.source}: {p.detail}")
                 for p in rejection.examples[:EXAMPLES_SHOWN]
             )
-            rejected.add_row(reason, f"{rejection.count:,}", examples)
+            rejected.add_row(escape(reason), f"{rejection.count:,}", examples)
         console.print(rejected)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

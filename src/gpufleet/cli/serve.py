@@ -8,6 +8,8 @@ import signal
 import socket
 from types import FrameType
 
+from rich.markup import escape
+
 from gpufleet.agent.context import AgentContext
 from gpufleet.cli.common import console, fail
 from gpufleet.settings import Settings
@@ -24,7 +26,8 @@ def check_bind(settings: Settings) -> None:
         )
     console.print(
         f"[bold yellow]warning:[/] the API is reachable from the network on "
-        f"{settings.host}:{settings.port} (no authentication on the node agent's read endpoints)"
+        f"{escape(settings.host)}:{settings.port} (no authentication on the node agent's read "
+        "endpoints)"
     )
 
 
@@ -67,11 +70,11 @@ def serve(ctx: AgentContext) -> None:
         else f"history in {ctx.store.backend} {ctx.store.health().location}"
     )
     console.print(
-        f"gpufleet agent [bold]{ctx.instance_id}[/]: {gpus}; {store}; "
+        f"gpufleet agent [bold]{escape(ctx.instance_id)}[/]: {escape(gpus)}; {escape(store)}; "
         f"sampling every {settings.interval_s:g} s"
     )
     console.print(
-        f"API on http://{settings.host}:{settings.port}  (docs: /docs, metrics: /metrics)"
+        escape(f"API on http://{settings.host}:{settings.port}  (docs: /docs, metrics: /metrics)")
     )
     if ctx.sampler is not None:
         ctx.sampler.start()

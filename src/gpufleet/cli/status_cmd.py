@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gpufleet.cli.common import console, get_json, guarded, print_json, settings_from
@@ -50,14 +51,16 @@ def _render(data: dict[str, Any]) -> None:
     if system:
         mem = system["memory"]
         console.print(
-            f"[bold]{system['node']}[/] ({system['cluster']})  {system['timestamp']}  "
+            f"[bold]{escape(system['node'])}[/] ({escape(system['cluster'])})  "
+            f"{escape(str(system['timestamp']))}  "
             f"CPU {_fmt(system['cpu']['cpu_pct'], ' %')}  "
             f"load {_fmt(system['cpu']['load_average']['load_1'], '', 2)}  "
             f"RAM {mem['used_bytes'] / 2**30:.1f} / {mem['total_bytes'] / 2**30:.1f} GiB",
             highlight=False,
         )
     if not info["available"]:
-        console.print(f"No GPUs: {info.get('reason') or 'no NVIDIA GPU visible'}", highlight=False)
+        reason = info.get("reason") or "no NVIDIA GPU visible"
+        console.print(f"No GPUs: {escape(reason)}", highlight=False)
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for col in ("GPU", "Name", "Temp", "Util", "Memory (MiB)", "Power (W)", "Processes"):
@@ -66,12 +69,12 @@ def _render(data: dict[str, Any]) -> None:
         if g["lost"]:
             table.add_row(
                 str(g["gpu_id"]),
-                g["gpu_name"] or "?",
+                escape(g["gpu_name"] or "?"),
                 "",
                 "",
                 "",
                 "",
-                f"[red]LOST: {g['error']}[/]",
+                f"[red]LOST: {escape(str(g['error']))}[/]",
             )
             continue
         procs = ", ".join(
@@ -83,12 +86,12 @@ def _render(data: dict[str, Any]) -> None:
         m = g["memory"]
         table.add_row(
             str(g["gpu_id"]),
-            g["gpu_name"] or "?",
+            escape(g["gpu_name"] or "?"),
             _fmt(g["temperature"]["current_celsius"], "°C"),
             _fmt(g["utilization"]["gpu_percent"], " %"),
             f"{_fmt(m['used_mb'])} / {_fmt(m['total_mb'])}",
             f"{_fmt(g['power']['power_draw_watts'])} / {_fmt(g['power']['power_limit_watts'])}",
-            procs or "-",
+            escape(procs) or "-",
         )
     console.print(table)
 

@@ -30,7 +30,7 @@ from gpufleet.analysis.trends import compare_windows as compare_two_windows
 from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.analysis.waste import compute_waste
 from gpufleet.analysis.wire import to_wire, utilization_wire
-from gpufleet.api.deps import Ctx, HistoryStore
+from gpufleet.api.deps import Ctx, HistoryStore, idle_threshold
 from gpufleet.api.schemas.analysis import UtilizationIn, scope_from
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
@@ -74,7 +74,14 @@ From = Annotated[
     str | None, Query(alias="from", description="ISO 8601, epoch s, now, or -7d (default -7d)")
 ]
 To = Annotated[str | None, Query(alias="to", description="default: now")]
-Threshold = Annotated[float, Query(ge=0, le=100, description="idle below this utilization")]
+Threshold = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=100,
+        description="idle below this utilization (default: the agent's idle_threshold_pct)",
+    ),
+]
 
 
 @router.post("/utilization")
@@ -88,7 +95,7 @@ def utilization(ctx: Ctx, store: HistoryStore, body: UtilizationIn | None = None
             window,
             scope=scope_from(req.scope),
             by=req.by,
-            idle_threshold_pct=req.idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, req.idle_threshold_pct),
             under_pct=req.under_pct,
             over_pct=req.over_pct,
         )
@@ -98,6 +105,7 @@ def utilization(ctx: Ctx, store: HistoryStore, body: UtilizationIn | None = None
 
 @router.get("/trends")
 def trends(
+    ctx: Ctx,
     store: HistoryStore,
     scope: ScopeQ,
     start: From = None,
@@ -107,7 +115,7 @@ def trends(
         str, Query(description=", ".join(get_args(Metric)) + " (default utilization)")
     ] = "utilization",
     horizon: Annotated[int | None, Query(ge=1, le=1000, description="buckets to forecast")] = None,
-    idle_threshold_pct: Threshold = 5.0,
+    idle_threshold_pct: Threshold = None,
     compare_from: Annotated[
         str | None, Query(description="a second window to compare with (its start)")
     ] = None,
@@ -124,6 +132,7 @@ def trends(
     with ``a`` and ``b`` compares two entities (two namespaces, two GPU models) in the window.
     """
     window = analysis_window(start, end)
+    idle_pct = idle_threshold(ctx, idle_threshold_pct)
     gran = cast(Granularity, granularity)
     met = cast(Metric, metric)
     result = answer(
@@ -133,7 +142,7 @@ def trends(
             scope=scope,
             granularity=gran,
             metric=met,
-            idle_threshold_pct=idle_threshold_pct,
+            idle_threshold_pct=idle_pct,
             horizon=horizon,
         )
     )
@@ -150,7 +159,7 @@ def trends(
                     window,
                     scope=scope,
                     metric=met,
-                    idle_threshold_pct=idle_threshold_pct,
+                    idle_threshold_pct=idle_pct,
                 )
             )
         )
@@ -169,7 +178,7 @@ def trends(
                     second,
                     scope=scope,
                     metric=met,
-                    idle_threshold_pct=idle_threshold_pct,
+                    idle_threshold_pct=idle_pct,
                 )
             )
         )
@@ -226,7 +235,7 @@ def waste(
     start: From = None,
     end: To = None,
     by: Annotated[str | None, Query(description="group by (default namespace)")] = "namespace",
-    idle_threshold_pct: Threshold = 5.0,
+    idle_threshold_pct: Threshold = None,
     top_n: Annotated[int, Query(ge=0, le=1000, description="top wasting workloads")] = 10,
 ) -> Any:
     """Idle-allocated and unallocated GPU-hours and their cost at the price table."""
@@ -237,7 +246,7 @@ def waste(
             window,
             scope=scope,
             by=by or None,
-            idle_threshold_pct=idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, idle_threshold_pct),
             prices=ctx.settings.prices.to_table(),
             top_n=top_n,
         )
@@ -252,7 +261,7 @@ def opportunities(
     scope: ScopeQ,
     start: From = None,
     end: To = None,
-    idle_threshold_pct: Threshold = 5.0,
+    idle_threshold_pct: Threshold = None,
     under_pct: Annotated[float, Query(ge=0, le=100, description="under-utilized below")] = 20.0,
     top_n: Annotated[int, Query(ge=0, le=1000)] = 10,
 ) -> Any:
@@ -264,7 +273,7 @@ def opportunities(
             store,
             window,
             scope=scope,
-            idle_threshold_pct=idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, idle_threshold_pct),
             under_pct=under_pct,
             prices=ctx.settings.prices.to_table(),
             top_n=top_n,
@@ -286,7 +295,7 @@ def report(
         Literal["json", "md", "html"], Query(description="json, md or html")
     ] = "json",
     target_util_pct: Annotated[float, Query(gt=0, le=100)] = 80.0,
-    idle_threshold_pct: Threshold = 5.0,
+    idle_threshold_pct: Threshold = None,
 ) -> Response | dict[str, Any]:
     """The FinOps report: utilization against target, savings, recommendations, trends."""
     window = analysis_window(start, end, default_span_s=REPORT_SPAN_S)
@@ -295,7 +304,7 @@ def report(
             store,
             window,
             scope=scope,
-            idle_threshold_pct=idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, idle_threshold_pct),
             prices=ctx.settings.prices.to_table(),
             target_util_pct=target_util_pct,
         )

@@ -22,7 +22,7 @@ from gpufleet.analysis.request import (
     pick_recommendations,
 )
 from gpufleet.analysis.wire import to_wire
-from gpufleet.api.deps import Ctx, HistoryStore
+from gpufleet.api.deps import Ctx, HistoryStore, idle_threshold
 from gpufleet.api.routes.analysis import ScopeQ, Threshold, answer
 from gpufleet.api.schemas.analysis import ExecuteIn, RecommendIn, scope_from
 from gpufleet.store.base import Store
@@ -40,7 +40,7 @@ def _recommend(
             store,
             window,
             scope=scope,
-            idle_threshold_pct=req.idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, req.idle_threshold_pct),
             prices=ctx.settings.prices.to_table(),
             kinds=kinds,
         )
@@ -76,7 +76,7 @@ def recommendations(
     start: Annotated[str | None, Query(alias="from", description="default -7d")] = None,
     end: Annotated[str | None, Query(alias="to", description="default now")] = None,
     kind: Annotated[list[str] | None, Query(description="only these kinds (repeatable)")] = None,
-    idle_threshold_pct: Threshold = 5.0,
+    idle_threshold_pct: Threshold = None,
 ) -> Any:
     """Every recommendation (or those of ``kind``), with evidence, saving and confidence."""
     req = RecommendIn.model_validate(
@@ -88,7 +88,7 @@ def recommendations(
             store,
             window,
             scope=scope,
-            idle_threshold_pct=idle_threshold_pct,
+            idle_threshold_pct=idle_threshold(ctx, idle_threshold_pct),
             prices=ctx.settings.prices.to_table(),
             kinds=kinds_of(kind),
         )

@@ -40,7 +40,9 @@ class WindowIn(BaseModel):
     start: str | None = Field(None, alias="from", description=_WINDOW_HELP)
     end: str | None = Field(None, alias="to", description="default: now")
     scope: ScopeIn = Field(default_factory=ScopeIn)
-    idle_threshold_pct: float = Field(5.0, ge=0, le=100)
+    idle_threshold_pct: float | None = Field(
+        None, ge=0, le=100, description="idle below this utilization (default: the settings')"
+    )
 
 
 class UtilizationIn(WindowIn):

@@ -16,6 +16,9 @@ How rows become history:
   node's mean, memory the node's total; GPU counts of such a store count nodes.
 * Node: the ``node_col`` column when given, else the entity itself for ``node``, else
   ``cluster``.
+* ``gpu_model`` (e.g. ``NVIDIA A100-SXM4-80GB``) is every sample's ``name``, so the
+  inventory knows the model and waste and savings are priced by it; without it the model is
+  unknown and priced at the fallback.
 * ``interval_s`` of an entity's samples is the median spacing of its timestamps, so
   time-weighted means and GPU-hours are right for 15 s and 5 min traces alike (gaps in a
   trace do not stretch samples). An entity with a single row gets the median of the other
@@ -24,7 +27,8 @@ How rows become history:
 Order: each entity's rows must go forward in time within the call (files are read in the
 order given, tar members in archive order). That is how public traces come (sorted by time,
 or by entity then time); a global sort is not needed. A row at or before its entity's
-previous time is rejected (``duplicate`` / ``out_of_order``) and reported. Rows are read
+previous time is rejected (``duplicate`` / ``out_of_order``) and reported, and so is a row
+timed more than 5 minutes after the import started (``future_time``). Rows are read
 twice: a first pass validates them and measures each entity's spacing, the second writes.
 Within the second pass each batch of ``batch_rows`` rows is sorted by time and written as
 one transaction, so a batch is the bounded reordering window; writes of time-sorted input
@@ -75,6 +79,12 @@ from gpufleet.store.importers.report import (
 
 _PROGRESS_EVERY = 50_000
 
+FUTURE_ALLOWANCE_S = 300.0
+"""Rows timed more than this after the import started are rejected (clock skew allowed)."""
+
+FUTURE_REASON = "future_time"
+"""Rejection reason of rows timed after now plus :data:`FUTURE_ALLOWANCE_S`."""
+
 
 @dataclass
 class _Counts:
@@ -97,6 +107,7 @@ def import_csv(
     batch_rows: int = 50_000,
     node_col: str | None = None,
     value_scale: float = 1.0,
+    gpu_model: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> ImportReport:
     """Import long-format CSV files into ``store`` (see the module docstring for the mapping).
@@ -119,7 +130,11 @@ def import_csv(
         node_col: Optional column naming the node of each row.
         value_scale: Factor applied to each value (100 for utilization given as 0..1
             fractions, 1048576 for memory in MiB).
-        clock: Current epoch seconds (to compare rows with the store's raw retention).
+        gpu_model: GPU model of every imported GPU (e.g. ``NVIDIA A100-SXM4-80GB``), stored
+            as the samples' ``name``: the inventory's model, by which prices are looked up.
+            None leaves it unknown (priced at the fallback).
+        clock: Current epoch seconds (to compare rows with the store's raw retention, and
+            to reject rows more than :data:`FUTURE_ALLOWANCE_S` in the future).
 
     Returns:
         What was read, imported and rejected (by reason, with file and line examples).
@@ -134,6 +149,7 @@ def import_csv(
     if not (math.isfinite(value_scale) and value_scale > 0):
         raise ImportFailedError(f"value_scale must be a positive number, not {value_scale}")
     started = time.perf_counter()
+    now_s = clock()
     spec = CsvSpec(
         paths=tuple(Path(p) for p in paths),
         wanted={"time": time_col, "value": value_col, "entity": entity_col, "node": node_col},
@@ -141,11 +157,13 @@ def import_csv(
         entity_kind=entity_kind,
         cluster=cluster,
         value_scale=value_scale,
+        gpu_model=gpu_model,
+        latest_s=now_s + FUTURE_ALLOWANCE_S,
     )
     tally = RejectTally()
     scan = Scan()
     counts = _Counts()  # the first pass: every row is read and judged there
-    writer = _Writer(store, spec, now_s=clock())
+    writer = _Writer(store, spec, now_s=now_s)
 
     def report(completed: bool) -> ImportReport:
         elapsed = time.perf_counter() - started
@@ -194,6 +212,7 @@ def _accepted_rows(spec: CsvSpec, tally: RejectTally | None, counts: _Counts) ->
     """Yield each valid row of every source, in file order; tally the others."""
     util = spec.metric == "gpu_util_pct"
     scale = spec.value_scale
+    latest = spec.latest_s
     last_ts: dict[str, float] = {}
     skipped: list[str] = []
     for source in open_sources(spec.paths, skipped):
@@ -232,6 +251,16 @@ def _accepted_rows(spec: CsvSpec, tally: RejectTally | None, counts: _Counts) ->
             ts = read_time(row[t_i])
             if ts is None:
                 _reject(tally, source, "bad_time", f"cannot read time {row[t_i]!r}", row)
+                continue
+            if ts > latest:
+                ahead = ts - (latest - FUTURE_ALLOWANCE_S)
+                _reject(
+                    tally,
+                    source,
+                    FUTURE_REASON,
+                    f"time {row[t_i]!r} is {_ahead(ahead)} after the import started",
+                    row,
+                )
                 continue
             text = row[v_i]
             try:
@@ -272,6 +301,15 @@ def _reject(
         tally.add(reason, source.name, source.line, f"{detail}: {snippet(row)}")
 
 
+def _ahead(seconds: float) -> str:
+    """``seconds`` in the largest unit that keeps it readable (min, h or days)."""
+    if seconds < 3600.0:
+        return f"{seconds / 60.0:.0f} min"
+    if seconds < 86_400.0:
+        return f"{seconds / 3600.0:.1f} h"
+    return f"{seconds / 86_400.0:,.1f} days"
+
+
 def _range(util: bool) -> str:
     return "0..100 %" if util else "0..inf bytes"
 
@@ -297,7 +335,7 @@ class _Writer(SnapshotWriter):
         for ts, entity, node, value in batch:
             info = self.entities[entity]
             groups.setdefault((ts, node, info.interval_s), []).append(
-                _sample(info, entity, value, memory)
+                _sample(info, entity, value, memory, self.spec.gpu_model)
             )
         snapshots = [
             Snapshot(ts, self.spec.cluster, node, tuple(gpus), None, interval)
@@ -306,7 +344,9 @@ class _Writer(SnapshotWriter):
         self.write(snapshots)
 
 
-def _sample(info: EntityInfo, entity: str, value: float, memory: bool) -> GpuSample:
+def _sample(
+    info: EntityInfo, entity: str, value: float, memory: bool, model: str | None
+) -> GpuSample:
     mem = round(value) if memory else None
     util = None if memory else value
     processes: tuple[GpuProcess, ...] = ()
@@ -318,6 +358,7 @@ def _sample(info: EntityInfo, entity: str, value: float, memory: bool) -> GpuSam
     return GpuSample(
         uuid=info.uuid,
         index=info.index,
+        name=model,
         util_gpu_pct=util,
         mem_used_bytes=mem,
         processes=processes,

@@ -5,6 +5,7 @@ See :mod:`gpufleet.store.importers.csv_import` for how these become snapshots.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ class CsvSpec:
     entity_kind: EntityKind
     cluster: str
     value_scale: float
+    gpu_model: str | None = None
+    """Name (model) of every imported GPU; None leaves it unknown."""
+    latest_s: float = math.inf
+    """Rows timed after this (now plus a small allowance) are rejected as in the future."""
 
 
 Row = tuple[float, str, str, float]
