@@ -144,6 +144,33 @@ class ExecutorSettings(BaseModel):
         return self
 
 
+class LlmSettings(BaseModel):
+    """An optional OpenAI-compatible chat endpoint for the analyst (OpenAI, vLLM, Ollama,
+    llama.cpp server). Unset: the analyst works offline, as it always can."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, description="base URL of the API, e.g. http://127.0.0.1:11434/v1 (Ollama)"
+    )
+    model: str | None = Field(None, description="model name, e.g. llama3.1:8b or gpt-4o-mini")
+    api_key: str | None = Field(None, description="sent as 'Authorization: Bearer ...'")
+    timeout_s: float = Field(8.0, gt=0, le=120, description="per call; slower is ignored")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> LlmSettings:
+        if self.url and not self.model:
+            raise ValueError("an llm url needs a model")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the agent and the CLI can be told."""
 
@@ -175,6 +202,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     prices: PriceSettings = Field(default_factory=PriceSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("cluster", "node")

@@ -8,7 +8,17 @@ from gpufleet import __version__
 from gpufleet.agent.context import AgentContext
 from gpufleet.api.cache import SnapshotResponseCache
 from gpufleet.api.errors import install_error_handlers
-from gpufleet.api.routes import alerts, analysis, gpu, health, metrics, optimize, root, system
+from gpufleet.api.routes import (
+    alerts,
+    analysis,
+    chat,
+    gpu,
+    health,
+    metrics,
+    optimize,
+    root,
+    system,
+)
 from gpufleet.exporters.prometheus import build_registry
 
 
@@ -24,6 +34,6 @@ def create_app(ctx: AgentContext) -> FastAPI:
     app.state.response_cache = SnapshotResponseCache()
     app.state.registry = build_registry(ctx.live, hostname=ctx.settings.node)
     install_error_handlers(app)
-    for module in (root, health, gpu, system, alerts, analysis, optimize, metrics):
+    for module in (root, health, gpu, system, alerts, analysis, optimize, chat, metrics):
         app.include_router(module.router)
     return app

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from gpufleet import __version__
-from gpufleet.cli import alerts_cmd, analyze_cmd, demo_cmd, history_cmd, import_cmd, status_cmd
+from gpufleet.cli import (
+    alerts_cmd,
+    analyze_cmd,
+    ask_cmd,
+    demo_cmd,
+    history_cmd,
+    import_cmd,
+    mcp_cmd,
+    status_cmd,
+)
 from gpufleet.cli.common import console, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
 
@@ -62,6 +71,14 @@ def agent(
     ] = False,
     cluster: Annotated[str | None, typer.Option(help="Cluster name (default: host name)")] = None,
     node: Annotated[str | None, typer.Option(help="Node name (default: host name)")] = None,
+    idle_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-threshold",
+            help="Idle below this utilization % (idle_threshold_pct; default 5): alerts, and "
+            "the default of the API's analyses",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Sample this machine's GPUs and host, keep history, raise alerts, serve the API."""
@@ -77,6 +94,7 @@ def agent(
         allow_remote=allow_remote or None,
         cluster=cluster,
         node=node,
+        idle_threshold_pct=idle_threshold,
     )
     check_bind(settings)
     check_port_free(settings.host, settings.port)
@@ -95,6 +113,10 @@ app.command(name="recommend")(analyze_cmd.recommend)
 app.command(name="execute")(analyze_cmd.execute)
 app.command(name="executions")(analyze_cmd.executions)
 app.add_typer(import_cmd.import_app, name="import")
+app.command(name="ask")(ask_cmd.ask)
+app.command(name="chat")(ask_cmd.chat)
+app.add_typer(ask_cmd.sessions_app, name="sessions")
+app.command(name="mcp")(mcp_cmd.mcp)
 
 
 def main() -> None:

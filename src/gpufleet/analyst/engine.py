@@ -1,0 +1,620 @@
+"""The analyst: a question in, an answer with its numbers out, in a persisted session.
+
+``Analyst.ask`` understands the question offline (:mod:`~gpufleet.analyst.understand`), asks
+for what is missing with the real options (seed 001 scenarios 5 and 6), calls the tools
+(:mod:`~gpufleet.analyst.tools`) and phrases the results (:mod:`~gpufleet.analyst.answer`).
+Each turn is stored in the store's database (SQLite or PostgreSQL) with what the next turn
+needs to follow up, so "and last month?" works across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
+from gpufleet.analysis.pricing import PriceTable
+from gpufleet.analysis.scope import Scope, Window
+from gpufleet.analyst import answer as say
+from gpufleet.analyst.catalog import Catalog
+from gpufleet.analyst.llm import LlmClient
+from gpufleet.analyst.timerange import MONTHS as _MONTHS
+from gpufleet.analyst.timerange import TimeRange, default_range, previous_period
+from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now, iso
+from gpufleet.analyst.understand import Entities, Understanding, understand
+from gpufleet.model import ChatTurn
+from gpufleet.store.base import Store
+
+MAX_QUERY_CHARS = 2000
+CATALOG_DAYS = 30.0
+"""Names are recognized if they have data in the last 30 days (or the question's window)."""
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class AnalystError(ValueError):
+    """A question or session the analyst cannot take; the message says what to fix."""
+
+
+class UnknownSessionError(AnalystError):
+    """A session id that the store does not hold (where one must exist)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer: the shape ``--json`` and the chat endpoint return."""
+
+    answer: str
+    intent: str
+    entities: dict[str, Any]
+    clarification: dict[str, Any] | None
+    insights: list[str]
+    data: list[dict[str, Any]]
+    session_id: str
+    language: str
+    follow_up: bool = False
+    elapsed_ms: float = 0.0
+    source: str = "offline"
+    """``offline`` (rules) or ``llm`` (when an LLM shaped the understanding or wording)."""
+    llm_note: str | None = None
+    """Why the LLM's proposal or wording was not used (timeout, bad arguments, unbacked
+    numbers), when one is configured."""
+
+    def wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What the engine works out before it phrases anything."""
+
+    u: Understanding
+    answer: str = ""
+    insights: list[str] = field(default_factory=list)
+    results: list[ToolResult] = field(default_factory=list)
+    clarification: dict[str, Any] | None = None
+    retry: str | None = None
+    """Why a clarification is asked again (an answer that was no option)."""
+
+
+class Analyst:
+    """Answers questions over one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        idle_threshold_pct: float = 5.0,
+        prices: PriceTable | None = None,
+        clock: Callable[[], float] = time.time,
+        persist: bool = True,
+        llm: LlmClient | None = None,
+    ) -> None:
+        self.store = store
+        self.llm = llm
+        self.idle_threshold_pct = idle_threshold_pct
+        self.prices = prices
+        self.clock = clock
+        self.persist = persist
+        self._catalogs: dict[tuple[float, float, str | None], Catalog] = {}
+
+    # ---- sessions ------------------------------------------------------------------------
+
+    def session(self, session_id: str) -> list[ChatTurn]:
+        """A session's turns.
+
+        Raises:
+            UnknownSessionError: no such session.
+        """
+        turns = self.store.chat_turns(session_id)
+        if not turns:
+            raise UnknownSessionError(
+                f"no session {session_id!r}; gpufleet sessions list shows the ids"
+            )
+        return turns
+
+    # ---- asking ---------------------------------------------------------------------------
+
+    def ask(
+        self, query: str, *, session_id: str | None = None, cluster: str | None = None
+    ) -> Reply:
+        """Answer ``query`` in ``session_id`` (a new session when None).
+
+        Raises:
+            AnalystError: an empty or overlong question, a malformed session id, or a
+                cluster with no data (the message lists the clusters).
+            StoreError: the store cannot answer.
+        """
+        began = time.perf_counter()
+        text = query.strip()
+        if not text:
+            raise AnalystError(
+                "the question is empty: ask something like "
+                "'GPU utilization trend over the past 7 days'"
+            )
+        if len(text) > MAX_QUERY_CHARS:
+            raise AnalystError(
+                f"the question is {len(text)} characters; keep it to {MAX_QUERY_CHARS} at most"
+            )
+        if session_id is not None and not _SESSION_ID.match(session_id):
+            raise AnalystError("a session id is 1-64 letters, digits, '.', '_' or '-'")
+        turns = self.store.chat_turns(session_id) if session_id else []
+        sid = session_id or uuid.uuid4().hex[:16]
+        state = turns[-1].state if turns else {}
+        now = data_now(self.store, self.clock())
+        tools = Toolbox(
+            self.store, now_s=now, idle_threshold_pct=self.idle_threshold_pct, prices=self.prices
+        )
+        if cluster is not None:
+            known = tools.get_available_clusters().result["clusters"]
+            if cluster not in known:
+                raise AnalystError(
+                    f"no cluster {cluster!r} in the store; clusters: {', '.join(known) or 'none'}"
+                )
+        catalog = self._catalog(tools, cluster)
+        previous = _restore(state.get("understanding"))
+        pending = state.get("pending")
+        turn = None
+        if isinstance(pending, Mapping) and previous is not None:
+            turn = self._resolve_pending(text, pending, previous, catalog)
+        if turn is None:
+            u = understand(text, catalog, tools.now_s, previous=previous)
+            if cluster is not None:
+                u = dataclasses.replace(
+                    u,
+                    entities=dataclasses.replace(u.entities, cluster=cluster),
+                    missing=tuple(m for m in u.missing if m != "cluster"),
+                )
+            turn = _Turn(u)
+        source = "offline"
+        llm_note: str | None = None
+        if self.llm is not None and turn.u.intent == "help" and not turn.u.follow_up:
+            # Offline rules gave up: the model may still see what is asked.
+            proposal = self.llm.route(text, catalog, tools.now_s, turn.u.language)
+            if proposal is not None:
+                turn = _Turn(proposal)
+                source = "llm"
+            llm_note = self.llm.last_error
+        if turn.u.missing:
+            self._clarify(turn, tools, catalog)
+        else:
+            try:
+                self._answer(turn, tools)
+            except UnknownSubjectError as exc:
+                zh = turn.u.language == "zh"
+                turn.answer = (
+                    f"没有可以回答的数据：{exc}"
+                    if zh
+                    else f"There is no data to answer that: {exc}"
+                )
+            except (ToolError, HistoryQueryError) as exc:
+                zh = turn.u.language == "zh"
+                turn.answer = f"无法回答：{exc}" if zh else f"I cannot answer that: {exc}"
+        if self.llm is not None and turn.results:
+            better = self.llm.reword(
+                text, turn.answer, [r.result for r in turn.results], turn.u.language
+            )
+            if better is not None:
+                turn.answer = better
+                source = "llm" if source == "offline" else source
+            llm_note = llm_note or self.llm.last_error
+        reply = Reply(
+            answer=turn.answer,
+            intent=turn.u.intent,
+            entities=_entities_wire(turn.u, tools.now_s),
+            clarification=turn.clarification,
+            insights=turn.insights,
+            data=[r.wire() for r in turn.results],
+            session_id=sid,
+            language=turn.u.language,
+            follow_up=turn.u.follow_up,
+            elapsed_ms=(time.perf_counter() - began) * 1000.0,
+            source=source,
+            llm_note=llm_note,
+        )
+        if self.persist:
+            new_state: dict[str, Any] = {"understanding": _save(turn.u)}
+            if turn.clarification is not None:
+                new_state["pending"] = {
+                    "missing": turn.u.missing[0],
+                    "options": turn.clarification["options"],
+                }
+            self.store.save_chat_turn(
+                ChatTurn(
+                    session_id=sid,
+                    seq=(turns[-1].seq + 1) if turns else 1,
+                    ts_s=self.clock(),
+                    query=text,
+                    reply=reply.wire(),
+                    state=new_state,
+                    cluster=cluster,
+                )
+            )
+        return reply
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _catalog(self, tools: Toolbox, cluster: str | None) -> Catalog:
+        # Names change slowly: one catalog a minute serves a live store's questions.
+        key = (tools.now_s // 60.0, CATALOG_DAYS, cluster)
+        found = self._catalogs.get(key)
+        if found is None:
+            if len(self._catalogs) > 16:
+                self._catalogs.clear()
+            found = self._catalogs[key] = tools.catalog(tools.window(CATALOG_DAYS), cluster)
+        return found
+
+    def _resolve_pending(
+        self, text: str, pending: Mapping[str, Any], previous: Understanding, catalog: Catalog
+    ) -> _Turn | None:
+        """The previous question with the clarification's answer filled in, or None when
+        ``text`` does not answer it (it is then a new question)."""
+        options = [str(o) for o in pending.get("options", [])]
+        missing = str(pending.get("missing", ""))
+        choice = text.strip().rstrip(".。!！").strip()
+        picked: str | None = None
+        m = re.fullmatch(r"(?:#|no\.?\s*|第)?\s*(\d{1,3})\s*(?:个|号)?", choice, re.IGNORECASE)
+        if m and not 1 <= int(m.group(1)) <= len(options):
+            # A number that is no option: ask again, saying so.
+            retry = (
+                f"{m.group(1)}不是{len(options)}个选项之一。"
+                if previous.language == "zh"
+                else f"{m.group(1)} is not one of the {len(options)} options."
+            )
+            return _Turn(previous, retry=retry)
+        if m:
+            picked = options[int(m.group(1)) - 1]
+        else:
+            for o in options:
+                if o.lower() == choice.lower() or re.search(
+                    r"(?<![A-Za-z0-9_\-])" + re.escape(o.lower()) + r"(?![A-Za-z0-9_\-])",
+                    choice.lower(),
+                ):
+                    picked = o
+                    break
+        all_words = re.fullmatch(
+            r"(?:all|all of them|every\w*|全部|所有|都要)", choice, re.IGNORECASE
+        )
+        if picked is None and not all_words:
+            return None
+        e = previous.entities
+        if missing == "cluster":
+            e = dataclasses.replace(e, cluster=picked, all_clusters=picked is None)
+        elif missing == "namespace" and picked is not None:
+            e = dataclasses.replace(e, namespace=picked)
+        u = dataclasses.replace(previous, entities=e, missing=(), follow_up=True)
+        return _Turn(u)
+
+    def _clarify(self, turn: _Turn, tools: Toolbox, catalog: Catalog) -> None:
+        u = turn.u
+        zh = u.language == "zh"
+        missing = u.missing[0]
+        window = _range(u.entities, tools.now_s)
+        if missing == "namespace":
+            options = list(
+                tools.catalog(Window(window.start_s, window.end_s), u.entities.cluster).namespaces
+            )
+            question = (
+                f"想查看哪个命名空间的GPU使用情况？{_label(window, True)}有GPU使用的命名空间："
+                if zh
+                else f"Which namespace? Namespaces with GPU usage in {_label(window, False)}:"
+            )
+        else:
+            options = list(catalog.clusters)
+            question = (
+                "想查询哪个集群？系统中有以下集群："
+                if zh
+                else "Which cluster do you want to look at? The store has these clusters:"
+            )
+        tail = (
+            "请回复编号或名称。"
+            if zh
+            else "Reply with a number or a name"
+            + (', or "all" for every cluster.' if missing == "cluster" else ".")
+        )
+        turn.clarification = {"question": question, "options": options, "missing": missing}
+        turn.answer = f"{question}\n{say.numbered(options)}\n{tail}"
+        if turn.retry:
+            turn.answer = f"{turn.retry}\n{turn.answer}"
+
+    def _answer(self, turn: _Turn, tools: Toolbox) -> None:
+        u = turn.u
+        e = u.entities
+        zh = u.language == "zh"
+        scope = _scope(e)
+        name = _name(e, zh)
+        rng = _range(e, tools.now_s)
+        window = Window(rng.start_s, rng.end_s)
+        label = _label(rng, zh)
+        metric = e.metric or "utilization"
+        intent = u.intent
+        if intent == "trend":
+            gran = e.granularity or ("hour" if rng.days <= 2 else "day")
+            r = tools.query_gpu_usage_trend(
+                scope=scope,
+                granularity=gran,
+                metric_type=metric,
+                start_s=window.start_s,
+                end_s=window.end_s,
+                dimension=_dimension(e),
+                dimension_value=_dimension_value(e),
+                cluster=e.cluster,
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.trend(r.result, label, zh)
+        elif intent == "compare" and e.compare_entities is not None:
+            level, a, b = e.compare_entities
+            r = tools.compare_entities(
+                level=level, a=a, b=b, window=window, scope=scope, metric_type=metric
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.compare_entities(r.result, label, zh)
+        elif intent == "compare":
+            other = e.compare_range or previous_period(rng)
+            r = tools.compare_periods(
+                scope=scope,
+                first=window,
+                second=Window(other.start_s, other.end_s),
+                metric_type=metric,
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.compare_windows(
+                r.result, label, _label(other, zh), name, zh
+            )
+        elif intent == "drilldown":
+            other = e.compare_range or previous_period(rng)
+            drill_metric = "gpu_hours" if metric == "gpu_hours" else "utilization"
+            r = tools.drill_down(
+                scope=scope,
+                after=window,
+                before=Window(other.start_s, other.end_s),
+                metric=drill_metric,
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.drilldown(r.result, label, _label(other, zh), zh)
+        elif intent == "realtime":
+            r = tools.get_latest_snapshot(cluster=e.cluster)
+            turn.results.append(r)
+            turn.answer, turn.insights = say.realtime(r.result, e.cluster or name, zh)
+        elif intent == "metadata":
+            self._metadata(turn, tools, e, zh)
+        elif intent == "waste":
+            r = tools.get_gpu_waste(
+                scope=scope,
+                window=window,
+                by="namespace" if scope.namespace is None else "workload",
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.waste(r.result, label, name, zh)
+        elif intent == "recommend":
+            r = tools.get_recommendations(scope=scope, window=window)
+            turn.results.append(r)
+            turn.answer, turn.insights = say.recommend(r.result, label, zh)
+        elif intent == "alerts":
+            # Alerts of the window (the past 7 days unless named), from the store: the ones
+            # not resolved yet are the active ones.
+            r = tools.get_alerts(window=window, cluster=e.cluster)
+            turn.results.append(r)
+            turn.answer, turn.insights = say.alerts(r.result, label, zh)
+        else:
+            turn.answer = say.HELP_ZH if zh else say.HELP_EN
+
+    def _metadata(self, turn: _Turn, tools: Toolbox, e: Entities, zh: bool) -> None:
+        level = e.metadata_level or "cluster"
+        rng = _range(e, tools.now_s)
+        label = _label(rng, zh)
+        if level == "cluster":
+            r = tools.get_available_clusters()
+            values: list[str] | dict[str, int] = r.result["clusters"]
+            label = "存储中" if zh else "store"
+        elif level == "namespace":
+            r = tools.get_available_namespaces(time_range_days=rng.days, cluster=e.cluster)
+            values = r.result["namespaces"]
+        elif level == "dimension":
+            r = tools.get_available_dimension_keys(time_range_days=rng.days, cluster=e.cluster)
+            values = r.result["keys"]
+        else:
+            r = tools.get_workload_metadata(cluster=e.cluster, time_range_days=rng.days)
+            c = tools.catalog(tools.window(rng.days), e.cluster)
+            values = list(c.values(level))
+        turn.results.append(r)
+        turn.answer, turn.insights = say.metadata(level, values, label, zh)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def _scope(e: Entities) -> Scope:
+    label_levels: dict[str, str] = {}
+    if e.label is not None and e.label[0] in ("namespace", "user", "workload", "node"):
+        label_levels[e.label[0]] = e.label[1]
+    return Scope(
+        cluster=e.cluster,
+        node=label_levels.get("node", e.node),
+        gpu_model=e.gpu_model,
+        namespace=label_levels.get("namespace", e.namespace),
+        user=label_levels.get("user", e.user),
+        workload=label_levels.get("workload", e.workload),
+    )
+
+
+def _dimension(e: Entities) -> str:
+    for level in ("workload", "user", "namespace", "node", "gpu_model"):
+        if getattr(e, level):
+            return level
+    return "cluster"
+
+
+def _dimension_value(e: Entities) -> str | None:
+    dim = _dimension(e)
+    return e.cluster if dim == "cluster" else getattr(e, dim)
+
+
+def _name(e: Entities, zh: bool) -> str:
+    for level in ("workload", "user", "namespace", "node", "gpu_model", "cluster"):
+        value = getattr(e, level)
+        if value:
+            return str(value)
+    return "整个集群" if zh else "the cluster"
+
+
+def _range(e: Entities, now_s: float) -> TimeRange:
+    return e.time_range or default_range(now_s)
+
+
+_ZH_LABELS = {
+    "this week": "本周",
+    "last week": "上周",
+    "yesterday": "昨天",
+    "today": "今天",
+    "last month": "上个月",
+    "this month": "本月",
+    "past 24 hours": "过去24小时",
+    "past 7 days": "过去7天",
+    "the week before": "前一周",
+    "the week before last": "上上周",
+    "since Monday": "自周一以来",
+    "since Tuesday": "自周二以来",
+    "since Wednesday": "自周三以来",
+    "since Thursday": "自周四以来",
+    "since Friday": "自周五以来",
+    "since Saturday": "自周六以来",
+    "since Sunday": "自周日以来",
+    "since yesterday": "自昨天以来",
+}
+
+
+def _label(r: TimeRange, zh: bool) -> str:
+    """The range as a sentence names it: "the past 7 days", "last week", "October 2026"."""
+    if not zh:
+        return f"the {r.label}" if r.label.startswith("past ") else r.label
+    if r.label in _ZH_LABELS:
+        return _ZH_LABELS[r.label]
+    m = re.fullmatch(r"past (\d+(?:\.\d+)?) (hour|day|week|month)s?", r.label)
+    if m:
+        unit = {"hour": "小时", "day": "天", "week": "周", "month": "个月"}[m.group(2)]
+        return f"过去{m.group(1)}{unit}"
+    m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
+    if m:
+        return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
+    m = re.fullmatch(r"([A-Z][a-z]+) (\d{4})", r.label)
+    if m and m.group(1).lower() in _MONTHS:
+        return f"{m.group(2)}年{_MONTHS.index(m.group(1).lower()) + 1}月"
+    return r.label
+
+
+def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
+    e = u.entities
+    out: dict[str, Any] = {}
+    if u.intent not in ("metadata", "help", "realtime") and not (
+        u.intent == "alerts" and e.time_range is None
+    ):
+        rng = _range(e, now_s)
+        out["time_range"] = {**rng.iso(), "label": rng.label}
+    for level in (
+        "cluster",
+        "namespace",
+        "user",
+        "workload",
+        "node",
+        "gpu_model",
+        "metric",
+        "granularity",
+    ):
+        value = getattr(e, level)
+        if value is not None:
+            out[level] = value
+    if e.label is not None:
+        out["label"] = {"key": e.label[0], "value": e.label[1]}
+    if u.intent in ("compare", "drilldown"):
+        if e.compare_entities is not None:
+            level, a, b = e.compare_entities
+            out["compare"] = {"level": level, "a": a, "b": b}
+        else:
+            first = _range(e, now_s)
+            second = e.compare_range or previous_period(first)
+            out["compare"] = {"windows": [first.iso(), second.iso()]}
+    if e.metadata_level is not None and u.intent == "metadata":
+        out["lists"] = e.metadata_level
+    return out
+
+
+def _save(u: Understanding) -> dict[str, Any]:
+    """An understanding as JSON, for the next turn."""
+
+    def tr(r: TimeRange | None) -> dict[str, Any] | None:
+        return None if r is None else {"start_s": r.start_s, "end_s": r.end_s, "label": r.label}
+
+    e = u.entities
+    return {
+        "intent": u.intent,
+        "language": u.language,
+        "missing": list(u.missing),
+        "entities": {
+            "time_range": tr(e.time_range),
+            "compare_range": tr(e.compare_range),
+            "cluster": e.cluster,
+            "node": e.node,
+            "gpu_model": e.gpu_model,
+            "namespace": e.namespace,
+            "user": e.user,
+            "workload": e.workload,
+            "label": list(e.label) if e.label else None,
+            "metric": e.metric,
+            "granularity": e.granularity,
+            "compare_entities": list(e.compare_entities) if e.compare_entities else None,
+            "metadata_level": e.metadata_level,
+            "all_clusters": e.all_clusters,
+        },
+    }
+
+
+def _restore(data: object) -> Understanding | None:
+    """The understanding :func:`_save` wrote (None for anything else)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("entities"), Mapping):
+        return None
+    raw = data["entities"]
+
+    def tr(v: object) -> TimeRange | None:
+        if not isinstance(v, Mapping):
+            return None
+        return TimeRange(float(v["start_s"]), float(v["end_s"]), str(v.get("label", "")))
+
+    def opt(key: str) -> str | None:
+        v = raw.get(key)
+        return None if v is None else str(v)
+
+    label = raw.get("label")
+    ce = raw.get("compare_entities")
+    e = Entities(
+        time_range=tr(raw.get("time_range")),
+        compare_range=tr(raw.get("compare_range")),
+        cluster=opt("cluster"),
+        node=opt("node"),
+        gpu_model=opt("gpu_model"),
+        namespace=opt("namespace"),
+        user=opt("user"),
+        workload=opt("workload"),
+        label=(str(label[0]), str(label[1]))
+        if isinstance(label, list) and len(label) == 2
+        else None,
+        metric=opt("metric"),
+        granularity=opt("granularity"),
+        compare_entities=(str(ce[0]), str(ce[1]), str(ce[2]))
+        if isinstance(ce, list) and len(ce) == 3
+        else None,
+        metadata_level=opt("metadata_level"),
+        all_clusters=bool(raw.get("all_clusters", False)),
+    )
+    lang: Literal["en", "zh"] = "zh" if data.get("language") == "zh" else "en"
+    missing = tuple(str(m) for m in data.get("missing", []) if isinstance(m, str))
+    return Understanding(
+        intent=str(data.get("intent", "help")), entities=e, language=lang, missing=missing
+    )
+
+
+__all__ = ["Analyst", "AnalystError", "Reply", "UnknownSessionError", "iso"]

@@ -1,0 +1,388 @@
+"""Time ranges in the words people use, in English and Chinese, as half-open UTC windows.
+
+``find_time_ranges(text, now_s)`` returns every range a question names, in the order they
+appear: "this week vs last week" gives two, "past 7 days" one. Weeks start on Monday 00:00
+UTC, days at 00:00 UTC (DESIGN.md: UTC everywhere). A range that reaches into the future is
+cut at ``now`` ("this week" is Monday until now). A month name means its latest occurrence
+that has started ("in October" in November 2026 is October 2026; in September 2026 it is
+October 2025).
+
+Nothing here reads a clock: ``now_s`` is passed in (the store's latest sample for a demo
+history, the wall clock for a live one).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+HOUR_S = 3600.0
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
+
+_UNIT_S = {"hour": HOUR_S, "day": DAY_S, "week": WEEK_S, "month": 30 * DAY_S}
+_EN_UNITS = {
+    "h": "hour",
+    "hr": "hour",
+    "hrs": "hour",
+    "hour": "hour",
+    "hours": "hour",
+    "d": "day",
+    "day": "day",
+    "days": "day",
+    "w": "week",
+    "wk": "week",
+    "week": "week",
+    "weeks": "week",
+    "month": "month",
+    "months": "month",
+}
+_ZH_UNITS = {"小时": "hour", "个小时": "hour", "天": "day", "日": "day", "周": "week"}
+_ZH_UNITS.update({"星期": "week", "个星期": "week", "个月": "month", "月": "month"})
+_EN_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twelve": 12,
+    "fourteen": 14,
+    "thirty": 30,
+    "few": 3,
+    "couple of": 2,
+}
+_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+_ZH_DIGITS.update({"六": 6, "七": 7, "八": 8, "九": 9})
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH_ABBR = {m[:3]: i + 1 for i, m in enumerate(MONTHS)}
+_MONTH_ABBR.update({m: i + 1 for i, m in enumerate(MONTHS)})
+_MONTH_ABBR["sept"] = 9
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_ZH_WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A half-open UTC window ``[start_s, end_s)`` and how the question named it."""
+
+    start_s: float
+    end_s: float
+    label: str
+    """Short English description ("past 7 days", "last week")."""
+    phrase: str = ""
+    """The words of the question it was read from."""
+    position: int = 0
+    """Where in the question the phrase starts (ranges are returned in this order)."""
+
+    @property
+    def days(self) -> float:
+        return (self.end_s - self.start_s) / DAY_S
+
+    def iso(self) -> dict[str, str]:
+        """``{start, end}`` as ISO 8601 UTC (the ``--json`` shape)."""
+        return {"start": _iso(self.start_s), "end": _iso(self.end_s)}
+
+    def shifted_back(self) -> TimeRange:
+        """The window of the same length just before this one ("and the week before?")."""
+        span = self.end_s - self.start_s
+        days = span / DAY_S
+        if days >= 1 and abs(days - round(days)) < 1e-9:
+            label = f"the {round(days)} day{'s' if round(days) != 1 else ''} before"
+        else:
+            label = f"the {span / HOUR_S:g} hours before"
+        return TimeRange(self.start_s - span, self.start_s, label)
+
+
+def _iso(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _zh_number(text: str) -> int | None:
+    """A Chinese numeral up to 99 (``七``, ``十四``, ``三十``), or None."""
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    if text == "十":
+        return 10
+    if text == "几":
+        return 3  # "过去几天": a few days
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        t = _ZH_DIGITS.get(tens, 1) if tens else 1
+        o = _ZH_DIGITS.get(ones, 0) if ones else 0
+        return t * 10 + o
+    if len(text) == 1:
+        return _ZH_DIGITS.get(text)
+    return None
+
+
+def _day_start(ts_s: float) -> float:
+    return ts_s - ts_s % DAY_S
+
+
+def _week_start(ts_s: float) -> float:
+    day = _day_start(ts_s)
+    weekday = datetime.fromtimestamp(day, tz=UTC).weekday()
+    return day - weekday * DAY_S
+
+
+def _month_bounds(year: int, month: int) -> tuple[float, float]:
+    start = datetime(year, month, 1, tzinfo=UTC)
+    nxt = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    return start.timestamp(), nxt.timestamp()
+
+
+def _latest_month(month: int, now_s: float) -> tuple[float, float, int]:
+    now = datetime.fromtimestamp(now_s, tz=UTC)
+    year = now.year if month <= now.month else now.year - 1
+    start, end = _month_bounds(year, month)
+    return start, end, year
+
+
+_NUM_EN = (
+    r"(\d+(?:\.\d+)?|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fourteen"
+    r"|thirty|few|couple of)"
+)
+_UNIT_EN = r"(hours?|hrs?|h|days?|d|weeks?|wks?|w|months?)"
+_ZH_NUM = r"([0-9]+|[零一二两三四五六七八九十几]+)"
+_ZH_UNIT = r"(个小时|小时|天|日|个星期|星期|周|个月)"
+_MONTH_WORDS = (
+    r"(january|february|march|april|may|june|july|august|september|sept|october|november"
+    r"|december|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)"
+)
+# Without "in"/"during": only the full names (and not "may", a common word).
+_MONTH_FULL = r"(january|february|march|april|june|july|august|september|october|november|december)"
+_WEEKDAY_WORDS = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_DATE = r"(\d{4}-\d{2}-\d{2})"
+_I = re.IGNORECASE
+
+
+def _p(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+# Each pattern: (regex, kind); ``_build`` turns a match of a kind into (start, end, label).
+# Longer, more specific patterns come first; a later match overlapping an earlier one is
+# dropped.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (_p(_DATE + r"\s*(?:to|until|till|through|-|~|到|至)\s*" + _DATE), "dates"),
+    (
+        _p(
+            r"\b(?:past|last|previous|recent|prior|in the (?:past|last))\s+"
+            + _NUM_EN
+            + r"\s*"
+            + _UNIT_EN
+            + r"\b",
+            _I,
+        ),
+        "last_n",
+    ),
+    (_p(r"\b" + _NUM_EN + r"\s*" + _UNIT_EN + r"\s+ago\b", _I), "n_ago"),
+    (_p(r"\b(?:the\s+)?(?:past|last|previous)\s+(hour|day|week|month|24h)\b", _I), "last_unit"),
+    (_p(r"\b(this|current)\s+(week|month)\b", _I), "this_unit"),
+    (_p(r"\b(?:the\s+)?week\s+before\b", _I), "week_before"),
+    (_p(r"\b(today|yesterday)\b", _I), "day_word"),
+    (_p(r"\bsince\s+" + _WEEKDAY_WORDS + r"\b", _I), "since_weekday"),
+    (_p(r"\bsince\s+(yesterday)\b", _I), "since_yesterday"),
+    (_p(r"\b(?:in|during|for|of)\s+" + _MONTH_WORDS + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
+    (_p(r"\b" + _MONTH_FULL + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
+    (_p(r"\b(?:on\s+)?" + _DATE + r"\b"), "date"),
+    (_p(r"(?:过去|最近|近|前)\s*" + _ZH_NUM + r"\s*" + _ZH_UNIT), "zh_last_n"),
+    (_p(r"(?:过去|最近|近)(?:一)?(?:个)?(小时|天|周|星期|个星期|个月|月)"), "zh_last_unit"),
+    (_p(r"(本周|这周|这个星期|这星期|本星期|本月|这个月)"), "zh_this"),
+    (_p(r"(上周|上个星期|上星期|上个月|上月)"), "zh_last"),
+    (_p(r"(今天|昨天|前天)"), "zh_day"),
+    (_p(r"(?:自|从)?(?:周|星期)([一二三四五六日天])(?:以来|开始|起)"), "zh_since_weekday"),
+    (_p(r"(?:在)?(\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份)?"), "zh_month"),
+]
+
+
+def _span_label(n: float, unit: str) -> str:
+    """``past 7 days``; a single week reads as days, as people say it."""
+    if unit == "week" and n == 1:
+        return "past 7 days"
+    return f"past {n:g} {unit}{'s' if n != 1 else ''}"
+
+
+def _number_en(word: str) -> float:
+    w = word.lower()
+    return float(_EN_NUMBERS[w]) if w in _EN_NUMBERS else float(w)
+
+
+def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str] | None:
+    g = m.groups()
+    if kind == "dates":
+        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
+        b = datetime.fromisoformat(g[1]).replace(tzinfo=UTC).timestamp() + DAY_S
+        return a, b, f"{g[0]} to {g[1]}"
+    if kind == "date":
+        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
+        return a, a + DAY_S, g[0]
+    if kind == "last_n":
+        n, unit = _number_en(g[0]), _EN_UNITS[g[1].lower()]
+        return now_s - n * _UNIT_S[unit], now_s, _span_label(n, unit)
+    if kind == "n_ago":
+        n, unit = _number_en(g[0]), _EN_UNITS[g[1].lower()]
+        start = now_s - n * _UNIT_S[unit]
+        return start, start + _UNIT_S[unit], f"{n:g} {unit}{'s' if n != 1 else ''} ago"
+    if kind == "last_unit":
+        word = g[0].lower()
+        if word in ("24h", "day"):
+            return now_s - DAY_S, now_s, "past 24 hours"
+        if word == "hour":
+            return now_s - HOUR_S, now_s, "past hour"
+        if word == "week":
+            if m.group(0).lower().startswith(("last week", "the last week")) and not re.search(
+                r"past|previous", m.group(0), re.I
+            ):
+                start = _week_start(now_s) - WEEK_S
+                return start, start + WEEK_S, "last week"
+            return now_s - WEEK_S, now_s, "past 7 days"
+        if word == "month":
+            if m.group(0).lower().startswith(("last month", "the last month")):
+                this = datetime.fromtimestamp(now_s, tz=UTC)
+                y, mo = (this.year, this.month - 1) if this.month > 1 else (this.year - 1, 12)
+                a, b = _month_bounds(y, mo)
+                return a, b, "last month"
+            return now_s - 30 * DAY_S, now_s, "past 30 days"
+    if kind == "this_unit":
+        if g[1].lower() == "week":
+            return _week_start(now_s), now_s, "this week"
+        this = datetime.fromtimestamp(now_s, tz=UTC)
+        return _month_bounds(this.year, this.month)[0], now_s, "this month"
+    if kind == "week_before":
+        start = _week_start(now_s) - 2 * WEEK_S
+        return start, start + WEEK_S, "the week before last"
+    if kind == "day_word":
+        today = _day_start(now_s)
+        if g[0].lower() == "today":
+            return today, now_s, "today"
+        return today - DAY_S, today, "yesterday"
+    if kind == "since_weekday":
+        return _since_weekday(_WEEKDAYS.index(g[0].lower()), now_s, g[0].capitalize())
+    if kind == "since_yesterday":
+        return _day_start(now_s) - DAY_S, now_s, "since yesterday"
+    if kind == "month_name":
+        month = _MONTH_ABBR[g[0].lower()]
+        if g[1]:
+            a, b = _month_bounds(int(g[1]), month)
+            year = int(g[1])
+        else:
+            a, b, year = _latest_month(month, now_s)
+        return a, min(b, now_s), f"{MONTHS[month - 1].capitalize()} {year}"
+    if kind == "zh_last_n":
+        count = _zh_number(g[0])
+        if count is None:
+            return None
+        unit = _ZH_UNITS[g[1]]
+        return now_s - count * _UNIT_S[unit], now_s, _span_label(count, unit)
+    if kind == "zh_last_unit":
+        unit = _ZH_UNITS[g[0]]
+        return now_s - _UNIT_S[unit], now_s, f"past {unit}" if unit != "week" else "past 7 days"
+    if kind == "zh_this":
+        if "月" in g[0]:
+            this = datetime.fromtimestamp(now_s, tz=UTC)
+            return _month_bounds(this.year, this.month)[0], now_s, "this month"
+        return _week_start(now_s), now_s, "this week"
+    if kind == "zh_last":
+        if "月" in g[0]:
+            this = datetime.fromtimestamp(now_s, tz=UTC)
+            y, mo = (this.year, this.month - 1) if this.month > 1 else (this.year - 1, 12)
+            a, b = _month_bounds(y, mo)
+            return a, b, "last month"
+        start = _week_start(now_s) - WEEK_S
+        return start, start + WEEK_S, "last week"
+    if kind == "zh_day":
+        today = _day_start(now_s)
+        back = {"今天": 0, "昨天": 1, "前天": 2}[g[0]]
+        if back == 0:
+            return today, now_s, "today"
+        start = today - back * DAY_S
+        return start, start + DAY_S, "yesterday" if back == 1 else "the day before yesterday"
+    if kind == "zh_since_weekday":
+        day = _ZH_WEEKDAYS[g[0]]
+        return _since_weekday(day, now_s, _WEEKDAYS[day].capitalize())
+    if kind == "zh_month":
+        zh_month = _zh_number(g[0])
+        if zh_month is None or not 1 <= zh_month <= 12:
+            return None
+        a, b, year = _latest_month(zh_month, now_s)
+        return a, min(b, now_s), f"{MONTHS[zh_month - 1].capitalize()} {year}"
+    return None
+
+
+def _since_weekday(weekday: int, now_s: float, name: str) -> tuple[float, float, str]:
+    today = _day_start(now_s)
+    back = (datetime.fromtimestamp(today, tz=UTC).weekday() - weekday) % 7
+    return today - back * DAY_S, now_s, f"since {name}"
+
+
+def find_time_ranges(text: str, now_s: float) -> list[TimeRange]:
+    """Every time range ``text`` names, in order of appearance (overlapping phrases: the
+    longest, earliest wins). Ranges wholly in the future are dropped."""
+    taken: list[tuple[int, int]] = []
+    found: list[TimeRange] = []
+    for regex, kind in _PATTERNS:
+        for m in regex.finditer(text):
+            a, b = m.span()
+            if any(a < tb and ta < b for ta, tb in taken):
+                continue
+            try:
+                built = _build(kind, m, now_s)
+            except (ValueError, KeyError, OverflowError):
+                built = None
+            if built is None:
+                continue
+            start, end, label = built
+            end = min(end, now_s) if start < now_s else end
+            if start >= now_s or end <= start:
+                continue
+            taken.append((a, b))
+            found.append(TimeRange(start, end, label, m.group(0), a))
+    found.sort(key=lambda r: r.position)
+    return found
+
+
+def default_range(now_s: float, days: float = 7.0) -> TimeRange:
+    """The window a question without a time means: the past ``days`` days."""
+    return TimeRange(now_s - days * DAY_S, now_s, f"past {days:g} days")
+
+
+def previous_period(r: TimeRange) -> TimeRange:
+    """The period a comparison with "the one before" means: last week for this week, the
+    previous month for a month, else the window of the same length just before."""
+    if r.label == "this week":
+        start = _week_start(r.end_s) - WEEK_S
+        return TimeRange(start, start + WEEK_S, "last week")
+    if r.label == "last week":
+        return TimeRange(r.start_s - WEEK_S, r.start_s, "the week before")
+    return r.shifted_back()
+
+
+def week_range(now_s: float, weeks_back: int) -> TimeRange:
+    """The Monday-based week ``weeks_back`` weeks before this one (0 is this week, to now)."""
+    start = _week_start(now_s) - weeks_back * WEEK_S
+    label = {0: "this week", 1: "last week"}.get(weeks_back, f"{weeks_back} weeks ago")
+    return TimeRange(start, min(start + WEEK_S, now_s), label)

@@ -1,0 +1,537 @@
+"""Offline understanding of a question: its intent and entities, in English or Chinese.
+
+No model and no network: keyword cues decide the intent, :mod:`~gpufleet.analyst.timerange`
+reads the time ranges, and names are matched against the :class:`~gpufleet.analyst.catalog.
+Catalog` of what has data, so only real clusters, namespaces, users, workloads, nodes and GPU
+models are ever recognized. A follow-up ("and last month?", "what about cv-team?", "那上个月
+呢") keeps the previous turn's intent and entities and replaces what it names.
+
+Intents (seed 001 and issue 4): ``trend``, ``compare``, ``drilldown``, ``realtime``,
+``metadata``, ``waste``, ``recommend``, ``alerts``, ``help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from gpufleet.analyst.catalog import Catalog
+from gpufleet.analyst.timerange import TimeRange, find_time_ranges, previous_period
+
+Intent = Literal[
+    "trend", "compare", "drilldown", "realtime", "metadata", "waste", "recommend", "alerts", "help"
+]
+INTENTS: tuple[str, ...] = get_args(Intent)
+LEVELS: tuple[str, ...] = ("cluster", "node", "gpu_model", "namespace", "user", "workload")
+
+# Cues per intent: (English regex, Chinese substrings), scored; the highest score wins and
+# ties go to the earlier intent in _PRIORITY.
+_CUES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "drilldown": (
+        r"\bwhy\b|\bcaus(?:e|ed|ing)\b|\breasons?\b|\b(?:which|what) (?:workloads?|jobs?|users?)\b"
+        r"|\bwho(?:'s| is| are)?\s+(?:caus|responsible|eating|using|hogging|behind|driving)"
+        r"|\bexplain\b|\bdrill|\bbreak(?:\s|-)?(?:it\s|that\s)?down\b(?!\s+by\s+(?:hour|day))"
+        r"|\bcontribut|\bdriving\b|\bdrivers? (?:of|behind)\b|\bbehind (?:that|this|it)\b"
+        r"|\bresponsible\b|\btop (?:users|workloads|consumers)\b",
+        (
+            "为什么",
+            "原因",
+            "导致",
+            "造成",
+            "哪些工作负载",
+            "哪个工作负载",
+            "哪些任务",
+            "是哪些用户",
+            "哪个用户",
+            "谁导致",
+            "谁在用",
+            "下钻",
+            "归因",
+            "拆分",
+        ),
+    ),
+    "compare": (
+        r"\bcompar|\bvs\.?\b|\bversus\b|\bagainst\b|\bdifference\b|\bthan\b"
+        r"|\b(?:gone|went|go) (?:up|down)\b|\bincreas|\bdecreas|\bchanged\b",
+        ("对比", "比较", "相比", "和上周", "与上周", "差异", "区别", "比上"),
+    ),
+    "waste": (
+        r"\bwast|\bidle\b|\bcost|\bmoney|\bspend|\bspent|\bdollar|\$|\bexpens|\bunused\b"
+        r"|\bburn",
+        ("浪费", "闲置", "空闲", "成本", "花费", "费用", "花了多少钱", "没用"),
+    ),
+    "recommend": (
+        r"\brecommend|\bsuggest|\badvi[cs]e|\bshould\s+(?:we|i|\S+)\s+(?:do|change|shut|move|"
+        r"stop|kill|scale|switch|release)|\bwhat should\b|\boptimi[sz]|\bsav(?:e|ing)"
+        r"|\bconsolidat|\bright-?siz|\bscale (?:up|down)|\bwhat can\s+(?!you\b)\S+\s+do"
+        r"|\bhow can\s+\S+\s+(?:cut|save|reduce|lower|improve|use)|\bcut (?:our|the|my)\b"
+        r"|\bimprove\b|\bbetter\b|\bdifferently\b"
+        r"|\breduce (?:our|the|my)?\s*(?:gpu )?(?:bill|cost)",
+        (
+            "建议",
+            "推荐",
+            "优化",
+            "节省",
+            "节约",
+            "省钱",
+            "降低",
+            "怎么才能",
+            "怎么改进",
+            "应该怎么",
+            "扩容",
+            "缩容",
+            "整合",
+            "提高",
+        ),
+    ),
+    "alerts": (
+        r"\balert|\balarm|\bwarning|\bincident|\bfiring\b|\bproblems?\b|\boverheat",
+        ("告警", "报警", "警报", "异常", "故障"),
+    ),
+    "realtime": (
+        r"\bcurrently\b|\bright now\b|\bat the moment\b|\bnow\b|\bin use\b|\bat present"
+        r"|\blatest\b|\bcurrent\b|\bhow many (?:gpus|h100s?|cards)\b|\bfree gpus?\b"
+        r"|\bavailable gpus?\b",
+        (
+            "当前",
+            "现在",
+            "目前",
+            "正在",
+            "实时",
+            "此刻",
+            "多少卡",
+            "多少个gpu",
+            "多少块",
+            "几张卡",
+            "空闲卡",
+        ),
+    ),
+    "metadata": (
+        r"\bwhich (?:clusters|namespaces|teams|nodes|label|dimension|keys|gpu models)"
+        r"|\bwhat (?:clusters|namespaces|teams|users|nodes|labels?|dimensions?|keys|gpu models)"
+        r"|\blist (?:the |all )?(?:clusters|namespaces|teams|users|nodes|labels?|workloads)"
+        r"|\bshow (?:me )?(?:the |all )?(?:clusters|namespaces|teams|users|nodes|labels?)\b"
+        r"|\bavailable (?:clusters|namespaces|labels?|dimensions?|keys)|\blabel keys?\b"
+        r"|\bdimension keys?\b|\bexist\b|\bare there\b|\bwho are the users\b"
+        r"|\bwhich users (?:are|belong|work)\b|\busers (?:in|of|belong)\b"
+        r"|\bhow many (?:clusters|namespaces|nodes|users)\b",
+        (
+            "有哪些集群",
+            "哪些集群",
+            "哪些命名空间",
+            "下面有哪些",
+            "有哪些用户",
+            "有哪些命名空间",
+            "有哪些节点",
+            "列出",
+            "都有什么",
+            "有什么集群",
+            "几个集群",
+            "标签键",
+            "维度",
+        ),
+    ),
+    "trend": (
+        r"\btrend|\bover (?:the )?(?:past|last)|\bhow (?:has|have|did|is|are|was|were)\b"
+        r"|\butil(?:i[sz]ation)?\b|\busage\b|\ballocation rate\b|\bbusy\b|\bhistory\b"
+        r"|\bover time\b|\bgoing up|\bgoing down|\brising|\bfalling|\bforecast|\bpredict"
+        r"|\bnext week\b|\bplot\b|\bchart\b|\bdoing\b|\bhourly\b|\bdaily\b|\bby (?:hour|day)\b",
+        ("趋势", "利用率", "使用率", "使用情况", "分配率", "走势", "变化", "预测", "忙", "怎么样"),
+    ),
+}
+_PRIORITY = (
+    "alerts",
+    "metadata",
+    "drilldown",
+    "compare",
+    "recommend",
+    "waste",
+    "realtime",
+    "trend",
+)
+_DOMAIN = re.compile(
+    r"\bgpus?\b|\butil|\busage\b|\ballocat|\bh100|\bcards?\b|\bcluster|\bnamespace|\bnode",
+    re.IGNORECASE,
+)
+_ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间")
+_PRONOUN = re.compile(r"\b(?:it|that|this one|them|those|these|the drop|the spike|instead)\b", re.I)
+_COMPILED = {k: re.compile(en, re.IGNORECASE) for k, (en, _) in _CUES.items()}
+
+_FOLLOW_UP_EN = re.compile(
+    r"^\s*(?:and|what about|how about|and what about|same for|also|then|ok(?:ay)?,?)\b"
+    r"|^\s*(?:which|who)\s+(?:workloads?|jobs?|users?)\s*\??\s*$",
+    re.IGNORECASE,
+)
+_FOLLOW_UP_ZH = ("呢", "那么", "那", "还有", "再看", "换成", "只看", "只要", "按")
+_ALL_WORDS = re.compile(r"^\s*(?:all|every|any|everything|全部|所有|都要|all clusters)\s*$", re.I)
+_NAME_EDGE = r"(?<![A-Za-z0-9_\-.])"
+_NAME_END = r"(?![A-Za-z0-9_\-])"
+_HOUR_WORDS = re.compile(r"\bhourly\b|\bper hour\b|\bby hour\b|\bhour by hour\b", re.I)
+_DAY_WORDS = re.compile(r"\bdaily\b|\bper day\b|\bby day\b|\bday by day\b", re.I)
+_ALLOCATION = re.compile(r"\balloc", re.I)
+_ZH_ALLOCATION = ("分配率", "分配")
+_METADATA_LEVEL = (
+    ("cluster", re.compile(r"\bclusters?\b", re.I), ("集群",)),
+    ("namespace", re.compile(r"\bnamespaces?\b|\bteams?\b", re.I), ("命名空间", "团队")),
+    ("user", re.compile(r"\busers?\b", re.I), ("用户",)),
+    ("node", re.compile(r"\bnodes?\b|\bmachines?\b|\bhosts?\b", re.I), ("节点", "机器")),
+    ("gpu_model", re.compile(r"\bgpu models?\b|\bmodels?\b", re.I), ("型号",)),
+    ("workload", re.compile(r"\bworkloads?\b|\bjobs?\b", re.I), ("工作负载", "任务")),
+    ("dimension", re.compile(r"\blabels?\b|\bdimensions?\b|\bkeys?\b", re.I), ("标签", "维度")),
+)
+_NEEDS_NAMESPACE = re.compile(
+    r"\b(?:a|one|some|specific|particular|certain)\s+(?:of (?:the|our) )?namespaces?\b", re.I
+)
+_ZH_NEEDS_NAMESPACE = ("某个命名空间", "某命名空间", "一个命名空间", "指定命名空间")
+
+
+@dataclass(frozen=True, slots=True)
+class Entities:
+    """What a question names; None where it names nothing (defaults are applied later)."""
+
+    time_range: TimeRange | None = None
+    compare_range: TimeRange | None = None
+    """The second window of a comparison (the earlier one, usually)."""
+    cluster: str | None = None
+    node: str | None = None
+    gpu_model: str | None = None
+    namespace: str | None = None
+    user: str | None = None
+    workload: str | None = None
+    label: tuple[str, str] | None = None
+    """``(key, value)`` of a ``key:value`` / ``key=value`` filter on a dimension key."""
+    metric: str | None = None
+    """``utilization`` or ``allocation_rate``."""
+    granularity: str | None = None
+    """``hour`` or ``day``."""
+    compare_entities: tuple[str, str, str] | None = None
+    """``(level, a, b)`` when two entities of one level are compared."""
+    metadata_level: str | None = None
+    """What a metadata question lists: a level, or ``dimension`` for the keys."""
+    all_clusters: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Understanding:
+    """The intent, entities and language of one question."""
+
+    intent: str
+    entities: Entities
+    language: Literal["en", "zh"]
+    follow_up: bool = False
+    cues: tuple[str, ...] = ()
+    """Which intent cues matched (for the ``--json`` trace and for tests)."""
+    missing: tuple[str, ...] = field(default_factory=tuple)
+    """What must be asked before answering (``cluster``, ``namespace``)."""
+
+
+def language_of(text: str) -> Literal["en", "zh"]:
+    """``zh`` when the question has any CJK character, else ``en``."""
+    return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+
+
+def _scores(text: str) -> dict[str, int]:
+    low = text.lower()
+    out: dict[str, int] = {}
+    for intent, (_, zh) in _CUES.items():
+        n = len(_COMPILED[intent].findall(text)) + sum(1 for w in zh if w in low)
+        if n:
+            out[intent] = n
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _names_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of ``values``, longest first (so ``pretrain-small-0037`` wins over a
+    name it starts with), each only as a whole name."""
+    names = sorted((v for v in values if v and v != "unknown"), key=len, reverse=True)
+    if not names:
+        return None
+    alternation = "|".join(re.escape(n) for n in names)
+    return re.compile(f"{_NAME_EDGE}(?:{alternation}){_NAME_END}", re.IGNORECASE)
+
+
+def _find_names(text: str, values: Sequence[str]) -> list[tuple[int, str]]:
+    """``(position, name)`` of each known name in ``text`` (case-insensitive, whole names)."""
+    pattern = _names_pattern(tuple(values))
+    if pattern is None:
+        return []
+    canonical = {v.lower(): v for v in values}
+    return [(m.start(), canonical[m.group(0).lower()]) for m in pattern.finditer(text)]
+
+
+def _gpu_model(text: str, models: Sequence[str]) -> str | None:
+    low = text.lower()
+    for model in models:
+        short = re.findall(r"\b([A-Z]\d{2,4}[A-Za-z]*)\b", model)
+        if model.lower() in low or any(
+            re.search(_NAME_EDGE + re.escape(s.lower()) + r"s?" + _NAME_END, low) for s in short
+        ):
+            return model
+    return None
+
+
+def _label(text: str, catalog: Catalog) -> tuple[str, str] | None:
+    m = re.search(
+        r"\b(namespace|user|workload|workload_kind|kind|node)\s*[:=]\s*([A-Za-z0-9_.\-]+)",
+        text,
+        re.IGNORECASE,
+    )
+    if m is None:
+        return None
+    key = m.group(1).lower()
+    key = "workload_kind" if key == "kind" else key
+    return key, m.group(2)
+
+
+def understand(
+    text: str,
+    catalog: Catalog,
+    now_s: float,
+    *,
+    previous: Understanding | None = None,
+) -> Understanding:
+    """Intent and entities of ``text``; ``previous`` is the session's last understood turn."""
+    lang = language_of(text)
+    low = text.lower()
+    scores = _scores(text)
+    ranges = find_time_ranges(text, now_s)
+    names: dict[str, list[str]] = {}
+    for level in ("cluster", "node", "namespace", "user", "workload"):
+        hits = _find_names(text, catalog.values(level))
+        if hits:
+            names[level] = [n for _, n in hits]
+    model = _gpu_model(text, catalog.gpu_models)
+    label = _label(text, catalog)
+    if label is not None and label[0] in ("namespace", "user", "workload", "node"):
+        names.setdefault(label[0], [label[1]])
+        label = None
+    kind_hit = _find_names(text, catalog.workload_kinds)
+    if label is None and kind_hit and re.search(r"\b(?:kind|type|jobs?|workloads?)\b", low):
+        label = ("workload_kind", kind_hit[0][1])
+
+    follow_up = (
+        previous is not None
+        and previous.intent != "help"
+        and _is_follow_up(text, lang, scores, ranges, names, model)
+    )
+    intent = _intent(scores, names, ranges, text, model is not None or follow_up)
+    if follow_up and previous is not None:
+        # "which workloads?" after a trend or comparison asks what caused it.
+        asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
+        if re.search(asks_who, low) and "metadata" not in scores:
+            intent = "drilldown"
+        elif not scores or intent == "help":
+            intent = previous.intent
+        elif set(scores) <= {"trend"} and not re.search(r"\btrend|趋势", low):
+            # "and the allocation rate?" asks the previous question of another metric.
+            intent = previous.intent
+
+    metric = None
+    if _ALLOCATION.search(text) or any(w in text for w in _ZH_ALLOCATION):
+        metric = "allocation_rate"
+    elif re.search(r"\butil", text, re.I) or "利用率" in text or "使用率" in text:
+        metric = "utilization"
+    granularity = None
+    if _HOUR_WORDS.search(text) or "按小时" in text or "每小时" in text:
+        granularity = "hour"
+    elif _DAY_WORDS.search(text) or "按天" in text or "每天" in text or "每日" in text:
+        granularity = "day"
+
+    compare_entities = None
+    for level in ("namespace", "user", "workload", "node", "cluster"):
+        if len(names.get(level, [])) >= 2:
+            a, b = names[level][0], names[level][1]
+            compare_entities = (level, a, b)
+            if intent in ("trend", "help", "realtime"):
+                intent = "compare"
+            break
+    time_range = ranges[0] if ranges else None
+    compare_range = ranges[1] if len(ranges) > 1 else None
+    if (
+        time_range is not None
+        and compare_range is not None
+        and (
+            (compare_range.start_s, compare_range.end_s) == (time_range.start_s, time_range.end_s)
+            or compare_range.phrase.startswith(("前", "之前"))
+        )
+    ):
+        # "the past 7 days against the 7 days before": the second names the period before.
+        compare_range = previous_period(time_range)
+
+    metadata_level = None
+    if intent == "metadata":
+        for level, en, zh in _METADATA_LEVEL:
+            if en.search(text) or any(w in text for w in zh):
+                metadata_level = level
+                break
+        metadata_level = metadata_level or "cluster"
+
+    entities = Entities(
+        time_range=time_range,
+        compare_range=compare_range,
+        cluster=_first(names, "cluster"),
+        node=_first(names, "node"),
+        gpu_model=model,
+        namespace=None
+        if compare_entities and compare_entities[0] == "namespace"
+        else _first(names, "namespace"),
+        user=None if compare_entities and compare_entities[0] == "user" else _first(names, "user"),
+        workload=None
+        if compare_entities and compare_entities[0] == "workload"
+        else _first(names, "workload"),
+        label=label,
+        metric=metric,
+        granularity=granularity,
+        compare_entities=compare_entities,
+        metadata_level=metadata_level,
+        all_clusters=bool(_ALL_WORDS.match(text)),
+    )
+    if compare_entities is not None and compare_entities[0] == "node":
+        entities = dataclasses.replace(entities, node=None)
+    if follow_up and previous is not None:
+        entities = _merge(previous.entities, entities, names, ranges, intent)
+    entities = _comparison_windows(intent, entities)
+    missing = _missing(text, intent, entities, catalog)
+    return Understanding(
+        intent=intent,
+        entities=entities,
+        language=lang,
+        follow_up=follow_up,
+        cues=tuple(sorted(scores)),
+        missing=missing,
+    )
+
+
+def _comparison_windows(intent: str, e: Entities) -> Entities:
+    """A comparison of windows needs two: "this week" alone compares with last week. A
+    comparison of two entities is over one window."""
+    if intent not in ("compare", "drilldown"):
+        return e
+    if e.compare_entities is not None:
+        return dataclasses.replace(e, compare_range=None)
+    if e.time_range is not None and e.compare_range is None:
+        return dataclasses.replace(e, compare_range=previous_period(e.time_range))
+    return e
+
+
+def _first(names: dict[str, list[str]], level: str) -> str | None:
+    values = names.get(level)
+    return values[0] if values else None
+
+
+def _intent(
+    scores: dict[str, int],
+    names: dict[str, list[str]],
+    ranges: list[TimeRange],
+    text: str,
+    in_context: bool,
+) -> str:
+    domain = bool(names) or in_context or bool(_DOMAIN.search(text))
+    domain = domain or any(w in text.lower() for w in _ZH_DOMAIN)
+    if not scores:
+        # A bare name ("ml-team", "user_a in October") asks for its trend.
+        return "trend" if names or in_context else "help"
+    if len(ranges) >= 2 and not {"drilldown", "recommend", "waste"} & set(scores):
+        return "compare"
+    best = max(scores.values())
+    for intent in _PRIORITY:
+        if scores.get(intent) == best:
+            if intent == "realtime" and "trend" in scores and ranges:
+                return "trend"
+            if intent in ("trend", "realtime") and not domain:
+                return "help"  # "how is the weather today?"
+            return intent
+    return "help"
+
+
+def _is_follow_up(
+    text: str,
+    lang: str,
+    scores: dict[str, int],
+    ranges: list[TimeRange],
+    names: dict[str, list[str]],
+    model: str | None,
+) -> bool:
+    """Whether ``text`` continues the previous turn rather than asking afresh."""
+    stripped = text.strip()
+    if _FOLLOW_UP_EN.search(stripped) or _PRONOUN.search(stripped):
+        return True
+    if lang == "zh" and (
+        stripped.rstrip("?？。!！").endswith("呢") or stripped.startswith(_FOLLOW_UP_ZH)
+    ):
+        return True
+    if lang == "zh" and any(w in stripped for w in ("具体", "这个", "那个", "它")):
+        return True
+    # A short turn that names no scope of its own continues the conversation ("compare
+    # with last week", "why?", "by hour").
+    words = (
+        len(re.findall(r"[A-Za-z0-9_\-]+", stripped))
+        + len(re.findall(r"[\u4e00-\u9fff]", stripped)) // 2
+    )
+    return words <= 6 and not names and model is None
+
+
+def _merge(
+    prev: Entities,
+    new: Entities,
+    names: dict[str, list[str]],
+    ranges: list[TimeRange],
+    intent: str,
+) -> Entities:
+    """The previous entities with what the follow-up names put in their place."""
+    out = prev
+    comparing = intent in ("compare", "drilldown")
+    if (
+        len(ranges) == 1
+        and comparing
+        and prev.compare_entities is None
+        and prev.time_range is not None
+        and new.compare_range is None
+    ):
+        # "compare with last week" after "this week": the new window is the other side.
+        if (new.time_range is not None) and (
+            (new.time_range.start_s, new.time_range.end_s)
+            != (prev.time_range.start_s, prev.time_range.end_s)
+        ):
+            out = dataclasses.replace(out, compare_range=new.time_range)
+    elif ranges:
+        out = dataclasses.replace(out, time_range=new.time_range, compare_range=new.compare_range)
+        if prev.compare_range is not None and new.compare_range is None and new.time_range:
+            out = dataclasses.replace(out, compare_range=previous_period(new.time_range))
+    # Naming a level replaces it and clears the levels under it.
+    order = ("cluster", "namespace", "user", "workload")
+    for i, level in enumerate(order):
+        value = getattr(new, level)
+        if value is not None and level in names:
+            changes: dict[str, str | None] = {lv: None for lv in order[i + 1 :] if lv not in names}
+            changes[level] = value
+            out = dataclasses.replace(out, **changes)  # type: ignore[arg-type]
+    for attr in ("node", "gpu_model", "label", "metric", "granularity", "compare_entities"):
+        value = getattr(new, attr)
+        if value is not None:
+            out = dataclasses.replace(out, **{attr: value})
+    if new.metadata_level is not None:
+        out = dataclasses.replace(out, metadata_level=new.metadata_level)
+    if new.compare_entities is None and prev.compare_entities is not None and names:
+        # Naming one entity after a comparison of two looks at that one.
+        out = dataclasses.replace(out, compare_entities=None)
+    return out
+
+
+def _missing(text: str, intent: str, e: Entities, catalog: Catalog) -> tuple[str, ...]:
+    if (
+        e.namespace is None
+        and e.label is None
+        and (_NEEDS_NAMESPACE.search(text) or any(w in text for w in _ZH_NEEDS_NAMESPACE))
+    ):
+        return ("namespace",)
+    # Several clusters and none named (seed 001 scenario 5): ask, unless "all" was said.
+    per_cluster = intent in ("trend", "realtime", "waste", "compare", "drilldown")
+    if per_cluster and e.cluster is None and not e.all_clusters and len(catalog.clusters) > 1:
+        return ("cluster",)
+    return ()

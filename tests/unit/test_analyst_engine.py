@@ -1,0 +1,149 @@
+"""The analyst's engine on a small hand-made fleet of two clusters: clarification with the
+real options (seed 001 scenarios 5 and 6), answers by number or name, "all", sessions kept
+in the store, and questions about things that have no data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.unit.store_samples import GIB, T0, gpu, proc, snap
+
+from gpufleet.analyst.engine import Analyst, AnalystError, UnknownSessionError
+from gpufleet.store import open_store
+from gpufleet.store.base import Store
+
+HOURS = 6
+END = T0 + HOURS * 3600
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Store]:
+    """Two clusters: ``lab`` (team-a at 80 %) and ``prod`` (team-b at 20 %, team-c idle)."""
+    store = open_store(tmp_path / "fleet.db", clock=lambda: END)
+    snaps = []
+    for m in range(HOURS * 60):
+        ts = T0 + m * 60
+        snaps.append(
+            snap(
+                ts,
+                gpu("GPU-l0", 80.0, mem_used=GIB, procs=[proc(1, "train", namespace="team-a")]),
+                node="lab-1",
+                cluster="lab",
+            )
+        )
+        snaps.append(
+            snap(
+                ts,
+                gpu("GPU-p0", 20.0, procs=[proc(2, "serve", namespace="team-b", user="bob")]),
+                gpu("GPU-p1", 0.0, index=1, procs=[proc(3, "nb", namespace="team-c", user="cy")]),
+                node="prod-1",
+                cluster="prod",
+            )
+        )
+    store.write_snapshots(snaps)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def analyst(fleet: Store) -> Analyst:
+    return Analyst(fleet, clock=lambda: END)
+
+
+def test_a_vague_question_asks_which_cluster_with_the_real_ones(analyst: Analyst) -> None:
+    reply = analyst.ask("I want to check GPU usage")
+    assert reply.clarification is not None
+    assert reply.clarification["missing"] == "cluster"
+    assert reply.clarification["options"] == ["lab", "prod"]
+    assert "1. lab" in reply.answer
+    assert "2. prod" in reply.answer
+    assert reply.data == []
+    # The answer may be a number...
+    second = analyst.ask("2", session_id=reply.session_id)
+    assert second.clarification is None
+    assert second.entities["cluster"] == "prod"
+    assert second.intent == "trend"
+    assert "prod" in second.answer
+
+
+def test_the_answer_may_be_a_name_or_all(analyst: Analyst) -> None:
+    first = analyst.ask("How busy were the GPUs over the past 6 hours?")
+    assert first.clarification is not None
+    by_name = analyst.ask("lab", session_id=first.session_id)
+    assert by_name.entities["cluster"] == "lab"
+    again = analyst.ask("How busy were the GPUs over the past 6 hours?")
+    everything = analyst.ask("all", session_id=again.session_id)
+    assert everything.clarification is None
+    assert "cluster" not in everything.entities
+
+
+def test_naming_the_cluster_or_passing_it_needs_no_clarification(analyst: Analyst) -> None:
+    assert analyst.ask("utilization of prod over the past 6 hours").clarification is None
+    reply = analyst.ask("utilization over the past 6 hours", cluster="lab")
+    assert reply.clarification is None
+    assert reply.entities["cluster"] == "lab"
+
+
+def test_a_namespace_question_lists_the_namespaces_with_usage(analyst: Analyst) -> None:
+    reply = analyst.ask("Query GPU utilization trend for a namespace", cluster="prod")
+    assert reply.clarification is not None
+    assert reply.clarification["missing"] == "namespace"
+    assert sorted(reply.clarification["options"]) == ["team-b", "team-c"]
+    picked = reply.clarification["options"][0]
+    answered = analyst.ask("1", session_id=reply.session_id)
+    assert answered.entities["namespace"] == picked
+
+
+def test_an_unrelated_reply_to_a_clarification_is_a_new_question(analyst: Analyst) -> None:
+    reply = analyst.ask("I want to check GPU usage")
+    other = analyst.ask("which clusters are there?", session_id=reply.session_id)
+    assert other.intent == "metadata"
+    assert "lab" in other.answer
+
+
+def test_sessions_are_kept_and_read_back(analyst: Analyst, fleet: Store) -> None:
+    reply = analyst.ask("utilization of lab over the past 6 hours")
+    analyst.ask("and over the past 3 hours?", session_id=reply.session_id)
+    turns = analyst.session(reply.session_id)
+    assert [t.query for t in turns] == [
+        "utilization of lab over the past 6 hours",
+        "and over the past 3 hours?",
+    ]
+    assert turns[1].reply["entities"]["cluster"] == "lab"
+    # A new Analyst (another process) continues the same session from the store.
+    again = Analyst(fleet, clock=lambda: END).ask("and the past hour?", session_id=reply.session_id)
+    assert again.entities["cluster"] == "lab"
+    assert again.follow_up
+    with pytest.raises(UnknownSessionError, match="no session"):
+        analyst.session("nope")
+
+
+def test_bad_questions_are_refused_and_nothing_is_stored(analyst: Analyst, fleet: Store) -> None:
+    with pytest.raises(AnalystError, match="empty"):
+        analyst.ask("   ")
+    with pytest.raises(AnalystError, match="2000 at most"):
+        analyst.ask("x" * 2001)
+    with pytest.raises(AnalystError, match="session id"):
+        analyst.ask("hello", session_id="not a valid id")
+    with pytest.raises(AnalystError, match="clusters: lab, prod"):
+        analyst.ask("hello", cluster="staging")
+    assert fleet.chat_sessions() == []
+
+
+def test_a_name_without_data_in_the_window_is_answered_with_what_exists(analyst: Analyst) -> None:
+    reply = analyst.ask("utilization of team-a in October", cluster="lab")
+    assert reply.data == []
+    assert reply.answer.startswith("There is no data to answer that: no cluster 'lab' in")
+    in_window = analyst.ask("utilization of team-z over the past 6 hours", cluster="lab")
+    assert in_window.intent == "trend"  # team-z is no known name: the cluster's trend
+
+
+def test_chinese_questions_get_chinese_answers(analyst: Analyst) -> None:
+    reply = analyst.ask("prod过去6小时的GPU利用率趋势")
+    assert reply.language == "zh"
+    assert reply.intent == "trend"
+    assert "利用率" in reply.answer
