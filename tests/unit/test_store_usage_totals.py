@@ -160,3 +160,39 @@ def test_workload_totals_equal_the_hour_sums(demo: Store) -> None:
     assert only
     assert {r.namespace for r in only} == {namespace}
     assert demo.workload_usage_totals(start_s=END, end_s=END - DAY) == []
+
+
+def test_memory_use_equals_the_series_computation(demo: Store) -> None:
+    inventory = {g.uuid: g for g in demo.inventory()}
+    for start, end, res in (
+        (END - 2 * DAY + 1234.0, END - 1234.0, Resolution.HOUR),
+        (END - 5 * HOUR + 90.0, END - 30.0, Resolution.MINUTE),
+    ):
+        uuids = sorted(inventory)[:3]
+        pairs: list[tuple[float, float]] = []
+        for s in demo.gpu_series(metric="mem_used_bytes", start_s=start, end_s=end, resolution=res):
+            total = inventory[s.subject].mem_total_bytes
+            if s.subject not in uuids or not total:
+                continue
+            for p in s.points:
+                width = res.bucket_s
+                weight = p.count * max(0.0, min(end, p.ts_s + width) - max(start, p.ts_s)) / width
+                if p.mean is not None and weight > 0:
+                    pairs.append((100.0 * p.mean / total, weight))
+        pairs.sort()
+        total_w = sum(w for _, w in pairs)
+        mean = sum(v * w for v, w in pairs) / total_w
+        cum, p95 = 0.0, None
+        for v, w in pairs:
+            cum += w
+            if cum >= 0.95 * total_w:
+                p95 = v
+                break
+        got = demo.gpu_memory_use(start_s=start, end_s=end, resolution=res, uuids=uuids)
+        assert got == (pytest.approx(mean, rel=1e-9), pytest.approx(p95, rel=1e-12))
+    assert demo.gpu_memory_use(
+        start_s=END - DAY, end_s=END, resolution=Resolution.HOUR, uuids=[]
+    ) == (None, None)
+    assert demo.gpu_memory_use(
+        start_s=END + DAY, end_s=END + 2 * DAY, resolution=Resolution.HOUR, uuids=["GPU-x"]
+    ) == (None, None)

@@ -15,7 +15,7 @@ store: it never notices rows written by others.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, TypeVar
 
 from gpufleet.model import Alert, ChatSession, ChatTurn, Execution, Snapshot
@@ -145,6 +145,19 @@ class MemoStore:
             lambda: self.inner.workload_usage(
                 start_s=start_s, end_s=end_s, cluster=cluster, namespace=namespace, user=user
             ),
+        )
+
+    def gpu_memory_use(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        uuids: Collection[str],
+    ) -> tuple[float | None, float | None]:
+        """As :meth:`Store.gpu_memory_use` (not remembered: one small answer)."""
+        return self.inner.gpu_memory_use(
+            start_s=start_s, end_s=end_s, resolution=resolution, uuids=uuids
         )
 
     def workload_usage_totals(

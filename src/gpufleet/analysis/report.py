@@ -64,8 +64,14 @@ from gpufleet.analysis.pricing import (
 )
 from gpufleet.analysis.recommend import recommend
 from gpufleet.analysis.recommend_types import Recommendation, RecommendationSet
-from gpufleet.analysis.scope import Scope, Window
-from gpufleet.analysis.trends import TrendResult, analyze_trends, scope_label
+from gpufleet.analysis.scope import WORKLOAD_KEYS, Scope, Window
+from gpufleet.analysis.trends import (
+    MIN_HISTORY_COVERAGE,
+    TrendResult,
+    analyze_trends,
+    history_coverage,
+    scope_label,
+)
 from gpufleet.analysis.utilization import UtilizationResult, analyze_utilization
 from gpufleet.analysis.waste import WasteResult, compute_waste
 from gpufleet.analysis.wire import to_wire
@@ -629,7 +635,13 @@ def build_report(
         idle_threshold_pct=idle_threshold_pct,
     )
     previous = Window(window.start_s - window.span_s, window.start_s)
-    drill: DrillDown | None = drill_down(memo, previous, window, scope=scope, metric="gpu_hours")
+    # A previous window history barely covers is not compared (see history_coverage): only
+    # its totals are shown, so the tree below them is not built.
+    covered, _ = history_coverage(memo, previous, scope)
+    levels = WORKLOAD_KEYS if covered >= MIN_HISTORY_COVERAGE else ()
+    drill: DrillDown | None = drill_down(
+        memo, previous, window, scope=scope, metric="gpu_hours", levels=levels
+    )
     if drill is not None and drill.root.gpu_hours_before <= 0:
         drill = None
     recs = recommend(memo, window, scope=scope, idle_threshold_pct=idle_threshold_pct, prices=table)

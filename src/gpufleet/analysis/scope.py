@@ -480,39 +480,19 @@ def memory_use_pct(
 ) -> tuple[float | None, float | None, float | None]:
     """(mean, p95, peak) memory use % of ``uuids``: time-weighted over bucket means.
 
-    The p95 is over bucket means, so spikes shorter than a bucket are smoothed; the peak is
-    the highest single reading (``mem_used_max_bytes``).
+    The mean and p95 come from the store in one query (``Store.gpu_memory_use``): each
+    bucket's mean used memory over the GPU's total, weighted by its readings and its overlap
+    with the window; the p95 is over bucket means, so spikes shorter than a bucket are
+    smoothed. The peak is the highest single reading (``mem_used_max_bytes``).
     """
-    w, scope = scoped.window, scoped.scope
-    series = store.gpu_series(
-        metric="mem_used_bytes",
-        start_s=w.start_s,
-        end_s=w.end_s,
-        resolution=scoped.resolution,
-        cluster=scope.cluster,
-        node=scope.node,
-        uuid=next(iter(uuids)) if len(uuids) == 1 else None,
+    w = scoped.window
+    known = {u for u in uuids if (g := scoped.gpus.get(u)) is not None and g.mem_total_bytes}
+    mean, p95 = store.gpu_memory_use(
+        start_s=w.start_s, end_s=w.end_s, resolution=scoped.resolution, uuids=known
     )
-    width = scoped.resolution.bucket_s
-    start, end = w.start_s, w.end_s
-    pairs: list[tuple[float, float]] = []
-    append = pairs.append
-    for s in series:
-        gpu = scoped.gpus.get(s.subject)
-        if s.subject not in uuids or gpu is None or not gpu.mem_total_bytes:
-            continue
-        total_bytes = gpu.mem_total_bytes
-        for p in s.points:
-            # Window.overlap_s written out: once per GPU and bucket.
-            t = p.ts_s
-            weight = p.count * max(0.0, min(end, t + width) - max(start, t)) / width
-            if p.mean is not None and weight > 0:
-                append((100.0 * p.mean / total_bytes, weight))
     peaks = [
         100.0 * r.mem_used_max_bytes / r.mem_total_bytes
         for r in scoped.gpu_rows
         if r.uuid in uuids and r.mem_used_max_bytes is not None and r.mem_total_bytes
     ]
-    total = sum(wt for _, wt in pairs)
-    mean = sum(v * wt for v, wt in pairs) / total if total > 0 else None
-    return mean, weighted_percentile(pairs, 0.95), max(peaks, default=None)
+    return mean, p95, max(peaks, default=None)

@@ -200,7 +200,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "last_n",
     ),
     (_p(r"\b" + _NUM_EN + r"\s*" + _UNIT_EN + r"\s+ago\b", _I), "n_ago"),
-    (_p(r"\b(?:the\s+)?(?:past|last|previous)\s+(hour|day|week|month|24h)\b", _I), "last_unit"),
+    (_p(r"\b(?:the\s+)?(?:past|last|previous)\s+(hour|day|week|wk|month|24h)\b", _I), "last_unit"),
     (_p(r"\b(this|current)\s+(week|month)\b", _I), "this_unit"),
     (_p(r"\b(?:the\s+)?week\s+before\b", _I), "week_before"),
     (_p(r"\b(today|yesterday)\b", _I), "day_word"),
@@ -253,8 +253,9 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
             return now_s - DAY_S, now_s, "past 24 hours"
         if word == "hour":
             return now_s - HOUR_S, now_s, "past hour"
-        if word == "week":
-            if m.group(0).lower().startswith(("last week", "the last week")) and not re.search(
+        if word in ("week", "wk"):
+            said = m.group(0).lower().replace(" wk", " week")
+            if said.startswith(("last week", "the last week")) and not re.search(
                 r"past|previous", m.group(0), re.I
             ):
                 start = _week_start(now_s) - WEEK_S

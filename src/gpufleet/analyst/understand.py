@@ -36,7 +36,7 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
         r"|\bwho(?:'s| is| are)?\s+(?:caus|responsible|eating|using|hogging|behind|driving)"
         r"|\bexplain\b|\bdrill|\bbreak(?:\s|-)?(?:it\s|that\s)?down\b(?!\s+by\s+(?:hour|day))"
         r"|\bcontribut|\bdriving\b|\bdrivers? (?:of|behind)\b|\bbehind (?:that|this|it)\b"
-        r"|\bresponsible\b|\btop (?:users|workloads|consumers)\b",
+        r"|\bresponsible\b|\btop (?:users|workloads|consumers)\b|\bwho (?:uses|used) the most\b",
         (
             "为什么",
             "原因",
@@ -52,6 +52,11 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
             "下钻",
             "归因",
             "拆分",
+            "为啥",
+            "搞的",
+            "谁用",
+            "用得最多",
+            "用的最多",
         ),
     ),
     "compare": (
@@ -69,7 +74,7 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
         r"stop|kill|scale|switch|release)|\bwhat should\b|\boptimi[sz]|\bsav(?:e|ing)"
         r"|\bconsolidat|\bright-?siz|\bscale (?:up|down)|\bwhat can\s+(?!you\b)\S+\s+do"
         r"|\bhow can\s+\S+\s+(?:cut|save|reduce|lower|improve|use)|\bcut (?:our|the|my)\b"
-        r"|\bimprove\b|\bbetter\b|\bdifferently\b"
+        r"|\bimprove\b|\bbetter\b|\bdifferently\b|\bwhat would you (?:change|do)\b"
         r"|\breduce (?:our|the|my)?\s*(?:gpu )?(?:bill|cost)",
         (
             "建议",
@@ -86,16 +91,18 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
             "缩容",
             "整合",
             "提高",
+            "调整",
+            "怎么调",
         ),
     ),
     "alerts": (
         r"\balert|\balarm|\bwarning|\bincident|\bfiring\b|\bproblems?\b|\boverheat",
-        ("告警", "报警", "警报", "异常", "故障"),
+        ("告警", "报警", "警报", "报了哪些警", "异常", "故障"),
     ),
     "realtime": (
         r"\bcurrently\b|\bright now\b|\bat the moment\b|\bnow\b|\bin use\b|\bat present"
         r"|\blatest\b|\bcurrent\b|\bhow many (?:gpus|h100s?|cards)\b|\bfree gpus?\b"
-        r"|\bavailable gpus?\b",
+        r"|\bavailable gpus?\b|\b(?:at )?this (?:very )?moment\b|\bas we speak\b",
         (
             "当前",
             "现在",
@@ -131,6 +138,10 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
             "都有什么",
             "有什么集群",
             "几个集群",
+            "哪几个",
+            "有哪几",
+            "哪些 label",
+            "哪些label",
             "标签键",
             "维度",
         ),
@@ -158,11 +169,15 @@ _DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间")
-_PRONOUN = re.compile(r"\b(?:it|that|this one|them|those|these|the drop|the spike|instead)\b", re.I)
+_PRONOUN = re.compile(
+    r"\b(?:it|that|this one|them|those|these|their|in there|the drop|the spike|instead"
+    r"|same period)\b",
+    re.I,
+)
 _COMPILED = {k: re.compile(en, re.IGNORECASE) for k, (en, _) in _CUES.items()}
 
 _FOLLOW_UP_EN = re.compile(
-    r"^\s*(?:and|what about|how about|and what about|same for|also|then|ok(?:ay)?,?)\b"
+    r"^\s*(?:and|what about|how about|and what about|same for|also|then|ok(?:ay)?,?|just|only)\b"
     r"|^\s*(?:which|who)\s+(?:workloads?|jobs?|users?)\s*\??\s*$",
     re.IGNORECASE,
 )
@@ -347,7 +362,8 @@ def understand(
         if len(names.get(level, [])) >= 2:
             a, b = names[level][0], names[level][1]
             compare_entities = (level, a, b)
-            if intent in ("trend", "help", "realtime"):
+            asks_why = re.search(r"\bwhy\b|为什么|为啥|原因", text, re.IGNORECASE)
+            if intent in ("trend", "help", "realtime") or (intent == "drilldown" and not asks_why):
                 intent = "compare"
             break
     time_range = ranges[0] if ranges else None

@@ -14,7 +14,7 @@ twice: a raw sample belongs to a window when ``start_s <= ts < end_s``; a rollup
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -336,6 +336,22 @@ class Store(Protocol):
         user: str | None = None,
     ) -> list[WorkloadUsage]:
         """Per-workload, per-GPU, per-hour usage rows of the hours overlapping the window."""
+        ...
+
+    def gpu_memory_use(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        uuids: Collection[str],
+    ) -> tuple[float | None, float | None]:
+        """(mean, p95) memory use % of ``uuids`` over the buckets overlapping the window.
+
+        Each bucket's mean used memory over its GPU's total (inventory), weighted by its
+        readings times the share of it inside the window; the p95 is over those bucket
+        means. (None, None) without readings.
+        """
         ...
 
     def workload_usage_totals(

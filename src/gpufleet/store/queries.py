@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from itertools import starmap
 from typing import Any
 
@@ -511,19 +511,20 @@ class SqlReads(ABC):
         # from the last period start at or before the first bucket (so never negative).
         # SQLite's CAST truncates, which is FLOOR there; PostgreSQL's CAST rounds, and
         # SQLite has FLOOR only when built with its math functions.
+        sqlite = getattr(self, "dialect", None) is Dialect.SQLITE
         period = ""
         if per_s is not None:
             first = offset_s + (inner_lo - offset_s) // per_s * per_s
             since = f"(bucket - {float(first)!r}) / {float(per_s)!r}"
-            sqlite = getattr(self, "dialect", None) is Dialect.SQLITE
             period = f"CAST({since} AS INTEGER)" if sqlite else f"FLOOR({since})"
         table = TABLES_BY_NAME[f"gpu_{res.value}"]
         pairs = (("cluster", cluster), ("node", node))
         window = (inner_lo, inner_hi)
         out: list[GpuUsage] = []
-        if per_gpu and table.keyed_by_subject:
-            # One range scan of the key per GPU: the bucket index would visit the wide rows
-            # out of key order (three times slower on SQLite).
+        if per_gpu and table.keyed_by_subject and sqlite:
+            # SQLite: one range scan of the key per GPU; the bucket index would visit the
+            # wide rows out of key order (three times slower). PostgreSQL plans one grouped
+            # query better than a round trip per GPU.
             by = f" GROUP BY {period}" if period else ""
             sql = (
                 f"SELECT {_GPU_USAGE_SUMS} FROM {table.name} "
@@ -537,9 +538,9 @@ class SqlReads(ABC):
             where, params = _filters(pairs)
             keys = ["cluster", "node", "uuid"] if per_gpu else ["''", "''", "''"]
             by = ", ".join([*keys[: 3 if per_gpu else 0], *([period] if period else [])])
-            # ``+bucket`` (no index) on a table keyed per GPU: a scan in key order beats the
-            # bucket index there; a table keyed time first is read by its key.
-            col = "+bucket" if table.keyed_by_subject else "bucket"
+            # ``+bucket`` (no index) on an SQLite table keyed per GPU: a scan in key order
+            # beats the bucket index there; a table keyed time first is read by its key.
+            col = "+bucket" if table.keyed_by_subject and sqlite else "bucket"
             sql = (
                 f"SELECT {', '.join(keys)}, {_GPU_USAGE_SUMS} FROM {table.name} "
                 f"WHERE {col} >= ? AND {col} < ?{where}{f' GROUP BY {by}' if by else ''}"
@@ -582,6 +583,51 @@ class SqlReads(ABC):
             (start_s - 3600.0, end_s, *params),
         )
         return [_workload_usage(r) for r in rows]
+
+    def gpu_memory_use(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution,
+        uuids: Collection[str],
+    ) -> tuple[float | None, float | None]:
+        """(mean, p95) memory use % of ``uuids``, computed in SQL (see :class:`Store`).
+
+        One query: each overlapping bucket's mean over the GPU's total memory, weighted by
+        readings x overlap; the weighted p95 by a running sum in value order.
+        """
+        res = self._resolve(resolution_of(resolution), start_s, end_s)
+        if res is Resolution.RAW:
+            res = Resolution.MINUTE
+        wanted = sorted(set(uuids))
+        if end_s <= start_s or not wanted:
+            return None, None
+        w = float(res.bucket_s)
+        sqlite = getattr(self, "dialect", None) is Dialect.SQLITE
+        least, greatest = ("MIN", "MAX") if sqlite else ("LEAST", "GREATEST")
+        # SQLite: CROSS JOIN keeps the inventory outside, so each GPU is one key range scan.
+        join = "CROSS JOIN" if sqlite else "JOIN"
+        marks = ", ".join("?" for _ in wanted)
+        sql = (
+            "WITH b AS (SELECT 100.0 * (r.mem_used_bytes_sum / r.mem_used_bytes_wt) "
+            f"/ g.mem_total_bytes AS v, r.n * ({least}(?, r.bucket + {w!r}) - "
+            f"{greatest}(?, r.bucket)) / {w!r} AS w "
+            f"FROM gpus g {join} gpu_{res.value} r "
+            f"{'WHERE' if sqlite else 'ON'} r.cluster = g.cluster AND r.node = g.node "
+            f"AND r.uuid = g.uuid {'AND' if sqlite else 'WHERE'} r.bucket > ? AND r.bucket < ? "
+            f"AND g.uuid IN ({marks}) AND r.mem_used_bytes_wt > 0 AND g.mem_total_bytes > 0) "
+            "SELECT (SELECT SUM(v * w) / SUM(w) FROM b WHERE w > 0), "
+            "(SELECT v FROM (SELECT v, SUM(w) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum "
+            "FROM b WHERE w > 0) c WHERE cum >= 0.95 * (SELECT SUM(w) FROM b WHERE w > 0) "
+            "ORDER BY v LIMIT 1)"
+        )
+        rows = self._read(sql, (end_s, start_s, start_s - w, end_s, *wanted))
+        mean, p95 = rows[0] if rows else (None, None)
+        return (
+            None if mean is None else float(mean),
+            None if p95 is None else float(p95),
+        )
 
     def workload_usage_totals(
         self,
