@@ -169,6 +169,9 @@ _DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间")
+_NOW = re.compile(
+    r"\bright now\b|\bcurrently\b|\bat the moment\b|\bthis (?:very )?moment\b|\bnow\b", re.I
+)
 _PRONOUN = re.compile(
     r"\b(?:it|that|this one|them|those|these|their|in there|the drop|the spike|instead"
     r"|same period)\b",
@@ -454,6 +457,10 @@ def _intent(
         return "trend" if names or in_context else "help"
     if len(ranges) >= 2 and not {"drilldown", "recommend", "waste"} & set(scores):
         return "compare"
+    # "which GPUs are idle right now?": the state now, not idle GPU-hours over a week.
+    now_words = _NOW.search(text) or any(w in text for w in ("现在", "当前", "目前", "此刻"))
+    if now_words and not ranges and {"realtime"} <= set(scores) <= {"realtime", "waste", "trend"}:
+        return "realtime"
     best = max(scores.values())
     for intent in _PRIORITY:
         if scores.get(intent) == best:

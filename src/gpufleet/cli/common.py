@@ -50,6 +50,17 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _json_of(response: httpx.Response, url: str, path: str) -> Any:
+    """An agent's JSON answer, or its ``detail`` as a one-line error."""
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"{url}{path} answered {response.status_code}: {detail}")
+    return response.json()
+
+
 def get_json(
     url: str, path: str, params: dict[str, Any] | None = None, token: str | None = None
 ) -> Any:
@@ -60,13 +71,7 @@ def get_json(
         response = httpx.get(url.rstrip("/") + path, params=clean, headers=headers, timeout=10.0)
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {exc}")
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        fail(f"{url}{path} answered {response.status_code}: {detail}")
-    return response.json()
+    return _json_of(response, url, path)
 
 
 def send_json(
@@ -85,13 +90,7 @@ def send_json(
         )
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {exc}")
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        fail(f"{url}{path} answered {response.status_code}: {detail}")
-    return response.json()
+    return _json_of(response, url, path)
 
 
 def guarded(func: Callable[[], T], what: str | None = None) -> T:
