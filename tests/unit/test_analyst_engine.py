@@ -28,7 +28,12 @@ def fleet(tmp_path: Path) -> Iterator[Store]:
         snaps.append(
             snap(
                 ts,
-                gpu("GPU-l0", 80.0, mem_used=GIB, procs=[proc(1, "train", namespace="team-a")]),
+                gpu(
+                    "GPU-l0",
+                    80.0,
+                    mem_used=GIB,
+                    procs=[proc(1, "train", namespace="team-a", workload_kind="training")],
+                ),
                 node="lab-1",
                 cluster="lab",
             )
@@ -36,7 +41,13 @@ def fleet(tmp_path: Path) -> Iterator[Store]:
         snaps.append(
             snap(
                 ts,
-                gpu("GPU-p0", 20.0, procs=[proc(2, "serve", namespace="team-b", user="bob")]),
+                gpu(
+                    "GPU-p0",
+                    20.0,
+                    procs=[
+                        proc(2, "serve", namespace="team-b", user="bob", workload_kind="inference")
+                    ],
+                ),
                 gpu("GPU-p1", 0.0, index=1, procs=[proc(3, "nb", namespace="team-c", user="cy")]),
                 node="prod-1",
                 cluster="prod",
@@ -147,3 +158,20 @@ def test_chinese_questions_get_chinese_answers(analyst: Analyst) -> None:
     assert reply.language == "zh"
     assert reply.intent == "trend"
     assert "利用率" in reply.answer
+
+
+def test_workload_kinds_scope_and_compare(analyst: Analyst) -> None:
+    reply = analyst.ask("training jobs utilization over the past 6 hours", cluster="lab")
+    assert reply.entities["label"] == {"key": "workload_kind", "value": "training"}
+    assert reply.data[0]["result"]["series"]["scope"] == {
+        "cluster": "lab",
+        "workload_kind": "training",
+    }
+    assert "training workloads" in reply.answer
+    assert "80.0 %" in reply.answer
+    both = analyst.ask("compare inference and training workloads over the past 6 hours")
+    assert both.intent == "compare"
+    assert both.entities["compare"] == {"level": "workload_kind", "a": "inference", "b": "training"}
+    kinds = analyst.ask("which workload kinds exist?", cluster="prod")
+    assert kinds.intent == "metadata"
+    assert "inference" in kinds.answer

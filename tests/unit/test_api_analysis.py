@@ -344,3 +344,16 @@ def test_idle_threshold_defaults_to_the_agent_settings(tmp_path: Path) -> None:
         assert r.status_code == 422
     finally:
         store.close()
+
+
+def test_workload_kind_scopes_and_groups(hand: TestClient) -> None:
+    # The hand fleet's processes carry no kind: every workload reads "unknown".
+    by_kind = hand.post("/analysis/utilization", json={**WINDOW, "by": "workload_kind"}).json()
+    assert [g["key"] for g in by_kind["by"]] == ["unknown"]
+    assert by_kind["by"][0]["gpu_hours"] == pytest.approx(6.0)  # held: 4 h + 2 h
+    scoped = hand.get("/analysis/waste", params={**WINDOW, "workload_kind": "unknown"})
+    assert scoped.status_code == 200, scoped.text
+    assert scoped.json()["scope"] == {"workload_kind": "unknown"}
+    missing = hand.get("/analysis/waste", params={**WINDOW, "workload_kind": "training"})
+    assert missing.status_code == 422
+    assert "workload kinds: unknown" in missing.json()["detail"]

@@ -51,12 +51,16 @@ GROUP_KEYS: tuple[str, ...] = (
     "user",
     "workload",
     "gpu_model",
+    "workload_kind",
 )
 """Keys an analysis can be scoped or grouped by."""
 GPU_KEYS: tuple[str, ...] = ("cluster", "node", "gpu", "gpu_model")
 """Keys answered from per-GPU rollups (``gpu_usage``)."""
 WORKLOAD_KEYS: tuple[str, ...] = ("namespace", "user", "workload")
-"""Keys answered from per-workload rows (``workload_usage``)."""
+"""The attribution hierarchy (drill-down levels), answered from per-workload rows."""
+WORKLOAD_FILTER_KEYS: tuple[str, ...] = (*WORKLOAD_KEYS, "workload_kind")
+"""Every key answered from per-workload rows: the hierarchy and the workload's kind
+(``training``, ``inference``, ``notebook``, ``batch`` ...; ``unknown`` when not known)."""
 
 MINUTE_WINDOW_MAX_S = 6 * 3600.0
 """Windows shorter than this are read from 1-minute buckets, longer ones from 1-hour buckets."""
@@ -112,11 +116,13 @@ class Scope:
     user: str | None = None
     workload: str | None = None
     gpu_model: str | None = None
+    workload_kind: str | None = None
 
     @property
     def workload_level(self) -> bool:
-        """Whether a namespace, user or workload is named (answered from workload rows)."""
-        return any(getattr(self, k) is not None for k in WORKLOAD_KEYS)
+        """Whether a namespace, user, workload or workload kind is named (answered from
+        workload rows)."""
+        return any(getattr(self, k) is not None for k in WORKLOAD_FILTER_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +257,12 @@ def _known(values: Iterable[str]) -> str:
 
 
 def _missing(level: str, value: str, label: str, values: Iterable[str]) -> UnknownSubjectError:
-    plural = {"cluster": "clusters", "node": "nodes", "gpu_model": "GPU models"}.get(
-        level, f"{level}s"
-    )
+    plural = {
+        "cluster": "clusters",
+        "node": "nodes",
+        "gpu_model": "GPU models",
+        "workload_kind": "workload kinds",
+    }.get(level, f"{level}s")
     return UnknownSubjectError(f"no {level} {value!r} in {label}; {plural}: {_known(values)}")
 
 
@@ -377,13 +386,13 @@ def _prorate_workloads(
 
 def _select_workloads(rows: list[WorkloadUsage], scope: Scope, label: str) -> list[WorkloadUsage]:
     # Narrowed level by level so that each message lists what exists under the levels above.
-    for level in WORKLOAD_KEYS:
+    for level in WORKLOAD_FILTER_KEYS:
         wanted = getattr(scope, level)
         if wanted is None:
             continue
-        matched = [r for r in rows if getattr(r, level) == wanted]
+        matched = [r for r in rows if _workload_value(r, level) == wanted]
         if not matched:
-            raise _missing(level, wanted, label, (getattr(r, level) for r in rows))
+            raise _missing(level, wanted, label, (_workload_value(r, level) for r in rows))
         rows = matched
     return rows
 
@@ -460,7 +469,16 @@ def key_of(by: str, row: GpuUsage | WorkloadUsage, gpus: dict[str, GpuInventory]
         return model_name(gpus.get(row.uuid))
     if by == "workload" and isinstance(row, WorkloadUsage):
         return workload_key(row)
+    if by == "workload_kind" and isinstance(row, WorkloadUsage):
+        return _workload_value(row, by)
     return str(getattr(row, by))
+
+
+def _workload_value(row: WorkloadUsage, level: str) -> str:
+    """A workload row's value of ``level`` (a missing kind reads ``unknown``)."""
+    if level == "workload_kind":
+        return row.workload_kind or UNKNOWN
+    return str(getattr(row, level))
 
 
 def weighted_percentile(values: Iterable[tuple[float, float]], q: float) -> float | None:

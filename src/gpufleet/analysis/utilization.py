@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from gpufleet.analysis.history import HistoryQueryError
 from gpufleet.analysis.scope import (
     GPU_KEYS,
-    WORKLOAD_KEYS,
+    WORKLOAD_FILTER_KEYS,
     Scope,
     ScopedRows,
     Window,
@@ -374,7 +374,7 @@ def analyze_utilization(
         store,
         window,
         scope,
-        need_workloads=scope.workload_level or by in WORKLOAD_KEYS,
+        need_workloads=scope.workload_level or by in WORKLOAD_FILTER_KEYS,
         summed=idle_threshold_pct == stored_idle_threshold(store),
     )
     stored, gpus, wl = scoped.stored_idle_threshold_pct, scoped.gpus, scope.workload_level

@@ -85,9 +85,14 @@ def _cap(text: str) -> str:
 
 
 def _scope_name(scope: Mapping[str, Any], zh: bool) -> str:
-    for key in ("workload", "user", "namespace", "node", "gpu", "gpu_model", "cluster"):
+    for key in ("workload", "user", "namespace", "node", "gpu", "gpu_model"):
         if scope.get(key):
             return str(scope[key])
+    if scope.get("workload_kind"):
+        kind = scope["workload_kind"]
+        return f"{kind}类工作负载" if zh else f"{kind} workloads"
+    if scope.get("cluster"):
+        return str(scope["cluster"])
     return "the fleet" if not zh else "整个集群"
 
 
@@ -391,6 +396,7 @@ def metadata(
         "node": "nodes",
         "gpu_model": "GPU models",
         "workload": "workloads",
+        "workload_kind": "workload kinds",
         "dimension": "dimension keys",
     }
     names_zh = {
@@ -400,6 +406,7 @@ def metadata(
         "node": "节点",
         "gpu_model": "GPU型号",
         "workload": "工作负载",
+        "workload_kind": "工作负载类型",
         "dimension": "维度键",
     }
     if isinstance(values, Mapping):

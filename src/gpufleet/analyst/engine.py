@@ -433,6 +433,7 @@ def _scope(e: Entities) -> Scope:
     if e.label is not None and e.label[0] in ("namespace", "user", "workload", "node"):
         label_levels[e.label[0]] = e.label[1]
     return Scope(
+        workload_kind=e.label[1] if e.label is not None and e.label[0] == "workload_kind" else None,
         cluster=e.cluster,
         node=label_levels.get("node", e.node),
         gpu_model=e.gpu_model,
@@ -455,10 +456,15 @@ def _dimension_value(e: Entities) -> str | None:
 
 
 def _name(e: Entities, zh: bool) -> str:
-    for level in ("workload", "user", "namespace", "node", "gpu_model", "cluster"):
+    for level in ("workload", "user", "namespace", "node", "gpu_model"):
         value = getattr(e, level)
         if value:
             return str(value)
+    if e.label is not None and e.label[0] == "workload_kind":
+        kind = e.label[1]
+        return f"{kind}类工作负载" if zh else f"{kind} workloads"
+    if e.cluster:
+        return e.cluster
     return "整个集群" if zh else "the cluster"
 
 

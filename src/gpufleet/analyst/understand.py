@@ -125,7 +125,8 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
         r"|\bavailable (?:clusters|namespaces|labels?|dimensions?|keys)|\blabel keys?\b"
         r"|\bdimension keys?\b|\bexist\b|\bare there\b|\bwho are the users\b"
         r"|\bwhich users (?:are|belong|work)\b|\busers (?:in|of|belong)\b"
-        r"|\bhow many (?:clusters|namespaces|nodes|users)\b",
+        r"|\bhow many (?:clusters|namespaces|nodes|users)\b"
+        r"|\b(?:which|what) (?:workload |job )?(?:kinds|types)\b",
         (
             "有哪些集群",
             "哪些集群",
@@ -198,6 +199,11 @@ _METADATA_LEVEL = (
     ("user", re.compile(r"\busers?\b", re.I), ("用户",)),
     ("node", re.compile(r"\bnodes?\b|\bmachines?\b|\bhosts?\b", re.I), ("节点", "机器")),
     ("gpu_model", re.compile(r"\bgpu models?\b|\bmodels?\b", re.I), ("型号",)),
+    (
+        "workload_kind",
+        re.compile(r"\b(?:workload |job )?(?:kinds|types)\b", re.I),
+        ("工作负载类型", "任务类型", "类型"),
+    ),
     ("workload", re.compile(r"\bworkloads?\b|\bjobs?\b", re.I), ("工作负载", "任务")),
     ("dimension", re.compile(r"\blabels?\b|\bdimensions?\b|\bkeys?\b", re.I), ("标签", "维度")),
 )
@@ -369,6 +375,12 @@ def understand(
             if intent in ("trend", "help", "realtime") or (intent == "drilldown" and not asks_why):
                 intent = "compare"
             break
+    if compare_entities is None and len(kind_hit) >= 2 and kind_hit[0][1] != kind_hit[1][1]:
+        # "inference vs training workloads": two kinds compared.
+        compare_entities = ("workload_kind", kind_hit[0][1], kind_hit[1][1])
+        label = None
+        if intent in ("trend", "help", "realtime"):
+            intent = "compare"
     time_range = ranges[0] if ranges else None
     compare_range = ranges[1] if len(ranges) > 1 else None
     if (

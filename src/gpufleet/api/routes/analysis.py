@@ -54,6 +54,9 @@ def scope_query(
     user: str | None = None,
     workload: str | None = None,
     gpu_model: Annotated[str | None, Query(description="substring, e.g. h100")] = None,
+    workload_kind: Annotated[
+        str | None, Query(description="training, inference, notebook, batch, ... or unknown")
+    ] = None,
 ) -> Scope:
     """The scope named by query parameters."""
     return scope_of(
@@ -65,6 +68,7 @@ def scope_query(
             "user": user,
             "workload": workload,
             "gpu_model": gpu_model,
+            "workload_kind": workload_kind,
         }
     )
 

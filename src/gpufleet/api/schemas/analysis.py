@@ -26,6 +26,9 @@ class ScopeIn(BaseModel):
     user: str | None = None
     workload: str | None = None
     gpu_model: str | None = Field(None, description="substring of the model name, e.g. h100")
+    workload_kind: str | None = Field(
+        None, description="training, inference, notebook, batch, ... or unknown"
+    )
 
     def levels(self) -> dict[str, str | None]:
         """As ``{level: value}`` for :func:`gpufleet.analysis.request.scope_of`."""
