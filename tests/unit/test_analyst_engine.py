@@ -175,3 +175,34 @@ def test_workload_kinds_scope_and_compare(analyst: Analyst) -> None:
     kinds = analyst.ask("which workload kinds exist?", cluster="prod")
     assert kinds.intent == "metadata"
     assert "inference" in kinds.answer
+
+
+def test_names_from_further_back_are_known_when_the_question_reaches_there(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path / "old.db", clock=lambda: END)
+    old_start = END - 60 * 86_400.0
+    store.write_snapshots(
+        [
+            snap(
+                old_start + m * 60, gpu("GPU-o", 50.0, procs=[proc(1, "job", namespace="team-old")])
+            )
+            for m in range(60)
+        ]
+        + [
+            snap(
+                END - 3600 + m * 60,
+                gpu("GPU-o", 10.0, procs=[proc(2, "job", namespace="team-new")]),
+            )
+            for m in range(60)
+        ]
+    )
+    try:
+        analyst = Analyst(store, clock=lambda: END)
+        reply = analyst.ask("utilization of team-old 60 days ago")
+        assert reply.entities.get("namespace") == "team-old"
+        assert "team-old" in reply.answer
+        recent = analyst.ask("utilization of team-old over the past 7 days")
+        assert "namespace" not in recent.entities  # no data in the last 30 days: not a name
+    finally:
+        store.close()

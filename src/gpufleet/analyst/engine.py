@@ -10,6 +10,7 @@ needs to follow up, so "and last month?" works across processes and restarts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 import uuid
@@ -23,8 +24,14 @@ from gpufleet.analysis.scope import Scope, Window
 from gpufleet.analyst import answer as say
 from gpufleet.analyst.catalog import Catalog
 from gpufleet.analyst.llm import LlmClient
+from gpufleet.analyst.timerange import (
+    DAY_S,
+    TimeRange,
+    default_range,
+    find_time_ranges,
+    previous_period,
+)
 from gpufleet.analyst.timerange import MONTHS as _MONTHS
-from gpufleet.analyst.timerange import TimeRange, default_range, previous_period
 from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now, iso
 from gpufleet.analyst.understand import Entities, Understanding, understand
 from gpufleet.model import ChatTurn
@@ -155,7 +162,11 @@ class Analyst:
                 raise AnalystError(
                     f"no cluster {cluster!r} in the store; clusters: {', '.join(known) or 'none'}"
                 )
-        catalog = self._catalog(tools, cluster)
+        # Names are those with data in the last 30 days, or since the earliest time the
+        # question names ("in June" reaches back further).
+        named = find_time_ranges(text, tools.now_s)
+        since_days = max([CATALOG_DAYS, *((tools.now_s - r.start_s) / DAY_S for r in named)])
+        catalog = self._catalog(tools, cluster, min(math.ceil(since_days), 3650))
         previous = _restore(state.get("understanding"))
         pending = state.get("pending")
         turn = None
@@ -238,14 +249,14 @@ class Analyst:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _catalog(self, tools: Toolbox, cluster: str | None) -> Catalog:
+    def _catalog(self, tools: Toolbox, cluster: str | None, days: float) -> Catalog:
         # Names change slowly: one catalog a minute serves a live store's questions.
-        key = (tools.now_s // 60.0, CATALOG_DAYS, cluster)
+        key = (tools.now_s // 60.0, days, cluster)
         found = self._catalogs.get(key)
         if found is None:
             if len(self._catalogs) > 16:
                 self._catalogs.clear()
-            found = self._catalogs[key] = tools.catalog(tools.window(CATALOG_DAYS), cluster)
+            found = self._catalogs[key] = tools.catalog(tools.window(days), cluster)
         return found
 
     def _resolve_pending(
