@@ -125,6 +125,7 @@ def test_report_formats_and_output_file(db: str, tmp_path: Path) -> None:
     [
         (["analyze", "utilization", *WINDOW, "--by", "team"], "namespace"),
         (["analyze", "utilization", *WINDOW, "--namespace", "nope"], "team"),
+        (["analyze", "waste", *WINDOW, "--workload-kind", "training"], "workload kinds: unknown"),
         (["analyze", "utilization", "--from", "whenever"], "cannot read time"),
         (["analyze", "waste", "--from", str(T0 + 10), "--to", str(T0)], "must be before"),
         (["analyze", "trends", *WINDOW, "--granularity", "year"], "granularity"),

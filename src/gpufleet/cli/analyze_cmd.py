@@ -58,6 +58,12 @@ NamespaceOpt = Annotated[str | None, typer.Option(help="Only this namespace (tea
 UserOpt = Annotated[str | None, typer.Option(help="Only this user")]
 WorkloadOpt = Annotated[str | None, typer.Option(help="Only this workload (job, pod)")]
 ModelOpt = Annotated[str | None, typer.Option(help="Only this GPU model (substring, e.g. h100)")]
+KindOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workload-kind", help="Only this workload kind (training, inference, notebook, ...)"
+    ),
+]
 
 
 def _run(func: Callable[[], T]) -> T:
@@ -168,6 +174,7 @@ def utilization(
     user: UserOpt = None,
     workload: WorkloadOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -185,6 +192,7 @@ def utilization(
         user=user,
         workload=workload,
         gpu_model=gpu_model,
+        workload_kind=workload_kind,
     )
     with _store(db, config) as store:
         result = _run(
@@ -286,6 +294,7 @@ def trends(
     user: UserOpt = None,
     workload: WorkloadOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -304,6 +313,7 @@ def trends(
         user=user,
         workload=workload,
         gpu_model=gpu_model,
+        workload_kind=workload_kind,
     )
     with _store(db, config) as store:
         result = _run(
@@ -464,6 +474,7 @@ def waste(
     user: UserOpt = None,
     workload: WorkloadOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -481,6 +492,7 @@ def waste(
         user=user,
         workload=workload,
         gpu_model=gpu_model,
+        workload_kind=workload_kind,
     )
     prices = _prices(config)
     with _store(db, config) as store:
@@ -589,6 +601,7 @@ def opportunities(
     namespace: NamespaceOpt = None,
     user: UserOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -598,7 +611,14 @@ def opportunities(
 
     window = _window(start, end)
     idle_pct = _idle(idle_threshold, config)
-    scope = _scope(cluster=cluster, node=node, namespace=namespace, user=user, gpu_model=gpu_model)
+    scope = _scope(
+        cluster=cluster,
+        node=node,
+        namespace=namespace,
+        user=user,
+        gpu_model=gpu_model,
+        workload_kind=workload_kind,
+    )
     prices = _prices(config)
     with _store(db, config) as store:
         found = _run(
@@ -652,6 +672,7 @@ def report(
     cluster: ClusterOpt = None,
     namespace: NamespaceOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -669,7 +690,9 @@ def report(
         fail(f"--target-util must be above 0 and at most 100; got {target_util:g}")
     window = _window(start, end, report=True)
     idle_pct = _idle(idle_threshold, config)
-    scope = _scope(cluster=cluster, namespace=namespace, gpu_model=gpu_model)
+    scope = _scope(
+        cluster=cluster, namespace=namespace, gpu_model=gpu_model, workload_kind=workload_kind
+    )
     prices = _prices(config)
     with _store(db, config) as store:
         built = _run(
@@ -718,6 +741,7 @@ def recommend(
     namespace: NamespaceOpt = None,
     user: UserOpt = None,
     gpu_model: ModelOpt = None,
+    workload_kind: KindOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -728,7 +752,14 @@ def recommend(
 
     window = _window(start, end)
     idle_pct = _idle(idle_threshold, config)
-    scope = _scope(cluster=cluster, node=node, namespace=namespace, user=user, gpu_model=gpu_model)
+    scope = _scope(
+        cluster=cluster,
+        node=node,
+        namespace=namespace,
+        user=user,
+        gpu_model=gpu_model,
+        workload_kind=workload_kind,
+    )
     kinds = _run(lambda: kinds_of(kind))
     prices = _prices(config)
     with _store(db, config) as store:
