@@ -357,3 +357,19 @@ def test_workload_kind_scopes_and_groups(hand: TestClient) -> None:
     missing = hand.get("/analysis/waste", params={**WINDOW, "workload_kind": "training"})
     assert missing.status_code == 422
     assert "workload kinds: unknown" in missing.json()["detail"]
+
+
+def test_post_utilization_refuses_options_in_the_query_string(hand: TestClient) -> None:
+    r = hand.post("/analysis/utilization?from=-1d", json=WINDOW)
+    assert r.status_code == 422
+    assert "JSON body" in r.json()["detail"]
+    assert "from" in r.json()["detail"]
+
+
+def test_comparing_an_entity_without_data_is_a_422_listing_what_exists(hand: TestClient) -> None:
+    r = hand.get(
+        "/analysis/trends", params={**WINDOW, "compare_key": "user", "a": "alice", "b": "nobody"}
+    )
+    assert r.status_code == 422
+    assert "no user 'nobody'" in r.json()["detail"]
+    assert "alice" in r.json()["detail"]

@@ -340,11 +340,13 @@ def test_a_session_keeps_the_cluster_it_was_asked_about(client: TestClient) -> N
     assert follow["entities"]["cluster"] == "gpu-cluster-01"
 
 
-def test_an_unknown_session_id_in_a_question_starts_that_session(client: TestClient) -> None:
-    out = _chat(client, TREND_Q, session_id="my-own.session_1")
-    assert out["session_id"] == "my-own.session_1"
-    assert out["follow_up"] is False
-    assert client.get(f"{SESSIONS}/my-own.session_1").json()["turns"][0]["query"] == TREND_Q
+def test_an_unknown_session_id_in_a_question_is_a_404_and_starts_nothing(
+    client: TestClient,
+) -> None:
+    r = client.post(CHAT, json={"query": TREND_Q, "session_id": "my-own.session_1"})
+    assert r.status_code == 404
+    assert "no session 'my-own.session_1'" in r.json()["detail"]
+    assert client.get(f"{SESSIONS}/my-own.session_1").status_code == 404
 
 
 def test_the_sessions_limit_is_checked(client: TestClient) -> None:

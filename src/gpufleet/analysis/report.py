@@ -412,7 +412,7 @@ def _definitions(
     return {
         "gpu_utilization": (
             "NVML utilization.gpu (% of time a kernel ran), time-weighted over the window: "
-            "the sum of utilization x seconds over the seconds with a reading (DESIGN.md)."
+            "the sum of utilization x seconds over the seconds with a reading."
         ),
         "target_utilization": (
             f"The utilization the report compares against ({target_util_pct:g} %): an input "

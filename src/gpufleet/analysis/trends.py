@@ -422,6 +422,7 @@ def _compare(
     *,
     known_b: Usage | None = None,
     check_history: bool = True,
+    require_both: bool = False,
 ) -> Comparison:
     """``metric`` of two (name, scope, window) subjects; ``known_b`` is ``b``'s total when
     the caller has read it already (with the same scope, window and threshold). With
@@ -437,8 +438,10 @@ def _compare(
         usage_b, err_b = _total(store, win_b, scope_b, threshold)
     # A subject absent from one side is a change to or from nothing; absent from both, a
     # mistake the caller should hear about.
-    if err_a is not None and err_b is not None:
+    if err_a is not None and (err_b is not None or require_both):
         raise err_a
+    if err_b is not None and require_both:
+        raise err_b
     empty = 0.0 if metric == "gpu_hours" else None
     value_a = _value(usage_a, metric) if usage_a is not None else empty
     value_b = _value(usage_b, metric) if usage_b is not None else empty
@@ -510,7 +513,9 @@ def compare_entities(
 
     Raises:
         HistoryQueryError: an unknown key or metric, or a threshold outside 0..100.
-        UnknownSubjectError: neither value has data in the window.
+        UnknownSubjectError: either value has no data in the window (in one window, a name
+            without data is a mistake, not a change from nothing); the message lists the
+            values that have data.
     """
     _check(metric, idle_threshold_pct)
     if check_group_key(key) is None:
@@ -523,6 +528,7 @@ def compare_entities(
         metric,
         idle_threshold_pct,
         check_history=False,
+        require_both=True,
     )
 
 

@@ -79,6 +79,14 @@ def _direction(change: float | None, zh: bool) -> str:
     return "unchanged" if not zh else "持平"
 
 
+_BARE = ("today", "yesterday", "this week", "last week", "this month", "last month")
+
+
+def _in(label: str) -> str:
+    """``in the past 7 days`` / ``in October 2026``, but ``today``, ``last week``."""
+    return label if label in _BARE or label.startswith("since ") else f"in {label}"
+
+
 def _cap(text: str) -> str:
     """``text`` with its first letter capitalized and the rest as written ("GPU ...")."""
     return text[:1].upper() + text[1:]
@@ -115,20 +123,29 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     direction = slope["direction"] if slope else "flat"
     first, last = points[0], points[-1]
     if zh:
-        word = {"rising": "上升", "falling": "下降", "flat": "基本持平"}[direction]
+        word = {"rising": "上升", "falling": "下降", "flat": "不明显"}[direction]
         answer = (
             f"{label}{name}的{what}平均为{metric_value(value, metric, True)}，"
             f"整体趋势{word}（从{metric_value(first['value'], metric, True)}"
             f"到{metric_value(last['value'], metric, True)}）。"
         )
     else:
-        word = {"rising": "trending upward", "falling": "trending downward", "flat": "flat"}[
-            direction
-        ]
+        word = {
+            "rising": "is trending upward",
+            "falling": "is trending downward",
+            "flat": "shows no clear trend",
+        }[direction]
         answer = (
-            f"Over {label}, {what} of {name} averaged {metric_value(value, metric)} and is "
-            f"{word}, from {metric_value(first['value'], metric)} to "
-            f"{metric_value(last['value'], metric)}."
+            f"Over {label}, {what} of {name} averaged {metric_value(value, metric)} and "
+            f"{word} (first bucket {metric_value(first['value'], metric)}, last "
+            f"{metric_value(last['value'], metric)})."
+        )
+    if len(points) < 3:
+        few = len(points)
+        answer += (
+            f"（只有{few}个时间段有数据。）"
+            if zh
+            else f" Only {few} bucket{'s' if few != 1 else ''} of the window have data."
         )
     insights: list[str] = []
     if slope:
@@ -374,10 +391,11 @@ def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
         )
     if busy:
         b = busy[0]
+        gpu = r.get("labels", {}).get(b["key"], b["key"])
         insights.append(
-            f"最忙的GPU：{b['key']}（{pct(b['mean_gpu_util_pct'], True)}）"
+            f"最忙的GPU：{gpu}（{pct(b['mean_gpu_util_pct'], True)}）"
             if zh
-            else f"Busiest GPU: {b['key']} ({pct(b['mean_gpu_util_pct'])})."
+            else f"Busiest GPU: {gpu} ({pct(b['mean_gpu_util_pct'])})."
         )
     return answer, insights
 
@@ -422,7 +440,7 @@ def metadata(
             answer += f"\n……以及另外{more}个"
     else:
         noun = names_en[level] if len(shown) != 1 else names_en[level].removesuffix("s")
-        answer = f"{len(shown)} {noun} with data in {label}:\n{numbered(listed)}"
+        answer = f"{len(shown)} {noun} with data {_in(label)}:\n{numbered(listed)}"
         if more:
             answer += f"\n... and {more} more"
     return answer, []
@@ -483,7 +501,8 @@ def recommend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
         )
     else:
         answer = (
-            f"{len(recs)} recommendations from {label}, with an expected saving of "
+            f"{len(recs)} recommendation{'s' if len(recs) != 1 else ''} from {label}, with an "
+            "expected saving of "
             f"{usd(total)} a month. First: {recs[0]['title']}."
         )
     insights = [
@@ -503,11 +522,12 @@ def alerts(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     items = r.get("alerts", [])
     active = [a for a in items if a.get("resolved") is None]
     if not items:
-        return (f"{label}没有告警。", []) if zh else (f"No alerts in {label}.", [])
+        return (f"{label}没有告警。", []) if zh else (f"No alerts {_in(label)}.", [])
     if zh:
         answer = f"{label}共有{len(items)}条告警，其中{len(active)}条仍未解除。"
     else:
-        answer = f"{len(items)} alerts in {label}, {len(active)} still active."
+        noun = "alert" if len(items) == 1 else "alerts"
+        answer = f"{len(items)} {noun} {_in(label)}, {len(active)} still active."
     insights = [f"[{a['severity']}] {a['node']}: {a['message']}" for a in items[:5]]
     return answer, insights
 

@@ -134,6 +134,7 @@ class Analyst:
         Raises:
             AnalystError: an empty or overlong question, a malformed session id, or a
                 cluster with no data (the message lists the clusters).
+            UnknownSessionError: a session id that the store does not hold.
             StoreError: the store cannot answer.
         """
         began = time.perf_counter()
@@ -150,6 +151,12 @@ class Analyst:
         if session_id is not None and not _SESSION_ID.match(session_id):
             raise AnalystError("a session id is 1-64 letters, digits, '.', '_' or '-'")
         turns = self.store.chat_turns(session_id) if session_id else []
+        if session_id and not turns:
+            # Ids are handed out by the analyst: an unknown one is a typo, not a new session.
+            raise UnknownSessionError(
+                f"no session {session_id!r}; leave the session out to start one, or list "
+                "the sessions to see the ids"
+            )
         sid = session_id or uuid.uuid4().hex[:16]
         state = turns[-1].state if turns else {}
         now = data_now(self.store, self.clock())
@@ -205,6 +212,7 @@ class Analyst:
             except (ToolError, HistoryQueryError) as exc:
                 zh = turn.u.language == "zh"
                 turn.answer = f"无法回答：{exc}" if zh else f"I cannot answer that: {exc}"
+        self._caveats(turn)
         if self.llm is not None and turn.results:
             better = self.llm.reword(
                 text, turn.answer, [r.result for r in turn.results], turn.u.language
@@ -213,6 +221,8 @@ class Analyst:
                 turn.answer = better
                 source = "llm" if source == "offline" else source
             llm_note = llm_note or self.llm.last_error
+        if turn.u.language == "en":
+            turn.answer = _cap(turn.answer)
         reply = Reply(
             answer=turn.answer,
             intent=turn.u.intent,
@@ -228,7 +238,9 @@ class Analyst:
             llm_note=llm_note,
         )
         if self.persist:
-            new_state: dict[str, Any] = {"understanding": _save(turn.u)}
+            # A turn not understood (help) keeps the conversation's context for the next one.
+            kept = previous if turn.u.intent == "help" and previous is not None else turn.u
+            new_state: dict[str, Any] = {"understanding": _save(kept)}
             if turn.clarification is not None:
                 new_state["pending"] = {
                     "missing": turn.u.missing[0],
@@ -258,6 +270,30 @@ class Analyst:
                 self._catalogs.clear()
             found = self._catalogs[key] = tools.catalog(tools.window(days), cluster)
         return found
+
+    @staticmethod
+    def _caveats(turn: _Turn) -> None:
+        """Say what the question named that the answer could not use."""
+        u = turn.u
+        zh = u.language == "zh"
+        said: list[str] = []
+        if u.unknown and turn.results:
+            names = ", ".join(repr(n) for n in u.unknown)
+            scope = _name(u.entities, zh)
+            said.append(
+                f"没有名为{names}的集群、节点、命名空间、用户或工作负载有数据；以下是{scope}的结果。"
+                if zh
+                else f"Nothing named {names} has data (clusters, nodes, namespaces, users and "
+                f"workloads were checked); this answer is about {scope}."
+            )
+        for problem in u.problems:
+            said.append(
+                f"{problem}；已改用默认时间范围。"
+                if zh
+                else f"{_cap(problem)}; the default window is used instead."
+            )
+        if said:
+            turn.answer = "\n".join([*said, turn.answer])
 
     def _resolve_pending(
         self, text: str, pending: Mapping[str, Any], previous: Understanding, catalog: Catalog
@@ -291,6 +327,14 @@ class Analyst:
             r"(?:all|all of them|every\w*|全部|所有|都要)", choice, re.IGNORECASE
         )
         if picked is None and not all_words:
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", choice):
+                # One word that is no option ("nobody-team"): ask again rather than guess.
+                retry = (
+                    f"{choice}不是选项之一。"
+                    if previous.language == "zh"
+                    else f"{choice!r} is not one of the options."
+                )
+                return _Turn(previous, retry=retry)
             return None
         e = previous.entities
         if missing == "cluster":
@@ -439,6 +483,10 @@ class Analyst:
 # ---- helpers -----------------------------------------------------------------------------
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _scope(e: Entities) -> Scope:
     label_levels: dict[str, str] = {}
     if e.label is not None and e.label[0] in ("namespace", "user", "workload", "node"):
@@ -476,7 +524,7 @@ def _name(e: Entities, zh: bool) -> str:
         return f"{kind}类工作负载" if zh else f"{kind} workloads"
     if e.cluster:
         return e.cluster
-    return "整个集群" if zh else "the cluster"
+    return "整个集群" if zh else "the fleet"
 
 
 def _range(e: Entities, now_s: float) -> TimeRange:

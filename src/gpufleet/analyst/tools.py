@@ -378,6 +378,11 @@ class Toolbox:
                 "allocation_rate": wire["allocation_rate"],
                 "mean_gpu_util_pct": wire["mean_gpu_util_pct"],
                 "by": wire["by"],
+                "labels": {
+                    g.uuid: f"{g.node} GPU {g.index}"
+                    for g in self.store.inventory(cluster)
+                    if any(b["key"] == g.uuid for b in wire["by"])
+                },
             },
         )
 

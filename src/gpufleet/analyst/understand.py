@@ -173,6 +173,11 @@ _ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点",
 _NOW = re.compile(
     r"\bright now\b|\bcurrently\b|\bat the moment\b|\bthis (?:very )?moment\b|\bnow\b", re.I
 )
+_HELP = re.compile(
+    r"^\s*(?:help|\?|examples?|what can you do\??|how do i use (?:this|you)\??|帮助|怎么用)"
+    r"\s*[.!?？]*\s*$",
+    re.I,
+)
 _PRONOUN = re.compile(
     r"\b(?:it|that|this one|them|those|these|their|in there|the drop|the spike|instead"
     r"|same period)\b",
@@ -251,6 +256,12 @@ class Understanding:
     """Which intent cues matched (for the ``--json`` trace and for tests)."""
     missing: tuple[str, ...] = field(default_factory=tuple)
     """What must be asked before answering (``cluster``, ``namespace``)."""
+    unknown: tuple[str, ...] = ()
+    """Words that look like names (``nobody-team``) but name nothing with data: the answer
+    says it is not about them."""
+    problems: tuple[str, ...] = ()
+    """What in the question could not be used, said in the answer (a range that ends before
+    it starts)."""
 
 
 def language_of(text: str) -> Literal["en", "zh"]:
@@ -324,6 +335,9 @@ def understand(
     low = text.lower()
     scores = _scores(text)
     ranges = find_time_ranges(text, now_s)
+    # Dates of a range that ends before it starts are not used (the answer says so).
+    backwards = [m.span() for m in _DATES.finditer(text) if m.group(2) < m.group(1)]
+    ranges = [r for r in ranges if not any(a <= r.position < b for a, b in backwards)]
     names: dict[str, list[str]] = {}
     for level in ("cluster", "node", "namespace", "user", "workload"):
         hits = _find_names(text, catalog.values(level))
@@ -435,6 +449,110 @@ def understand(
         follow_up=follow_up,
         cues=tuple(sorted(scores)),
         missing=missing,
+        unknown=_unknown_names(text, catalog, model),
+        problems=_reversed_ranges(text),
+    )
+
+
+_NAME_LIKE = re.compile(
+    r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)+)(?![A-Za-z0-9_\-])"
+)
+_AFTER_LEVEL = re.compile(
+    r"\b(?:namespace|team|user|workload|job|node|cluster)\s+([A-Za-z0-9][A-Za-z0-9_.\-]*)", re.I
+)
+_NOT_NAMES = {
+    "gpu-hours",
+    "gpu-hour",
+    "right-size",
+    "right-sizing",
+    "scale-up",
+    "scale-down",
+    "time-slicing",
+    "follow-up",
+    "per-gpu",
+    "so-called",
+    "non-idle",
+    "week-over-week",
+    "day-over-day",
+    "month-over-month",
+    "real-time",
+    "up-to-date",
+    "e-mail",
+    "dcgm-exporter",
+}
+_PLAIN_WORDS = {
+    "utilization",
+    "usage",
+    "trend",
+    "for",
+    "the",
+    "a",
+    "an",
+    "in",
+    "of",
+    "is",
+    "was",
+    "and",
+    "with",
+    "by",
+    "over",
+    "last",
+    "this",
+    "past",
+    "name",
+    "names",
+    "level",
+    "levels",
+    "that",
+    "which",
+    "what",
+    "has",
+    "have",
+    "use",
+    "uses",
+    "used",
+    "gpu",
+    "gpus",
+    "util",
+}
+
+
+def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str, ...]:
+    """Name-like words of ``text`` that name nothing with data (see Understanding.unknown)."""
+    known = {
+        v.lower()
+        for level in ("cluster", "node", "namespace", "user", "workload", "workload_kind")
+        for v in catalog.values(level)
+    }
+    found: list[str] = []
+    candidates = [m.group(1) for m in _NAME_LIKE.finditer(text)]
+    candidates += [m.group(1).rstrip(".,;:?!") for m in _AFTER_LEVEL.finditer(text)]
+    for word in candidates:
+        low = word.lower()
+        if (
+            low in known
+            or low in _NOT_NAMES
+            or low in _PLAIN_WORDS
+            or (model is not None and low in model.lower())
+            or re.fullmatch(r"\d+|[a-z]\d{2,4}s?", low)
+            or low.endswith(("-based", "-wide", "-level", "-like"))
+            or word in found
+        ):
+            continue
+        found.append(word)
+    return tuple(found)
+
+
+_DATES = re.compile(
+    r"(\d{4}-\d{2}-\d{2})\s*(?:to|until|till|through|-|~|到|至)\s*(\d{4}-\d{2}-\d{2})"
+)
+
+
+def _reversed_ranges(text: str) -> tuple[str, ...]:
+    return tuple(
+        f"the range {m.group(1)} to {m.group(2)} ends before it starts"
+        for m in _DATES.finditer(text)
+        if m.group(2) < m.group(1)
     )
 
 
@@ -494,6 +612,8 @@ def _is_follow_up(
 ) -> bool:
     """Whether ``text`` continues the previous turn rather than asking afresh."""
     stripped = text.strip()
+    if _HELP.match(stripped):
+        return False
     if _FOLLOW_UP_EN.search(stripped) or _PRONOUN.search(stripped):
         return True
     if lang == "zh" and (
@@ -502,13 +622,15 @@ def _is_follow_up(
         return True
     if lang == "zh" and any(w in stripped for w in ("具体", "这个", "那个", "它")):
         return True
-    # A short turn that names no scope of its own continues the conversation ("compare
-    # with last week", "why?", "by hour").
+    # A short turn that names no scope of its own but says something the analyst knows (a
+    # time, a cue, a metric: "compare with last week", "why?", "by hour") continues the
+    # conversation; a short turn it knows nothing of ("banana pancakes") does not.
     words = (
         len(re.findall(r"[A-Za-z0-9_\-]+", stripped))
         + len(re.findall(r"[\u4e00-\u9fff]", stripped)) // 2
     )
-    return words <= 6 and not names and model is None
+    known = bool(ranges or scores or _HOUR_WORDS.search(stripped) or _DAY_WORDS.search(stripped))
+    return words <= 6 and not names and model is None and known
 
 
 def _merge(

@@ -79,12 +79,20 @@ class _Asker:
     def ask(self, query: str, session: str | None, cluster: str | None) -> dict[str, Any]:
         if self.url is not None:
             body = {"query": query, "session_id": session, "cluster_name": cluster}
-            reply: dict[str, Any] = send_json(
+            answered: dict[str, Any] = send_json(
                 "POST", self.url, "/api/gpu-analysis/chat", {k: v for k, v in body.items() if v}
             )
-            return reply
+            return answered
+        from gpufleet.analyst.engine import UnknownSessionError
+
         analyst = self.analyst
-        return guarded(lambda: analyst.ask(query, session_id=session, cluster=cluster).wire())
+        try:
+            reply: dict[str, Any] = analyst.ask(query, session_id=session, cluster=cluster).wire()
+        except UnknownSessionError as exc:
+            fail(str(exc), code=1)
+        except ValueError as exc:
+            fail(str(exc))
+        return reply
 
     def close(self) -> None:
         if self.store is not None:

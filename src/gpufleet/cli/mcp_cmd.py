@@ -35,8 +35,10 @@ def mcp(
     ] = False,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
-    """Serve the analyst's tools (seed 001's names, plus waste, recommendations, alerts and
-    ask) to MCP clients. HTTP serves streamable HTTP at http://HOST:PORT/mcp."""
+    """Serve the analyst's tools to MCP clients: query_gpu_usage_trend,
+    analyze_workload_history, get_latest_snapshot, get_workload_metadata,
+    get_available_clusters/namespaces/dimension_keys, get_gpu_waste, get_recommendations,
+    get_alerts and ask. HTTP serves streamable HTTP at http://HOST:PORT/mcp."""
     if transport not in ("stdio", "http"):
         fail(f"--transport must be stdio or http, not {transport!r}")
     if transport == "http" and not _loopback(host) and not allow_remote:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, cast, get_args
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from gpufleet.analysis.drilldown import DrillMetric, drill_down
@@ -89,8 +89,17 @@ Threshold = Annotated[
 
 
 @router.post("/utilization")
-def utilization(ctx: Ctx, store: HistoryStore, body: UtilizationIn | None = None) -> Any:
+def utilization(
+    ctx: Ctx, store: HistoryStore, request: Request, body: UtilizationIn | None = None
+) -> Any:
     """Time-weighted utilization, allocation, idle GPU-hours and bottlenecks of a scope."""
+    if request.query_params:
+        names = ", ".join(sorted(request.query_params))
+        raise HTTPException(
+            422,
+            detail="POST /analysis/utilization takes its options in the JSON body, not the "
+            f'query string ({names}): e.g. {{"from": "-1d", "by": "namespace"}}',
+        )
     req = body or UtilizationIn()
     window = analysis_window(req.start, req.end)
     result = answer(

@@ -22,5 +22,5 @@ class ChatIn(BaseModel):
     session_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
-        description="continue this session (a new one is started when absent or unknown)",
+        description="continue this session (an id from an earlier reply; absent: a new one)",
     )
