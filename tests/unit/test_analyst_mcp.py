@@ -58,7 +58,7 @@ async def _exercise(client: Client) -> dict[str, Any]:
     unknown = await client.call_tool(
         "query_gpu_usage_trend", {"dimension": "namespace", "dimension_value": "no-such-team"}
     )
-    answer = _payload(await client.call_tool("ask", {"question": "which namespaces exist?"}))
+    answer = _payload(await client.call_tool("ask", {"query": "which namespaces exist?"}))
     return {
         "names": names,
         "namespaces": namespaces,

@@ -224,6 +224,21 @@ def test_ask_url_reports_the_agents_422_in_one_line(agent: str) -> None:
     assert "gpu-cluster-01" in line
 
 
+def test_sessions_over_url_list_show_and_delete(agent: str) -> None:
+    asked = json.loads(_run(["ask", "--url", agent, "--json", TREND_Q]).stdout)
+    sid = asked["session_id"]
+    listed = json.loads(_run(["sessions", "list", "--url", agent, "--json"]).stdout)
+    assert sid in [s["session_id"] for s in listed["sessions"]]
+    shown = json.loads(_run(["sessions", "show", sid, "--url", agent, "--json"]).stdout)
+    assert [t["query"] for t in shown["turns"]] == [TREND_Q]
+    gone = _run(["sessions", "delete", sid, "--url", agent])
+    assert gone.exit_code == 0, gone.output
+    assert "deleted session" in gone.stdout
+    again = _run(["sessions", "show", sid, "--url", agent])
+    assert again.exit_code != 0
+    assert "404" in again.output
+
+
 # ---- chat --------------------------------------------------------------------------------------
 
 

@@ -215,9 +215,11 @@ def test_partial_data_is_noted(store: Store) -> None:
     assert gaps == "No GPU data on 2 of 4 days: 2023-11-12, 2023-11-13."
     (coverage,) = [n for n in r.notes if n.startswith("Readings cover")]
     assert coverage.startswith("Readings cover 11 % of the window's GPU-time for the 4 GPUs")
-    # The same GPU-hours cost the same; the month is now 10 windows of 72 h.
+    # Monthly figures scale the 8 h that have history (not the 72 h window) to 30 days:
+    # 4 GPUs x $3.00 an hour for a month.
     e = r.headline.expected_improvement
-    assert e.current_monthly_cost_usd == pytest.approx(32 * 3.0 * 10)
+    # (first to last sample: a few minutes short of 8 h)
+    assert e.current_monthly_cost_usd == pytest.approx(4 * 3.0 * 720, rel=0.03)
     assert e.cost_reduction_pct == pytest.approx(50.0)
 
 

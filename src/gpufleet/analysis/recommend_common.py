@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, recommendation_id
-from gpufleet.analysis.scope import ScopedRows, gpu_label, workload_key
+from gpufleet.analysis.scope import ScopedRows, covered_span_s, gpu_label, workload_key
 from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, WorkloadUsage
 
 HOUR_S = 3600.0
@@ -70,7 +70,8 @@ class Ctx:
         self.window = scoped.window
         self.when = f"over {scoped.window.label()}"
         self.threshold = threshold
-        self.monthly = t.MONTH_H * HOUR_S / scoped.window.span_s
+        # Scaled from the part of the window history covers (see covered_span_s).
+        self.monthly = t.MONTH_H * HOUR_S / covered_span_s(scoped)
         self.prices = prices
         self.used: dict[str, float] = {}
         self.fallback: set[str] = set()

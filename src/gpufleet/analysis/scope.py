@@ -244,6 +244,24 @@ def read_scope(
     )
 
 
+def covered_span_s(scoped: ScopedRows) -> float:
+    """Seconds of the window that the selected GPUs' history covers (first seen to last
+    seen, inside the window, a quarter-hour of slack at each end; at least a minute): what a
+    monthly figure is scaled from, so
+    a 30-day window over 7 days of history is not read as a month of costs."""
+    w = scoped.window
+    if not scoped.gpus:
+        return w.span_s
+    # A sample stands for the interval after it: history up to a quarter-hour short of an
+    # edge covers the edge (no sampling interval is longer).
+    slack = 900.0
+    first = min(g.first_seen_s for g in scoped.gpus.values())
+    last = max(g.last_seen_s for g in scoped.gpus.values())
+    start = w.start_s if first - w.start_s <= slack else first
+    end = w.end_s if w.end_s - last <= slack else last
+    return min(max(end - start, 60.0), w.span_s)
+
+
 def _utc(ts_s: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return datetime.fromtimestamp(ts_s, tz=UTC).strftime(fmt)
 

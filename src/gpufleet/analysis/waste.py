@@ -29,6 +29,7 @@ from gpufleet.analysis.scope import (
     ScopedRows,
     Window,
     check_group_key,
+    covered_span_s,
     gpu_label,
     idle_at,
     key_of,
@@ -320,7 +321,7 @@ def top_wasters(
     """``compute_waste(...).top_wasters`` of rows already read (they depend on the workload
     rows and prices only, not on the idle threshold or the group-by)."""
     price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)
-    return tuple(_wasters(scoped, price, MONTH_S / scoped.window.span_s, top_n))
+    return tuple(_wasters(scoped, price, MONTH_S / covered_span_s(scoped), top_n))
 
 
 def _waste(
@@ -334,7 +335,8 @@ def _waste(
     window, scope = scoped.window, scoped.scope
     stored = scoped.stored_idle_threshold_pct
     price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)
-    monthly = MONTH_S / window.span_s
+    # Scaled from the part of the window history covers (see covered_span_s).
+    monthly = MONTH_S / covered_span_s(scoped)
     gpus = scoped.gpus
     groups: dict[str, _Cost] = {}
     from_workloads = by is not None and (scope.workload_level or by not in GPU_KEYS)

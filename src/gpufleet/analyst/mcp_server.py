@@ -227,8 +227,8 @@ def build_mcp_server(
     )
     @_expected_errors
     def ask(
-        question: str, session_id: str | None = None, cluster: str | None = None
+        query: str, session_id: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]:
-        return analyst.ask(question, session_id=session_id, cluster=cluster).wire()
+        return analyst.ask(query, session_id=session_id, cluster=cluster).wire()
 
     return server

@@ -8,6 +8,7 @@ deletes the conversations kept in the store.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -163,20 +164,22 @@ def chat(
         )
 
 
-@sessions_app.command("list")
-def sessions_list(
-    db: DbOpt = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Sessions, most recently updated first."""
+def _session_rows(db: str | None, url: str | None, config: Path | None, limit: int) -> list[Any]:
+    """``{session_id, updated_at, turns, title}`` per session, from a store or an agent."""
+    if db and url:
+        fail("give --db or --url, not both")
+    if url is not None:
+        listed = send_json("GET", url, f"/api/gpu-analysis/sessions?limit={limit}")
+        return [
+            {k: s[k] for k in ("session_id", "updated_at", "turns", "title")}
+            for s in listed["sessions"]
+        ]
     store = open_for_reading(db, config)
     try:
         found = guarded(lambda: store.chat_sessions(limit=limit))
     finally:
         store.close()
-    rows = [
+    return [
         {
             "session_id": s.id,
             "updated_at": datetime.fromtimestamp(s.updated_s, tz=UTC).strftime(
@@ -187,27 +190,43 @@ def sessions_list(
         }
         for s in found
     ]
+
+
+@sessions_app.command("list")
+def sessions_list(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Sessions, most recently updated first."""
+    rows = _session_rows(db, url, config, limit)
     if json_out:
         print_json({"sessions": rows})
         return
     if not rows:
         console.print('no sessions yet: gpufleet ask "..." starts one')
         return
-    for s in found:
-        when = datetime.fromtimestamp(s.updated_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    for r in rows:
+        when = str(r["updated_at"]).replace("T", " ").removesuffix("Z")
         console.print(
-            f"{escape(s.id)}  {when}  {s.turns} turn(s)  {escape(s.title)}", highlight=False
+            f"{escape(r['session_id'])}  {when}  {r['turns']} turn(s)  {escape(r['title'])}",
+            highlight=False,
         )
 
 
-@sessions_app.command("show")
-def sessions_show(
-    session_id: Annotated[str, typer.Argument(help="The session id")],
-    db: DbOpt = None,
-    json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-) -> None:
-    """A session's questions and answers."""
+def _session_turns(
+    session_id: str, db: str | None, url: str | None, config: Path | None
+) -> list[dict[str, Any]]:
+    """``{seq, query, reply}`` per turn of a session, from a store or an agent."""
+    if db and url:
+        fail("give --db or --url, not both")
+    if url is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", session_id):
+            fail(f"no session {session_id!r}; gpufleet sessions list shows the ids", code=1)
+        shown = send_json("GET", url, f"/api/gpu-analysis/sessions/{session_id}")
+        return [{k: t[k] for k in ("seq", "query", "reply")} for t in shown["turns"]]
     from gpufleet.analyst.engine import Analyst, UnknownSessionError
 
     store = open_for_reading(db, config)
@@ -217,32 +236,48 @@ def sessions_show(
         fail(str(exc), code=1)
     finally:
         store.close()
+    return [{"seq": t.seq, "query": t.query, "reply": dict(t.reply)} for t in turns]
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="The session id")],
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """A session's questions and answers."""
+    turns = _session_turns(session_id, db, url, config)
     if json_out:
-        print_json(
-            {
-                "session_id": session_id,
-                "turns": [{"seq": t.seq, "query": t.query, "reply": t.reply} for t in turns],
-            }
-        )
+        print_json({"session_id": session_id, "turns": turns})
         return
     for t in turns:
-        console.print(f"[bold]> {escape(t.query)}[/bold]", highlight=False)
-        answer = t.reply.get("answer", "")
-        console.print(escape(str(answer)), highlight=False)
+        console.print(f"[bold]> {escape(str(t['query']))}[/bold]", highlight=False)
+        console.print(escape(str(t["reply"].get("answer", ""))), highlight=False)
 
 
 @sessions_app.command("delete")
 def sessions_delete(
     session_id: Annotated[str, typer.Argument(help="The session id")],
     db: DbOpt = None,
+    url: UrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Delete a session."""
-    store = open_for_reading(db, config)
-    try:
-        deleted = guarded(lambda: store.delete_chat_session(session_id))
-    finally:
-        store.close()
+    if db and url:
+        fail("give --db or --url, not both")
+    if url is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", session_id):
+            fail(f"no session {session_id!r}; gpufleet sessions list shows the ids", code=1)
+        done = send_json("DELETE", url, f"/api/gpu-analysis/sessions/{session_id}")
+        deleted = int(done["deleted_turns"])
+    else:
+        store = open_for_reading(db, config)
+        try:
+            deleted = guarded(lambda: store.delete_chat_session(session_id))
+        finally:
+            store.close()
     if deleted == 0:
         fail(f"no session {session_id!r}; gpufleet sessions list shows the ids", code=1)
     console.print(f"deleted session {escape(session_id)} ({deleted} turn(s))", highlight=False)
