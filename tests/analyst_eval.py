@@ -24,6 +24,8 @@ from gpufleet.analyst.engine import Analyst, Reply
 from gpufleet.store.base import Store
 
 EVAL_FILE = Path(__file__).resolve().parent / "fixtures" / "analyst_eval.jsonl"
+HOLDOUT_FILE = Path(__file__).resolve().parent / "fixtures" / "analyst_holdout.jsonl"
+"""70 turns written after the analyst, by someone who had not seen it or the set above."""
 EVAL_NOW_S = datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp()
 SCORED_KEYS = (
     "time_range",
@@ -55,8 +57,8 @@ class Scored:
         return not self.problems
 
 
-def conversations() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in EVAL_FILE.read_text(encoding="utf-8").splitlines() if line]
+def conversations(path: Path = EVAL_FILE) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _resolve(value: Any, options: list[str]) -> Any:
@@ -87,10 +89,10 @@ def score_turn(expected: dict[str, Any], reply: Reply, options: list[str]) -> li
     return problems
 
 
-def run(store: Store, *, limit: int | None = None) -> Iterator[Scored]:
+def run(store: Store, *, limit: int | None = None, path: Path = EVAL_FILE) -> Iterator[Scored]:
     """Ask every conversation of the set, in its own session; yield each scored turn."""
     analyst = Analyst(store, clock=lambda: EVAL_NOW_S)
-    for conv in conversations()[:limit]:
+    for conv in conversations(path)[:limit]:
         session: str | None = None
         options: list[str] = []
         for i, turn in enumerate(conv["turns"]):

@@ -69,3 +69,24 @@ def store(store_target: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def report_lines(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a test wants shown in the run's summary (the analyst's accuracy): ``make test``
+    prints them even when every test passes and pytest hides their output."""
+    return request.config.stash.setdefault(_REPORT, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Print the lines tests put in :func:`report_lines` at the end of the run."""
+    lines = config.stash.get(_REPORT, [])
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -606,14 +606,21 @@ class SqlReads(ABC):
         w = float(res.bucket_s)
         sqlite = getattr(self, "dialect", None) is Dialect.SQLITE
         least, greatest = ("MIN", "MAX") if sqlite else ("LEAST", "GREATEST")
-        # SQLite: CROSS JOIN keeps the inventory outside, so each GPU is one key range scan.
-        join = "CROSS JOIN" if sqlite else "JOIN"
+        # SQLite takes CROSS JOIN's order as given: a table keyed per GPU is read one key range
+        # per inventory GPU; a table keyed time first by its bucket range, then the inventory.
+        table = TABLES_BY_NAME[f"gpu_{res.value}"]
+        if not sqlite:
+            source = f"gpus g JOIN {table.name} r"
+        elif table.keyed_by_subject:
+            source = f"gpus g CROSS JOIN {table.name} r"
+        else:
+            source = f"{table.name} r CROSS JOIN gpus g"
         marks = ", ".join("?" for _ in wanted)
         sql = (
             "WITH b AS (SELECT 100.0 * (r.mem_used_bytes_sum / r.mem_used_bytes_wt) "
             f"/ g.mem_total_bytes AS v, r.n * ({least}(?, r.bucket + {w!r}) - "
             f"{greatest}(?, r.bucket)) / {w!r} AS w "
-            f"FROM gpus g {join} gpu_{res.value} r "
+            f"FROM {source} "
             f"{'WHERE' if sqlite else 'ON'} r.cluster = g.cluster AND r.node = g.node "
             f"AND r.uuid = g.uuid {'AND' if sqlite else 'WHERE'} r.bucket > ? AND r.bucket < ? "
             f"AND g.uuid IN ({marks}) AND r.mem_used_bytes_wt > 0 AND g.mem_total_bytes > 0) "
