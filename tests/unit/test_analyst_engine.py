@@ -206,3 +206,29 @@ def test_names_from_further_back_are_known_when_the_question_reaches_there(
         assert "namespace" not in recent.entities  # no data in the last 30 days: not a name
     finally:
         store.close()
+
+
+def test_which_entity_ranks_first(analyst: Analyst) -> None:
+    reply = analyst.ask(
+        "which namespace has the lowest utilization over the past 6 hours?", cluster="prod"
+    )
+    assert reply.intent == "trend"
+    assert reply.entities["rank"] == {"by": "namespace", "order": "low"}
+    ranked = reply.data[0]["result"]["ranked"]
+    assert [g["key"] for g in ranked] == ["team-c", "team-b"]  # 0 % before 20 %
+    assert "team-c" in reply.answer
+    assert reply.data[0]["api"]["body"]["by"] == "namespace"
+    zh = analyst.ask("过去6小时GPU利用率最高的命名空间是哪个？", cluster="prod")
+    assert zh.data[0]["result"]["ranked"][0]["key"] == "team-b"
+    assert "命名空间是team-b" in zh.answer
+
+
+def test_names_without_data_are_said(analyst: Analyst) -> None:
+    reply = analyst.ask("utilization of nobody-team over the past 6 hours", cluster="lab")
+    assert reply.answer.startswith("Nothing named 'nobody-team' has data")
+    plain = analyst.ask(
+        "which node had the highest utilization over the past 6 hours?", cluster="lab"
+    )
+    assert not plain.answer.startswith("Nothing named")
+    backwards = analyst.ask("utilization of lab from 2026-12-10 to 2026-12-01")
+    assert "ends before it starts" in backwards.answer

@@ -400,6 +400,39 @@ def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
     return answer, insights
 
 
+def ranking(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
+    rows = r["ranked"]
+    field, level = r["field"], r["by"]
+    what_en = "GPU utilization" if field == "mean_gpu_util_pct" else "GPU allocation rate"
+    what_zh = "GPU利用率" if field == "mean_gpu_util_pct" else "GPU分配率"
+
+    def value(g: Result) -> str:
+        v = g[field]
+        return pct(v, zh) if field == "mean_gpu_util_pct" else frac_pct(v, zh)
+
+    if not rows:
+        return (f"{label}没有数据。", []) if zh else (f"There is no data {_in(label)}.", [])
+    top = rows[0]
+    word = ("最高" if r["order"] == "high" else "最低") if zh else r["order"] + "est"
+    if zh:
+        level_zh = {"namespace": "命名空间", "user": "用户", "workload": "工作负载", "node": "节点"}
+        answer = (
+            f"{label}{what_zh}{word}的{level_zh.get(level, level)}是{top['key']}（{value(top)}）。"
+        )
+    else:
+        answer = (
+            f"{_in(label).capitalize()}, the {level} with the {word} {what_en} was "
+            f"{top['key']} ({value(top)}, {num(top['gpu_hours'])} GPU-hours)."
+        )
+    insights = [
+        f"{i}. {g['key']}: {value(g)}（{num(g['gpu_hours'])} GPU时）"
+        if zh
+        else f"{i}. {g['key']}: {value(g)} ({num(g['gpu_hours'])} GPU-hours)"
+        for i, g in enumerate(rows[:5], 1)
+    ]
+    return answer, insights
+
+
 def numbered(options: Sequence[str]) -> str:
     return "\n".join(f"{i}. {o}" for i, o in enumerate(options, 1))
 

@@ -387,7 +387,14 @@ class Analyst:
         label = _label(rng, zh)
         metric = e.metric or "utilization"
         intent = u.intent
-        if intent == "trend":
+        if intent == "trend" and e.rank is not None:
+            level, order = e.rank
+            r = tools.rank_entities(
+                scope=scope, window=window, by=level, metric_type=metric, order=order
+            )
+            turn.results.append(r)
+            turn.answer, turn.insights = say.ranking(r.result, label, zh)
+        elif intent == "trend":
             gran = e.granularity or ("hour" if rng.days <= 2 else "day")
             r = tools.query_gpu_usage_trend(
                 scope=scope,
@@ -603,6 +610,8 @@ def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
             first = _range(e, now_s)
             second = e.compare_range or previous_period(first)
             out["compare"] = {"windows": [first.iso(), second.iso()]}
+    if e.rank is not None and u.intent == "trend":
+        out["rank"] = {"by": e.rank[0], "order": e.rank[1]}
     if e.metadata_level is not None and u.intent == "metadata":
         out["lists"] = e.metadata_level
     return out

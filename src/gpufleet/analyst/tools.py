@@ -351,6 +351,39 @@ class Toolbox:
             {"window": wire["window"], "workloads": picked[:limit], "total": len(picked)},
         )
 
+    def rank_entities(
+        self,
+        *,
+        scope: Scope,
+        window: Window,
+        by: str,
+        metric_type: str = "utilization",
+        order: str = "high",
+    ) -> ToolResult:
+        """The entities of one level ranked by utilization or allocation rate (``order``
+        ``high``: highest first), from utilization grouped by that level."""
+        metric = _metric(metric_type)
+        result = analyze_utilization(
+            self.store, window, scope=scope, by=by, idle_threshold_pct=self.idle_threshold_pct
+        )
+        wire = utilization_wire(result)
+        field = "mean_gpu_util_pct" if metric != "allocation_rate" else "allocation_rate"
+        rows = [g for g in wire["by"] if g.get(field) is not None]
+        rows.sort(key=lambda g: (-g[field] if order == "high" else g[field], g["key"]))
+        body = {
+            "start": iso(window.start_s),
+            "end": iso(window.end_s),
+            "scope": _scope_params(scope),
+            "by": by,
+            "idle_threshold_pct": self.idle_threshold_pct,
+        }
+        return ToolResult(
+            "rank_entities",
+            {"by": by, "metric_type": metric_type, "order": order},
+            ApiCall("POST", "/analysis/utilization", body),
+            {"by": by, "field": field, "order": order, "ranked": rows},
+        )
+
     def get_latest_snapshot(self, *, cluster: str | None = None) -> ToolResult:
         """GPUs seen in the last two minutes of samples: how many, how many allocated, how busy."""
         window = Window(self.now_s - REALTIME_WINDOW_S, self.now_s)

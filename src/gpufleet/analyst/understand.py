@@ -242,6 +242,8 @@ class Entities:
     metadata_level: str | None = None
     """What a metadata question lists: a level, or ``dimension`` for the keys."""
     all_clusters: bool = False
+    rank: tuple[str, str] | None = None
+    """``(level, "high" | "low")`` for "which namespace has the lowest utilization?"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +437,7 @@ def understand(
         compare_entities=compare_entities,
         metadata_level=metadata_level,
         all_clusters=bool(_ALL_WORDS.match(text)),
+        rank=_rank(text) if intent in ("trend", "help", "drilldown", "realtime") else None,
     )
     if compare_entities is not None and compare_entities[0] == "node":
         entities = dataclasses.replace(entities, node=None)
@@ -526,7 +529,13 @@ def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str,
     }
     found: list[str] = []
     candidates = [m.group(1) for m in _NAME_LIKE.finditer(text)]
-    candidates += [m.group(1).rstrip(".,;:?!") for m in _AFTER_LEVEL.finditer(text)]
+    # After a level word, only name-like words (with a digit, "-" or "_"): "node had ..."
+    # names nothing.
+    candidates += [
+        word
+        for m in _AFTER_LEVEL.finditer(text)
+        if re.search(r"[\d_\-]", word := m.group(1).rstrip(".,;:?!"))
+    ]
     for word in candidates:
         low = word.lower()
         if (
@@ -554,6 +563,34 @@ def _reversed_ranges(text: str) -> tuple[str, ...]:
         for m in _DATES.finditer(text)
         if m.group(2) < m.group(1)
     )
+
+
+_RANK_LEVEL = (
+    ("namespace", r"namespaces?|teams?", ("命名空间", "团队")),
+    ("user", r"users?", ("用户",)),
+    ("workload", r"workloads?|jobs?", ("工作负载", "任务")),
+    ("node", r"nodes?|machines?", ("节点", "机器")),
+)
+_RANK_HIGH = re.compile(r"\b(?:most|highest|busiest|top|best|max(?:imum)?)\b", re.I)
+_RANK_LOW = re.compile(r"\b(?:least|lowest|worst|idlest|min(?:imum)?|bottom)\b", re.I)
+
+
+def _rank(text: str) -> tuple[str, str] | None:
+    """``(level, order)`` when ``text`` asks which entity ranks first ("which namespace has
+    the lowest utilization", "利用率最低的命名空间是哪个")."""
+    high = bool(_RANK_HIGH.search(text)) or "最高" in text or "最多" in text or "最忙" in text
+    low = bool(_RANK_LOW.search(text)) or "最低" in text or "最少" in text
+    if high == low:
+        return None
+    asks = re.search(r"\b(?:which|what)\b", text, re.I) or "哪" in text
+    if not asks:
+        return None
+    for level, en, zh in _RANK_LEVEL:
+        if re.search(rf"\b(?:which|what)\s+(?:{en})\b", text, re.I) or any(
+            f"{w}是哪" in text or f"哪个{w}" in text or f"的{w}" in text for w in zh
+        ):
+            return level, "high" if high else "low"
+    return None
 
 
 def _comparison_windows(intent: str, e: Entities) -> Entities:
