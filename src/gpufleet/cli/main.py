@@ -16,6 +16,7 @@ from gpufleet.cli import (
     history_cmd,
     import_cmd,
     mcp_cmd,
+    optimize_cmd,
     status_cmd,
 )
 from gpufleet.cli.common import console, guarded, settings_from
@@ -109,9 +110,9 @@ app.command(name="history")(history_cmd.history)
 app.command(name="alerts")(alerts_cmd.alerts)
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(analyze_cmd.analyze_app, name="analyze")
-app.command(name="recommend")(analyze_cmd.recommend)
-app.command(name="execute")(analyze_cmd.execute)
-app.command(name="executions")(analyze_cmd.executions)
+app.command(name="recommend")(optimize_cmd.recommend)
+app.command(name="execute")(optimize_cmd.execute)
+app.command(name="executions")(optimize_cmd.executions)
 app.add_typer(import_cmd.import_app, name="import")
 app.command(name="ask")(ask_cmd.ask)
 app.command(name="chat")(ask_cmd.chat)
