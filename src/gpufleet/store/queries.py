@@ -1,4 +1,5 @@
-"""The read half of the SQL store: series, usage, inventory, alerts and execution log queries.
+"""The read half of the SQL store: series, usage and inventory (the records it keeps beside
+them, alerts, executions and chat sessions, are read by :mod:`~gpufleet.store.record_queries`).
 
 A table keyed time first (raw, 1-minute) is read with one range scan of the window and its
 rows grouped per subject here; a table keyed per subject (1-hour) is read with one range
@@ -13,13 +14,9 @@ split falls on a bucket edge. An empty window (``end <= start``) has nothing in 
 
 from __future__ import annotations
 
-import json
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from itertools import starmap
-from typing import Any
 
-from gpufleet.model import Alert, ChatSession, ChatTurn, Execution
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import (
     GPU_METRICS,
@@ -35,6 +32,7 @@ from gpufleet.store.base import (
     WorkloadUsage,
     pick_resolution,
 )
+from gpufleet.store.record_queries import RecordReads, Row, filters
 from gpufleet.store.schema import (
     HIST_COLUMNS,
     SYSTEM_STORED_METRICS,
@@ -42,19 +40,6 @@ from gpufleet.store.schema import (
     Dialect,
     Table,
 )
-
-Row = tuple[Any, ...]
-
-ALERT_COLUMNS = (
-    "id, cluster, node, rule, severity, subject, message, value, threshold, started, fired, "
-    "resolved"
-)
-
-EXECUTION_COLUMNS = (
-    "id, recommendation_id, kind, action_type, action_params, target, title, requested_by, "
-    "requested, dry_run, executor, status, detail, finished, expected_monthly_saving_usd"
-)
-
 
 # GpuUsage's fields after the key, in order, so rows map on positionally (see _gpu_usage).
 _GPU_USAGE_SELECT = (
@@ -118,15 +103,6 @@ def _workload_usage(r: Row) -> WorkloadUsage:
     )
 
 
-def _json_object(text: str | None) -> dict[str, object]:
-    """A stored JSON object column; anything else (NULL, damaged text) reads as empty."""
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def resolution_of(resolution: Resolution | str) -> Resolution:
     """``resolution`` as the enum, or a StoreError naming the valid values."""
     try:
@@ -134,12 +110,6 @@ def resolution_of(resolution: Resolution | str) -> Resolution:
     except ValueError:
         known = ", ".join(r.value for r in Resolution)
         raise StoreError(f"unknown resolution {resolution!r}: use one of {known}") from None
-
-
-def _filters(pairs: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]]:
-    """`` AND col = ?`` for every filter given, and its parameters."""
-    given = [(col, value) for col, value in pairs if value is not None]
-    return "".join(f" AND {col} = ?" for col, _ in given), [value for _, value in given]
 
 
 def _duration(seconds: float) -> str:
@@ -163,17 +133,13 @@ def _group(rows: Sequence[Row], key_len: int) -> dict[Row, list[Row]]:
     return groups
 
 
-class SqlReads(ABC):
+class SqlReads(RecordReads):
     """Queries shared by the SQL backends; a backend supplies :meth:`_read`."""
 
     retention: Retention
     _clock: Callable[[], float]
     max_raw_points: int = MAX_RAW_POINTS
     """Most raw points a series may return (see :meth:`_check_raw_size`)."""
-
-    @abstractmethod
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Run a query on the read connection."""
 
     def _resolve(self, resolution: Resolution | str, start_s: float, end_s: float) -> Resolution:
         res = resolution_of(resolution)
@@ -192,7 +158,7 @@ class SqlReads(ABC):
         self, gpu: bool, pairs: Sequence[tuple[str, str | None]], lo: float, hi: float
     ) -> list[Row]:
         """Inventory keys matching the filters and seen in ``[lo, hi]``, in inventory order."""
-        where, params = _filters(pairs)
+        where, params = filters(pairs)
         keys = ", ".join(col for col, _ in pairs)
         order = "cluster, node, gpu_index, uuid" if gpu else "cluster, node"
         return self._read(
@@ -236,7 +202,7 @@ class SqlReads(ABC):
             return out
         # Keyed time first: one range scan of the window, grouped here.
         key_len = len(pairs)
-        where, params = _filters(pairs)
+        where, params = filters(pairs)
         rows = self._read(
             f"SELECT {', '.join(col for col, _ in pairs)}, {select} FROM {table.name} "
             f"WHERE {cond}{where} ORDER BY {tcol}",
@@ -287,7 +253,7 @@ class SqlReads(ABC):
         """
         if end_s <= start_s:
             return
-        where, params = _filters(pairs)
+        where, params = filters(pairs)
         lost = " AND lost = 0" if kind == "gpu" else ""
         probe = (
             f"SELECT ts, dt_s FROM {kind}_raw WHERE ts >= ? AND ts < ?{lost}{where} "
@@ -419,7 +385,7 @@ class SqlReads(ABC):
 
     def inventory(self, cluster: str | None = None) -> list[GpuInventory]:
         """Every GPU seen (lost ones included), ordered by cluster, node, index."""
-        where, params = _filters((("cluster", cluster),))
+        where, params = filters((("cluster", cluster),))
         rows = self._read(
             "SELECT cluster, node, uuid, gpu_index, name, mem_total_bytes, first_seen, last_seen "
             f"FROM gpus WHERE 1 = 1{where} ORDER BY cluster, node, gpu_index, uuid",
@@ -535,7 +501,7 @@ class SqlReads(ABC):
                 # An aggregate over no rows is one row of NULLs.
                 out.extend(_gpu_usage(key, r) for r in rows if r[0] is not None)
         else:
-            where, params = _filters(pairs)
+            where, params = filters(pairs)
             keys = ["cluster", "node", "uuid"] if per_gpu else ["''", "''", "''"]
             by = ", ".join([*keys[: 3 if per_gpu else 0], *([period] if period else [])])
             # ``+bucket`` (no index) on an SQLite table keyed per GPU: a scan in key order
@@ -572,7 +538,7 @@ class SqlReads(ABC):
         """Per-workload, per-GPU, per-hour rows for hours overlapping ``[start_s, end_s)``."""
         if end_s <= start_s:
             return []
-        where, params = _filters(
+        where, params = filters(
             (("cluster", cluster), ("namespace", namespace), ("user_name", user))
         )
         rows = self._read(
@@ -663,7 +629,7 @@ class SqlReads(ABC):
 
         if inner_hi <= inner_lo:
             return usage(start_s, end_s)
-        where, params = _filters(
+        where, params = filters(
             (("cluster", cluster), ("namespace", namespace), ("user_name", user))
         )
         keys = "cluster, node, uuid, namespace, user_name, workload, workload_kind"
@@ -678,172 +644,3 @@ class SqlReads(ABC):
         out.extend(usage(start_s, inner_lo))
         out.extend(usage(inner_hi, end_s))
         return out
-
-    def alerts(
-        self,
-        *,
-        start_s: float | None = None,
-        end_s: float | None = None,
-        active_only: bool = False,
-        limit: int = 500,
-        node: str | None = None,
-        cluster: str | None = None,
-    ) -> list[Alert]:
-        """Alerts active at some time in ``[start_s, end_s)`` (either bound optional), newest
-        first (by ``fired``).
-
-        An alert is active from ``fired`` until ``resolved`` (forever while unresolved), so
-        one that fired before the window and was still firing, or resolved, inside it is
-        included; so is one that fired in the window. ``active_only`` keeps the unresolved
-        ones; ``node`` and ``cluster`` keep one node's or cluster's.
-        """
-        clauses: list[str] = []
-        params: list[Any] = []
-        if end_s is not None:
-            clauses.append(" AND fired < ?")
-            params.append(end_s)
-        if start_s is not None:
-            clauses.append(" AND (resolved IS NULL OR resolved > ? OR fired >= ?)")
-            params += [start_s, start_s]
-        if active_only:
-            clauses.append(" AND resolved IS NULL")
-        where, subject = _filters((("cluster", cluster), ("node", node)))
-        params += subject
-        rows = self._read(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1{''.join(clauses)}{where} "
-            "ORDER BY fired DESC, id DESC LIMIT ?",
-            (*params, max(int(limit), 0)),
-        )
-        return [
-            Alert(
-                rule=rule,
-                severity=severity,
-                node=node,
-                subject=subject,
-                message=message,
-                value=value,
-                threshold=threshold,
-                started_s=started,
-                fired_s=fired,
-                resolved_s=resolved,
-                id=int(alert_id),
-                cluster=cluster,
-            )
-            for (
-                alert_id,
-                cluster,
-                node,
-                rule,
-                severity,
-                subject,
-                message,
-                value,
-                threshold,
-                started,
-                fired,
-                resolved,
-            ) in rows
-        ]
-
-    def chat_turns(self, session_id: str) -> list[ChatTurn]:
-        """A session's turns in order (empty when there is no such session)."""
-        rows = self._read(
-            "SELECT session_id, seq, ts, cluster, query, reply, state FROM chat_turns "
-            "WHERE session_id = ? ORDER BY seq",
-            (session_id,),
-        )
-        return [
-            ChatTurn(
-                session_id=sid,
-                seq=int(seq),
-                ts_s=ts,
-                cluster=cluster,
-                query=query,
-                reply=_json_object(reply),
-                state=_json_object(state),
-            )
-            for sid, seq, ts, cluster, query, reply, state in rows
-        ]
-
-    def chat_sessions(self, *, limit: int = 100) -> list[ChatSession]:
-        """Sessions, most recently updated first (each with its first question as title)."""
-        rows = self._read(
-            "SELECT s.session_id, s.created, s.updated, s.turns, f.query, f.cluster FROM ("
-            "SELECT session_id, MIN(ts) AS created, MAX(ts) AS updated, COUNT(*) AS turns, "
-            "MIN(seq) AS first FROM chat_turns GROUP BY session_id) s "
-            "JOIN chat_turns f ON f.session_id = s.session_id AND f.seq = s.first "
-            "ORDER BY s.updated DESC, s.session_id LIMIT ?",
-            (max(int(limit), 0),),
-        )
-        return [
-            ChatSession(
-                id=sid,
-                created_s=created,
-                updated_s=updated,
-                turns=int(turns),
-                title=query[:120],
-                cluster=cluster,
-            )
-            for sid, created, updated, turns, query, cluster in rows
-        ]
-
-    def executions(
-        self,
-        *,
-        limit: int = 100,
-        recommendation_id: str | None = None,
-        start_s: float | None = None,
-        end_s: float | None = None,
-    ) -> list[Execution]:
-        """Execution log entries requested in ``[start_s, end_s)`` (either bound optional),
-        newest first (by request time, then id); ``recommendation_id`` keeps one's."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if start_s is not None:
-            clauses.append(" AND requested >= ?")
-            params.append(start_s)
-        if end_s is not None:
-            clauses.append(" AND requested < ?")
-            params.append(end_s)
-        where, subject = _filters((("recommendation_id", recommendation_id),))
-        rows = self._read(
-            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE 1 = 1{''.join(clauses)}{where} "
-            "ORDER BY requested DESC, id DESC LIMIT ?",
-            (*params, *subject, max(int(limit), 0)),
-        )
-        return [
-            Execution(
-                id=int(execution_id),
-                recommendation_id=rec_id,
-                kind=kind,
-                action_type=action_type,
-                action_params=_json_object(action_params),
-                target=_json_object(target),
-                title=title,
-                requested_by=requested_by,
-                requested_s=requested,
-                dry_run=bool(dry_run),
-                executor=executor,
-                status=status,
-                detail=detail,
-                finished_s=finished,
-                expected_monthly_saving_usd=saving,
-            )
-            for (
-                execution_id,
-                rec_id,
-                kind,
-                action_type,
-                action_params,
-                target,
-                title,
-                requested_by,
-                requested,
-                dry_run,
-                executor,
-                status,
-                detail,
-                finished,
-                saving,
-            ) in rows
-        ]

@@ -26,7 +26,8 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
-from gpufleet.store.queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row, SqlReads
+from gpufleet.store.queries import SqlReads
+from gpufleet.store.record_queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
     ALERTS,
