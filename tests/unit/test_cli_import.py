@@ -1,124 +1,33 @@
-"""``gpufleet import csv`` / ``gpufleet import prometheus`` as a user meets them.
-
-Outputs (human and ``--json``), one-line errors with exit 2, the store afterwards, Ctrl-C,
-and the retention warnings. The Prometheus path runs against a tiny HTTP server on
-127.0.0.1, since the CLI has no way to take an httpx mock transport.
+"""``gpufleet import csv`` as a user meets it: formats and timestamps, rejected rows with
+their lines, retention warnings, one-line errors with exit 2, Ctrl-C, and the store afterwards
+(``import prometheus`` is in ``test_cli_import_prometheus.py``).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import math
-import socket
-import tarfile
-import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import typer
-from typer.testing import CliRunner, Result
+from tests.unit.cli_import_support import (
+    CSV_ARGS,
+    DAY,
+    HOUR,
+    OLD_T0,
+    T0,
+    invoke,
+    iso,
+    one_line_error,
+    rows,
+    stored_db,
+    tar_gz,
+    util_points,
+    write,
+)
 
 from gpufleet.cli import import_cmd
 from gpufleet.store import Resolution, open_store
-
-runner = CliRunner()
-
-HOUR = 3600.0
-DAY = 86_400.0
-# Recent enough to sit inside every default retention (raw included), on an hour boundary.
-T0 = math.floor(time.time() / HOUR) * HOUR - 2 * DAY
-OLD_T0 = 1_662_858_720.0  # 2022-09-11, like the Alibaba GenAI trace
-
-HEADER = "timestamp,value,gpu_id"
-CSV_ARGS = ["--metric", "gpu_util_pct", "--time-col", "timestamp"]
-CSV_ARGS += ["--value-col", "value", "--entity-col", "gpu_id"]
-
-
-def make_app() -> typer.Typer:
-    """The sub-app mounted the way cli/main.py mounts it."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    app.add_typer(import_cmd.import_app, name="import")
-    return app
-
-
-APP = make_app()
-
-
-def invoke(*args: str) -> Result:
-    return runner.invoke(APP, ["import", *args])
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rows(n: int = 10, *, start: float = T0, as_iso: bool = False) -> list[str]:
-    """Two GPUs, one row each a minute, time-sorted."""
-    out = []
-    for i in range(n):
-        ts = start + 60.0 * i
-        when = iso(ts) if as_iso else f"{ts:.0f}"
-        out += [f"{when},{10 + i},GPU-a", f"{when},{50 + i},GPU-b"]
-    return out
-
-
-def write(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    text = header + "\n" + "\n".join(lines) + "\n"
-    if path.name.endswith(".gz") and not path.name.endswith(".tar.gz"):
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return path
-
-
-def tar_gz(path: Path, members: dict[str, str]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in members.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def util_points(
-    db: Path, start: float = T0 - HOUR, end: float | None = None
-) -> dict[str, list[tuple[float, float | None]]]:
-    store = open_store(db)
-    try:
-        series = store.gpu_series(
-            metric="util_gpu_pct",
-            start_s=start,
-            end_s=end if end is not None else time.time(),
-            resolution=Resolution.RAW,
-        )
-        return {s.subject: [(p.ts_s, p.mean) for p in s.points] for s in series}
-    finally:
-        store.close()
-
-
-def one_line_error(result: Result) -> str:
-    """The error of a failed command: exit 2, one line on stderr, nothing on stdout."""
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip()
-    assert message.startswith("gpufleet: "), message
-    assert "\n" not in message, message
-    assert result.stdout == ""
-    return message
-
 
 # ---- CSV: formats and timestamps ------------------------------------------------------
 
@@ -451,14 +360,6 @@ def test_retention_is_documented_in_the_help() -> None:
 # ---- CSV: errors --------------------------------------------------------------------
 
 
-def stored_db(tmp_path: Path) -> Path:
-    """A database that already holds an import, to check that failures keep it."""
-    db = tmp_path / "kept.db"
-    src = write(tmp_path / "first.csv", rows(3))
-    assert invoke("csv", str(src), "--db", str(db), *CSV_ARGS).exit_code == 0
-    return db
-
-
 def test_missing_file(tmp_path: Path) -> None:
     db = stored_db(tmp_path)
 
@@ -598,215 +499,6 @@ def test_ctrl_c_with_json_prints_the_partial_report(
     report = json.loads(result.stdout)
     assert report["completed"] is False
     assert report["samples_written"] == 12
-
-
-# ---- Prometheus ---------------------------------------------------------------------
-
-GPU_LABELS = {
-    "gpu": "0",
-    "UUID": "GPU-prom-a",
-    "device": "nvidia0",
-    "modelName": "NVIDIA H100 80GB HBM3",
-    "Hostname": "gpu-node-1",
-    "DCGM_FI_DRIVER_VERSION": "550.54.15",
-    "instance": "10.0.0.7:9400",
-    "job": "dcgm",
-}
-GPU_LABELS_B = {**GPU_LABELS, "gpu": "1", "UUID": "GPU-prom-b", "device": "nvidia1"}
-POD = {"pod": "train-0", "namespace": "ml", "container": "trainer"}
-
-
-def canned(metric: str, ts: float) -> list[tuple[dict[str, str], float]]:
-    """dcgm-exporter's answer for ``metric`` at ``ts``: two GPUs, one of them a pod's."""
-    values = {
-        "DCGM_FI_DEV_GPU_UTIL": (25.0, 75.0),
-        "DCGM_FI_DEV_FB_USED": (1024.0, 40_000.0),
-        "DCGM_FI_DEV_FB_FREE": (80_000.0, 41_024.0),
-        "DCGM_FI_DEV_GPU_TEMP": (40.0, 66.0),
-    }
-    if metric not in values:
-        return []
-    a, b = values[metric]
-    return [
-        ({"__name__": metric, **GPU_LABELS}, a),
-        ({"__name__": metric, **GPU_LABELS_B, **POD}, b),
-    ]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        body: dict[str, Any]
-        if parts.path == "/api/v1/series":
-            found = [lab for lab, _ in canned(params["match[]"], float(params["end"]))]
-            body = {"status": "success", "data": found}
-        elif parts.path == "/api/v1/query_range":
-            start, end, step = float(params["start"]), float(params["end"]), float(params["step"])
-            result: dict[str, dict[str, Any]] = {}
-            ts = start
-            while ts <= end:
-                for labels, value in canned(params["query"], ts):
-                    item = result.setdefault(
-                        json.dumps(labels, sort_keys=True), {"metric": labels, "values": []}
-                    )
-                    item["values"].append([ts, repr(value)])
-                ts += step
-            body = {
-                "status": "success",
-                "data": {"resultType": "matrix", "result": list(result.values())},
-            }
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def test_prometheus_import_lands_in_the_store(tmp_path: Path, prometheus: str) -> None:
-    db = tmp_path / "prom" / "out.db"
-    start, end = T0, T0 + 600
-
-    result = invoke(
-        "prometheus",
-        "--url",
-        prometheus,
-        "--from",
-        iso(start),
-        "--to",
-        f"{end:.0f}",
-        "--step",
-        "60",
-        "--cluster",
-        "lab",
-        "--db",
-        str(db),
-    )
-
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "queries" in out
-    assert "points" in out
-    assert "20 samples in 10 snapshots" in out
-    assert f"{iso(start)} .. {iso(end - 60)}" in out
-    store = open_store(db)
-    try:
-        series = store.gpu_series(
-            metric="util_gpu_pct",
-            start_s=start,
-            end_s=end,
-            resolution=Resolution.RAW,
-            cluster="lab",
-        )
-        means = {s.subject: {p.mean for p in s.points} for s in series}
-        assert means == {"GPU-prom-a": {25.0}, "GPU-prom-b": {75.0}}
-        assert {s.node for s in series} == {"gpu-node-1"}
-        assert len(series[0].points) == 10
-    finally:
-        store.close()
-
-
-def test_prometheus_json(tmp_path: Path, prometheus: str) -> None:
-    result = invoke(
-        "prometheus",
-        "--url",
-        prometheus,
-        "--from",
-        f"{T0:.0f}",
-        "--to",
-        f"{T0 + 300:.0f}",
-        "--db",
-        str(tmp_path / "out.db"),
-        "--json",
-    )
-
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["entities"] == 2
-    assert report["samples_written"] == 10
-    assert report["rows_rejected"] == 0
-    assert report["first_ts"] == iso(T0)
-
-
-def test_prometheus_to_before_from(tmp_path: Path, prometheus: str) -> None:
-    db = stored_db(tmp_path)
-    message = one_line_error(
-        invoke("prometheus", "--url", prometheus, "--from", "-1h", "--to", "-2h", "--db", str(db))
-    )
-    assert "'from'" in message
-    assert "must be before 'to'" in message
-    assert len(util_points(db)["GPU-a"]) == 3
-
-
-def test_prometheus_unreadable_time(tmp_path: Path, prometheus: str) -> None:
-    message = one_line_error(
-        invoke("prometheus", "--url", prometheus, "--from", "last tuesday", "--to", "now")
-    )
-    assert "cannot read time 'last tuesday'" in message
-    assert "ISO 8601" in message
-
-
-def test_prometheus_unreachable(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    db = stored_db(tmp_path)
-    fresh = tmp_path / "fresh.db"
-
-    for target in (db, fresh):
-        message = one_line_error(
-            invoke(
-                "prometheus",
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "--from",
-                "-1h",
-                "--to",
-                "now",
-                "--db",
-                str(target),
-            )
-        )
-        assert f"cannot reach Prometheus at http://127.0.0.1:{port}" in message
-        assert "check the URL" in message
-    assert len(util_points(db)["GPU-a"]) == 3
-    assert not fresh.exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--from", "-1h", "--to", "now"], "--url required"),
-        (["--url", "http://x", "--to", "now"], "--from required"),
-        (["--url", "ftp://x", "--from", "-1h", "--to", "now"], "must start with http://"),
-        (["--url", "http://x", "--from", "-1h", "--to", "now", "--step", "0"], "--step must be"),
-    ],
-)
-def test_prometheus_bad_options(tmp_path: Path, args: list[str], expected: str) -> None:
-    message = one_line_error(invoke("prometheus", *args, "--db", str(tmp_path / "p.db")))
-    assert expected in message
-    assert not (tmp_path / "p.db").exists()
 
 
 @pytest.mark.postgres
