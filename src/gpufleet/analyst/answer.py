@@ -87,7 +87,7 @@ def _in(label: str) -> str:
     return label if label in _BARE or label.startswith("since ") else f"in {label}"
 
 
-def _cap(text: str) -> str:
+def capitalized(text: str) -> str:
     """``text`` with its first letter capitalized and the rest as written ("GPU ...")."""
     return text[:1].upper() + text[1:]
 
@@ -227,7 +227,7 @@ def compare_windows(
             f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}；"
             f"未比较：{c['note']}。"
             if zh
-            else f"{_cap(what)} of {name} averaged {metric_value(now, metric)} in "
+            else f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} in "
             f"{first_label}; {c['note']}."
         )
     elif before is None or now is None:
@@ -238,7 +238,7 @@ def compare_windows(
             )
         else:
             answer = (
-                f"{_cap(what)} of {name} was {metric_value(now, metric)} in "
+                f"{capitalized(what)} of {name} was {metric_value(now, metric)} in "
                 f"{first_label}; there is no data in {second_label} to compare with."
             )
     elif zh:
@@ -249,7 +249,7 @@ def compare_windows(
         )
     else:
         answer = (
-            f"{_cap(what)} of {name} averaged {metric_value(now, metric)} in "
+            f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} in "
             f"{first_label}, {_direction(change, False)} "
             f"{metric_change(change, metric).lstrip('+-')} from {metric_value(before, metric)} "
             f"in {second_label}."
@@ -325,13 +325,13 @@ def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple
             )
     elif before is None:
         answer = (
-            f"{_cap(what)} of {name} in {first_label} is "
+            f"{capitalized(what)} of {name} in {first_label} is "
             f"{metric_value(root.get('after'), metric)}; there is no data in {second_label} to "
             f"compare with, so these are its biggest parts."
         )
     else:
         answer = (
-            f"{_cap(what)} of {name} in {first_label} is "
+            f"{capitalized(what)} of {name} in {first_label} is "
             f"{metric_value(root.get('after'), metric)}, {_direction(change, False)} "
             f"{metric_change(change, metric).lstrip('+-')}{rel_text} from "
             f"{metric_value(before, metric)} in {second_label}."

@@ -222,7 +222,7 @@ class Analyst:
                 source = "llm" if source == "offline" else source
             llm_note = llm_note or self.llm.last_error
         if turn.u.language == "en":
-            turn.answer = _cap(turn.answer)
+            turn.answer = say.capitalized(turn.answer)
         reply = Reply(
             answer=turn.answer,
             intent=turn.u.intent,
@@ -290,7 +290,7 @@ class Analyst:
             said.append(
                 f"{problem}；已改用默认时间范围。"
                 if zh
-                else f"{_cap(problem)}; the default window is used instead."
+                else f"{say.capitalized(problem)}; the default window is used instead."
             )
         if said:
             turn.answer = "\n".join([*said, turn.answer])
@@ -488,10 +488,6 @@ class Analyst:
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _scope(e: Entities) -> Scope:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from gpufleet.analysis.drilldown import drill_down
@@ -25,6 +24,7 @@ from gpufleet.analysis.scope import Scope, Window
 from gpufleet.analysis.trends import analyze_trends, compare_entities, compare_windows
 from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.analysis.waste import compute_waste
+from gpufleet.analysis.wire import iso as wire_iso
 from gpufleet.analysis.wire import to_wire, utilization_wire
 from gpufleet.analyst.catalog import DIMENSION_KEYS, Catalog, read_catalog
 from gpufleet.store.base import Store
@@ -72,8 +72,8 @@ class ToolResult:
 
 
 def iso(ts_s: float) -> str:
-    """Whole-second UTC ISO 8601 (what the API reads back as the same second)."""
-    return datetime.fromtimestamp(math.floor(ts_s), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``analysis.wire.iso`` of the whole second (what the API reads back as the same second)."""
+    return wire_iso(math.floor(ts_s)) or ""
 
 
 def _window_params(w: Window) -> dict[str, str]:
