@@ -232,3 +232,13 @@ def test_names_without_data_are_said(analyst: Analyst) -> None:
     assert not plain.answer.startswith("Nothing named")
     backwards = analyst.ask("utilization of lab from 2026-12-10 to 2026-12-01")
     assert "ends before it starts" in backwards.answer
+
+
+def test_realtime_on_a_store_without_recent_samples_says_so(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "empty.db", clock=lambda: END)
+    try:
+        reply = Analyst(store, clock=lambda: END).ask("How many GPUs are in use right now?")
+        assert reply.intent == "realtime"
+        assert reply.answer.startswith("No GPU samples are stored for the two minutes before")
+    finally:
+        store.close()

@@ -367,6 +367,17 @@ def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple
 
 def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
     gpus, allocated = r["gpus"], r["allocated_gpus"]
+    if gpus == 0:
+        return (
+            (f"截至{r['as_of']}，最近两分钟没有存储的GPU样本（运行中的agent每10秒写入一次）。", [])
+            if zh
+            else (
+                f"No GPU samples are stored for the two minutes before {r['as_of']}: nothing "
+                "has been written yet (a running agent writes every 10 s by default) or no "
+                "GPU reported.",
+                [],
+            )
+        )
     if zh:
         answer = (
             f"{name}共有{gpus}块GPU在上报，其中{allocated}块已分配"
