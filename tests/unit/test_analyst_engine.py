@@ -5,12 +5,14 @@ in the store, and questions about things that have no data."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from tests.unit.store_samples import GIB, T0, gpu, proc, snap
 
-from gpufleet.analyst.engine import Analyst, AnalystError, UnknownSessionError
+from gpufleet.analyst.engine import Analyst, AnalystError, SessionBusyError, UnknownSessionError
+from gpufleet.model import ChatTurn
 from gpufleet.store import open_store
 from gpufleet.store.base import Store
 
@@ -242,3 +244,124 @@ def test_realtime_on_a_store_without_recent_samples_says_so(tmp_path: Path) -> N
         assert reply.answer.startswith("No GPU samples are stored for the two minutes before")
     finally:
         store.close()
+
+
+def test_a_new_question_naming_an_option_is_not_taken_as_the_reply(analyst: Analyst) -> None:
+    first = analyst.ask("I want to check GPU usage")
+    assert first.clarification is not None
+    # A whole question that happens to name an option is answered as asked...
+    waste = analyst.ask(
+        "how much was wasted in prod over the past 6 hours?", session_id=first.session_id
+    )
+    assert waste.intent == "waste"
+    assert waste.entities["cluster"] == "prod"
+    # ...and one naming two options is a comparison, not a pick of the first.
+    again = analyst.ask("I want to check GPU usage")
+    both = analyst.ask("compare lab and prod over the past 6 hours", session_id=again.session_id)
+    assert both.intent == "compare"
+    assert both.entities.get("cluster") is None
+    # A reply with a few words around the name is still a reply.
+    third = analyst.ask("I want to check GPU usage")
+    picked = analyst.ask("use the prod cluster please", session_id=third.session_id)
+    assert picked.intent == "trend"
+    assert picked.entities["cluster"] == "prod"
+    zh = analyst.ask("我想看看GPU使用情况")
+    assert zh.clarification is not None
+    assert analyst.ask("选 lab 吧", session_id=zh.session_id).entities["cluster"] == "lab"
+
+
+def test_a_kind_carried_into_a_follow_up_is_said(analyst: Analyst) -> None:
+    first = analyst.ask("utilization of inference workloads over the past 6 hours", cluster="prod")
+    assert "inference workloads" in first.answer
+    other = analyst.ask("what about team-c?", session_id=first.session_id)
+    assert other.entities["namespace"] == "team-c"
+    # team-c runs no inference: the answer says the kind it kept, not a silent 0 %.
+    assert "no workload_kind 'inference'" in other.answer
+    lab = analyst.ask("utilization of training workloads over the past 6 hours", cluster="lab")
+    same = analyst.ask("and for team-a?", session_id=lab.session_id)
+    assert "team-a's training workloads" in same.answer
+
+
+def test_concurrent_questions_in_one_session_are_answered_in_turn(
+    analyst: Analyst, fleet: Store
+) -> None:
+    first = analyst.ask("utilization of lab over the past 6 hours")
+    questions = ["and prod?", "and lab?", "which namespaces?", "by hour", "and prod?", "why?"]
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(analyst.ask, q, session_id=first.session_id) for q in questions]
+        replies = [j.result() for j in jobs]
+    assert all(r.session_id == first.session_id for r in replies)
+    turns = fleet.chat_turns(first.session_id)
+    assert [t.seq for t in turns] == list(range(1, len(questions) + 2))
+    assert sorted(t.query for t in turns[1:]) == sorted(questions)
+
+
+class _RacedStore:
+    """A store on which another process saves a turn between this one's read and write."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def chat_turns(self, session_id: str) -> list[ChatTurn]:
+        turns = self._store.chat_turns(session_id)
+        if turns:
+            last = turns[-1]
+            self._store.save_chat_turn(
+                ChatTurn(
+                    session_id=session_id,
+                    seq=last.seq + 1,
+                    ts_s=last.ts_s,
+                    query="asked elsewhere",
+                    state=last.state,
+                )
+            )
+        return turns
+
+
+def test_a_turn_raced_by_another_process_is_refused_not_lost(fleet: Store) -> None:
+    first = Analyst(fleet, clock=lambda: END).ask("utilization of lab over the past 6 hours")
+    raced = Analyst(_RacedStore(fleet), clock=lambda: END)  # type: ignore[arg-type]
+    with pytest.raises(SessionBusyError, match="ask it again"):
+        raced.ask("and prod?", session_id=first.session_id)
+    turns = fleet.chat_turns(first.session_id)
+    assert [t.query for t in turns] == [turns[0].query, "asked elsewhere"]
+
+
+def test_a_new_question_with_its_own_window_does_not_inherit_the_scope(analyst: Analyst) -> None:
+    first = analyst.ask("utilization of team-a over the past 6 hours", cluster="lab")
+    assert first.entities["namespace"] == "team-a"
+    fresh = analyst.ask("idle GPU cost over the past 3 hours", session_id=first.session_id)
+    assert fresh.intent == "waste"
+    assert "namespace" not in fresh.entities
+    assert not fresh.follow_up
+    # Said as a follow-up, it keeps the scope.
+    again = analyst.ask("utilization of team-a over the past 6 hours", cluster="lab")
+    follow = analyst.ask("and idle cost over the past 3 hours?", session_id=again.session_id)
+    assert follow.follow_up
+    assert follow.entities["namespace"] == "team-a"
+
+
+def test_a_namespace_question_on_an_empty_store_says_there_are_none(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "empty.db", clock=lambda: END)
+    try:
+        reply = Analyst(store, clock=lambda: END).ask("GPU utilization trend for a namespace")
+        assert reply.clarification is None
+        assert reply.answer.startswith("No namespace has GPU usage data in")
+        zh = Analyst(store, clock=lambda: END).ask("某个命名空间的GPU利用率趋势")
+        assert zh.clarification is None
+        assert "没有任何命名空间" in zh.answer
+    finally:
+        store.close()
+
+
+def test_realtime_of_a_namespace_counts_the_gpus_it_holds(analyst: Analyst) -> None:
+    fleet_wide = analyst.ask("how many GPUs are in use right now?", cluster="prod")
+    assert fleet_wide.data[0]["result"]["gpus"] == 2
+    held = analyst.ask("how many GPUs does team-b hold right now?", cluster="prod")
+    assert held.intent == "realtime"
+    assert held.data[0]["result"]["gpus"] == 1
+    assert held.data[0]["result"]["scope"] == {"cluster": "prod", "namespace": "team-b"}
+    assert held.answer.startswith("team-b holds 1 GPU now, mean utilization 20.0 %")

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -167,6 +168,74 @@ def test_bad_tool_arguments_fall_back_to_offline(
     assert reply.source == "offline"
     assert reply.llm_note is not None
     assert "bad tool arguments" in reply.llm_note
+
+
+def _raw_call(arguments: Any) -> dict[str, Any]:
+    call = {"type": "function", "function": {"name": "answer_question", "arguments": arguments}}
+    return {"choices": [{"message": {"role": "assistant", "tool_calls": [call]}}]}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        _raw_call("[1, 2]"),  # JSON, but a list
+        _raw_call('"trend"'),  # JSON, but a string
+        _raw_call("{not json"),
+        _raw_call(["trend"]),  # already decoded, not an object
+        _raw_call('{"intent": "trend", "time_range_days": 1' + "0" * 400 + "}"),
+        _raw_call('{"intent": "trend", "namespace": ["ml-team"]}'),
+        _raw_call('{"intent": "trend", "time_range_days": true}'),
+        {"choices": [{"message": {"tool_calls": ["answer_question"]}}]},
+        {"choices": [{"message": {"tool_calls": [{"function": "answer_question"}]}}]},
+    ],
+)
+def test_tool_calls_of_the_wrong_shape_fall_back_to_offline(
+    store: Store, fake: FakeOpenAI, reply: dict[str, Any]
+) -> None:
+    fake.script = lambda body: (200, reply if "tools" in body else text("x"), 0.0)
+    answered = _analyst(store, fake).ask(OFF_TOPIC)
+    assert answered.intent == "help"
+    assert answered.source == "offline"
+    assert answered.llm_note is not None
+    assert "bad tool arguments" in answered.llm_note
+
+
+@pytest.mark.parametrize("url", ["http://[::1/v1", "http://exa mple.com/v1", "htp//nowhere"])
+def test_a_malformed_endpoint_url_falls_back(store: Store, url: str) -> None:
+    llm = LlmClient(LlmConfig(url=url, model="m", timeout_s=1.0))
+    reply = Analyst(store, clock=lambda: END, llm=llm, persist=False).ask(OFF_TOPIC)
+    assert reply.intent == "help"
+    assert reply.llm_note
+
+
+def test_concurrent_questions_each_get_their_own_llm_outcome(
+    store: Store, fake: FakeOpenAI
+) -> None:
+    """One client serves concurrent requests: a failure of one is not reported on another."""
+
+    def script(body: dict[str, Any]) -> tuple[int, Any, float]:
+        if "tools" not in body:
+            return 200, text("no rewording"), 0.0
+        asked = body["messages"][-1]["content"]
+        if asked.endswith("fail"):
+            return 500, "boom", 0.2
+        return 200, tool_call(intent="trend", namespace="ml-team"), 0.0
+
+    fake.script = script
+    analyst = _analyst(store, fake)
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [
+            pool.submit(analyst.ask, OFF_TOPIC + (" fail" if i % 2 else " ok")) for i in range(8)
+        ]
+        replies = [j.result() for j in jobs]
+    for i, reply in enumerate(replies):
+        if i % 2:
+            assert reply.intent == "help"
+            assert reply.llm_note is not None
+            assert "HTTP 500" in reply.llm_note
+        else:
+            assert reply.intent == "trend"
+            assert reply.llm_note is None or "HTTP 500" not in reply.llm_note
 
 
 def test_a_slow_model_is_not_waited_for(store: Store, fake: FakeOpenAI) -> None:

@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gpufleet.analyst.timerange import find_time_ranges, previous_period
+from gpufleet.analyst.timerange import (
+    MAX_LOOKBACK_DAYS,
+    RangeProblem,
+    find_time_ranges,
+    previous_period,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp()
 
@@ -71,3 +76,101 @@ def test_the_period_before() -> None:
     before = previous_period(week)
     assert before.iso() == {"start": "2026-11-11T12:00:00Z", "end": "2026-11-18T12:00:00Z"}
     assert before.label == "the 7 days before"
+
+
+@pytest.mark.parametrize(
+    ("text", "second"),
+    [
+        # "the week before" after a week is the week before *that* one.
+        ("this week vs the week before", ("2026-11-16T00:00:00Z", "2026-11-23T00:00:00Z")),
+        ("last week vs the week before", ("2026-11-09T00:00:00Z", "2026-11-16T00:00:00Z")),
+        ("this month vs the month before", ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")),
+        ("yesterday vs the day before", ("2026-11-23T00:00:00Z", "2026-11-24T00:00:00Z")),
+    ],
+)
+def test_the_period_before_follows_the_range_named_first(
+    text: str, second: tuple[str, str]
+) -> None:
+    assert iso(text)[1] == second
+
+
+def test_the_week_before_alone_is_the_week_before_last() -> None:
+    assert iso("the week before") == [("2026-11-09T00:00:00Z", "2026-11-16T00:00:00Z")]
+
+
+@pytest.mark.parametrize(
+    ("text", "before"),
+    [
+        # Calendar months compare with the calendar month before, whatever their length.
+        ("in October", ("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z")),
+        ("last month", ("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z")),
+        ("this month", ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")),
+        ("in March 2026", ("2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z")),
+        ("in January 2026", ("2025-12-01T00:00:00Z", "2026-01-01T00:00:00Z")),
+        ("past 30 days", ("2026-09-26T12:00:00Z", "2026-10-26T12:00:00Z")),
+    ],
+)
+def test_the_period_before_a_month_is_the_calendar_month(
+    text: str, before: tuple[str, str]
+) -> None:
+    (r,) = find_time_ranges(text, NOW)
+    p = previous_period(r).iso()
+    assert (p["start"], p["end"]) == before
+
+
+def _problems(text: str, now: float = NOW) -> tuple[list[tuple[str, str]], list[RangeProblem]]:
+    said: list[RangeProblem] = []
+    found = find_time_ranges(text, now, said)
+    return [(r.iso()["start"], r.iso()["end"]) for r in found], said
+
+
+@pytest.mark.parametrize(
+    "text", ["last 99999 weeks", "past 999999999999 days", "past " + "9" * 400 + " days"]
+)
+def test_a_window_longer_than_the_lookback_is_cut_and_said(text: str) -> None:
+    found, said = _problems(text)
+    assert found == [("2016-11-27T12:00:00Z", "2026-11-25T12:00:00Z")]
+    assert len(said) == 1
+    assert f"read as the past {MAX_LOOKBACK_DAYS:g} days" in said[0].en
+    assert "天" in said[0].zh
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("0001-01-01 to 0001-01-02", "before any history"),
+        ("400000 weeks ago", "before any history"),
+        ("2026-02-30", "not a valid date"),
+        ("2026-11-20 to 2026-11-10", "ends before it starts"),
+        ("2027-01-05", "there is no data in it yet"),
+        ("in December 2026", "there is no data in it yet"),
+        ("since 2027-01-01", "there is no data in it yet"),
+        ("last 0 days", "is an empty window"),
+        ("过去0天", "is an empty window"),
+    ],
+)
+def test_unusable_phrases_are_dropped_and_said(text: str, why: str) -> None:
+    found, said = _problems(text)
+    assert found == []
+    assert len(said) == 1
+    assert why in said[0].en
+
+
+@pytest.mark.parametrize(
+    ("text", "now"),
+    [
+        ("this month", datetime(2026, 12, 1, tzinfo=UTC).timestamp()),
+        ("today", datetime(2026, 12, 1, tzinfo=UTC).timestamp()),
+        ("this week", datetime(2026, 11, 30, tzinfo=UTC).timestamp()),  # a Monday
+        ("本月", datetime(2026, 12, 1, tzinfo=UTC).timestamp()),
+    ],
+)
+def test_a_window_that_starts_now_has_nothing_in_it_yet(text: str, now: float) -> None:
+    found, said = _problems(text, now)
+    assert found == []
+    assert "there is no data in it yet" in said[0].en
+
+
+@pytest.mark.parametrize("text", ["since 2026-11-20", "from 2026-11-20", "从2026-11-20开始"])
+def test_since_a_date_runs_to_now(text: str) -> None:
+    assert iso(text) == [("2026-11-20T00:00:00Z", "2026-11-25T12:00:00Z")]

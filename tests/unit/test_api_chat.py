@@ -442,3 +442,38 @@ def test_without_a_store_the_analyst_is_a_503_with_a_detail(
     r = storeless.request(method, path, json=body)
     assert r.status_code == 503, r.text
     assert "history is off" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("utilization last 99999 weeks", "it is read as the past 3650 days"),
+        ("idle cost over the past 999999999999 days", "it is read as the past 3650 days"),
+        ("utilization past " + "9" * 400 + " days", "it is read as the past 3650 days"),
+        ("utilization 0001-01-01 to 0001-01-02", "before any history gpufleet keeps"),
+        ("utilization on 2026-02-30", "is not a valid date"),
+        ("utilization on 2099-01-01", "there is no data in it yet"),
+    ],
+)
+def test_time_phrases_that_cannot_be_used_are_answered_with_what_was_done(
+    client: TestClient, query: str, said: str
+) -> None:
+    reply = _chat(client, query)
+    assert said in reply["answer"]
+    assert reply["data"]  # still answered, over the window the answer names
+
+
+def test_a_session_raced_by_another_writer_is_a_409(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpufleet.analyst.engine import Analyst, SessionBusyError
+
+    first = _chat(client, "utilization over the past 7 days")
+
+    def busy(self: Analyst, *args: object, **kwargs: object) -> None:
+        raise SessionBusyError("session answered another question at the same time")
+
+    monkeypatch.setattr(Analyst, "_ask", busy)
+    r = client.post(CHAT, json={"query": "and last month?", "session_id": first["session_id"]})
+    assert r.status_code == 409
+    assert "at the same time" in r.json()["detail"]

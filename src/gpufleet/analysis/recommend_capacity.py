@@ -42,11 +42,13 @@ def scale_down(ctx: Ctx) -> list[Recommendation]:
             evidence.append(f"all {len(gs)} GPUs of {node} qualify")
             action = Action("drain_node", {"cluster": cluster, "node": node})
             title = f"Drain {node}: its {len(gs)} GPUs sat unallocated {ctx.when}"
+            title_zh = f"下线{node}：其{len(gs)}块GPU一直未分配{ctx.when_zh}"
         else:
             action = Action(
                 "release_gpus", {"cluster": cluster, "node": node, "gpu_uuids": list(uuids)}
             )
             title = f"Release {len(gs)} of {len(on_node)} GPUs on {node}: unallocated {ctx.when}"
+            title_zh = f"释放{node}上{len(on_node)}块GPU中的{len(gs)}块：一直未分配{ctx.when_zh}"
         saving = sum(ctx.monthly_usd(g.uuid, g.seconds) for g in gs)
         buckets = [r for g in gs for r in g.rows if r.seconds > 0]
         held = sum(
@@ -67,7 +69,9 @@ def scale_down(ctx: Ctx) -> list[Recommendation]:
             "min_unallocated_fraction": min(fracs),
         }
         target = Target(cluster, node, uuids, labels)
-        out.append(ctx.rec("scale_down", target, title, evidence, metrics, action, saving, conf))
+        out.append(
+            ctx.rec("scale_down", target, title, evidence, metrics, action, saving, conf, title_zh)
+        )
     return out
 
 
@@ -163,8 +167,11 @@ def scale_up(ctx: Ctx) -> list[Recommendation]:
         }
         action = Action("add_capacity", {"cluster": cluster, "gpu_model": model, "gpus": add})
         title = f"Add {add} {model} GPU(s) to {cluster}: saturated {ctx.when}"
+        title_zh = f"为{cluster}增加{add}块{model} GPU：资源饱和{ctx.when_zh}"
         target = Target(cluster, gpu_model=model, gpu_uuids=tuple(sorted(g.uuid for g in gs)))
-        out.append(ctx.rec("scale_up", target, title, evidence, metrics, action, -cost, conf))
+        out.append(
+            ctx.rec("scale_up", target, title, evidence, metrics, action, -cost, conf, title_zh)
+        )
     return out
 
 
@@ -218,6 +225,7 @@ def mig_or_share(ctx: Ctx) -> list[Recommendation]:
                 {"cluster": inv.cluster, "node": inv.node, "gpu_uuid": g.uuid, "profile": name},
             )
             title = f"Run the work on {ctx.label(g.uuid)} in a MIG {name} instance"
+            title_zh = f"将{ctx.label(g.uuid)}上的工作放到MIG {name}实例中运行"
         else:
             used = max(mem_frac, p95 / 100) * (1 + t.PACKING_HEADROOM)
             saving = cost * max(0.0, 1 - used)
@@ -230,6 +238,7 @@ def mig_or_share(ctx: Ctx) -> list[Recommendation]:
                 {"cluster": inv.cluster, "node": inv.node, "gpu_uuid": g.uuid},
             )
             title = f"Share {ctx.label(g.uuid)} by time-slicing"
+            title_zh = f"通过时间片共享{ctx.label(g.uuid)}"
         quiet = sum(
             1
             for r in g.rows
@@ -245,5 +254,9 @@ def mig_or_share(ctx: Ctx) -> list[Recommendation]:
             "allocation_rate": g.allocated_s / g.seconds,
         }
         target = Target(inv.cluster, inv.node, (g.uuid,), (ctx.label(g.uuid),), gpu_model=inv.name)
-        out.append(ctx.rec("mig_or_share", target, title, evidence, metrics, action, saving, conf))
+        out.append(
+            ctx.rec(
+                "mig_or_share", target, title, evidence, metrics, action, saving, conf, title_zh
+            )
+        )
     return out

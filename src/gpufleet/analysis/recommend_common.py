@@ -69,6 +69,7 @@ class Ctx:
         self.scoped = scoped
         self.window = scoped.window
         self.when = f"over {scoped.window.label()}"
+        self.when_zh = f"（{scoped.window.label()}）"
         self.threshold = threshold
         # Scaled from the part of the window history covers (see covered_span_s).
         self.monthly = t.MONTH_H * HOUR_S / covered_span_s(scoped)
@@ -118,6 +119,7 @@ class Ctx:
         action: Action,
         saving: float,
         conf: t.Confidence,
+        title_zh: str = "",
     ) -> Recommendation:
         """Assemble one recommendation with its stable id."""
         return Recommendation(
@@ -132,6 +134,7 @@ class Ctx:
             confidence=conf.value,
             confidence_label=conf.label,
             confidence_basis=conf.basis,
+            title_zh=title_zh,
         )
 
 

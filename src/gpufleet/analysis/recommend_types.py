@@ -221,6 +221,8 @@ class Recommendation:
     confidence: float
     confidence_label: str
     confidence_basis: str
+    title_zh: str = ""
+    """The title in Chinese, for the analyst's Chinese answers (same numbers)."""
 
 
 def recommendation_id(kind: str, target: Target, window: Window | None = None) -> str:

@@ -71,6 +71,9 @@ def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
         title = (
             f"{key} holds {len(w.gpus)} GPU(s) idle: {w.idle_gpu_hours:.0f} idle GPU-h {ctx.when}"
         )
+        title_zh = (
+            f"{key}占用{len(w.gpus)}块GPU但空闲：空闲{w.idle_gpu_hours:.0f} GPU时{ctx.when_zh}"
+        )
         cluster = next((r.cluster for r in rows), ctx.scoped.scope.cluster or "")
         target = Target(
             cluster,
@@ -82,7 +85,11 @@ def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
             w.workload,
         )
         saving = w.monthly_idle_cost_usd
-        out.append(ctx.rec("reclaim_idle", target, title, evidence, metrics, action, saving, conf))
+        out.append(
+            ctx.rec(
+                "reclaim_idle", target, title, evidence, metrics, action, saving, conf, title_zh
+            )
+        )
     return out
 
 
@@ -138,11 +145,14 @@ def right_size(ctx: Ctx, skip: set[str]) -> list[Recommendation]:
             },
         )
         title = f"Resize {key} from {len(held)} to {len(busy)} GPU(s)"
+        title_zh = f"将{key}从{len(held)}块GPU缩减到{len(busy)}块"
         labels = tuple(ctx.label(u) for u in idle)
         target = Target(
             first.cluster, None, tuple(idle), labels, first.namespace, first.user, first.workload
         )
-        out.append(ctx.rec("right_size", target, title, evidence, metrics, action, saving, conf))
+        out.append(
+            ctx.rec("right_size", target, title, evidence, metrics, action, saving, conf, title_zh)
+        )
     return out
 
 
@@ -268,8 +278,11 @@ def consolidate(ctx: Ctx, skip: set[str]) -> list[Recommendation]:
             },
         )
         title = f"Consolidate {len(cs)} workloads from {len(sources)} to {after} {model} GPUs"
+        title_zh = f"将{len(cs)}个工作负载从{len(sources)}块{model} GPU合并到{after}块"
         target = Target(
             cluster, None, tuple(sources), tuple(ctx.label(u) for u in sources), gpu_model=model
         )
-        out.append(ctx.rec("consolidate", target, title, evidence, metrics, action, saving, conf))
+        out.append(
+            ctx.rec("consolidate", target, title, evidence, metrics, action, saving, conf, title_zh)
+        )
     return out

@@ -92,13 +92,25 @@ def capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _scope_name(scope: Mapping[str, Any], zh: bool) -> str:
-    for key in ("workload", "user", "namespace", "node", "gpu", "gpu_model"):
-        if scope.get(key):
-            return str(scope[key])
-    if scope.get("workload_kind"):
-        kind = scope["workload_kind"]
-        return f"{kind}类工作负载" if zh else f"{kind} workloads"
+def scope_name(scope: Mapping[str, Any], zh: bool) -> str:
+    """What an answer is about: the narrowest level its scope names, with the workload kind
+    it is narrowed to ("team-a's training workloads"), so a kind carried over from an
+    earlier turn is never silent."""
+    base = next(
+        (
+            str(scope[k])
+            for k in ("workload", "user", "namespace", "node", "gpu", "gpu_model")
+            if scope.get(k)
+        ),
+        None,
+    )
+    kind = scope.get("workload_kind")
+    if kind:
+        if base is None:
+            return f"{kind}类工作负载" if zh else f"{kind} workloads"
+        return f"{base}的{kind}类工作负载" if zh else f"{base}'s {kind} workloads"
+    if base is not None:
+        return base
     if scope.get("cluster"):
         return str(scope["cluster"])
     return "the fleet" if not zh else "整个集群"
@@ -110,7 +122,7 @@ def _scope_name(scope: Mapping[str, Any], zh: bool) -> str:
 def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     series = r["series"]
     metric = series["metric"]
-    name = _scope_name(series["scope"], zh)
+    name = scope_name(series["scope"], zh)
     cmp = r["comparison"]
     slope = r.get("slope")
     value = cmp.get("value_b")
@@ -208,6 +220,37 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
             f"(80 % interval {metric_value(lo, metric)} – {metric_value(hi, metric)}, "
             f"{fc['method']})."
         )
+    return answer, insights
+
+
+def _held_now(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
+    """Realtime of a namespace, user, workload or kind: the GPUs it holds now."""
+    gpus = r["gpus"]
+    if gpus == 0:
+        return (
+            f"截至{r['as_of']}，{name}在最近两分钟没有占用GPU。"
+            if zh
+            else f"{name} held no GPU in the two minutes before {r['as_of']}.",
+            [],
+        )
+    answer = (
+        f"{name}目前占用{gpus}块GPU，平均利用率{pct(r['mean_gpu_util_pct'], True)}"
+        f"（截至{r['as_of']}）。"
+        if zh
+        else f"{name} holds {gpus} GPU{'s' if gpus != 1 else ''} now, mean utilization "
+        f"{pct(r['mean_gpu_util_pct'])} as of {r['as_of']}."
+    )
+    labels = r.get("labels", {})
+    held = sorted(
+        (g for g in r["by"] if g.get("mean_gpu_util_pct") is not None),
+        key=lambda g: -g["mean_gpu_util_pct"],
+    )
+    shown = [
+        f"{labels.get(g['key'], g['key'])} {pct(g['mean_gpu_util_pct'], zh)}" for g in held[:5]
+    ]
+    insights = []
+    if shown:
+        insights.append(("GPU：" if zh else "GPUs: ") + ("，" if zh else ", ").join(shown))
     return answer, insights
 
 
@@ -365,8 +408,13 @@ def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple
 # ---- realtime, metadata --------------------------------------------------------------------
 
 
+_HOLDERS = ("namespace", "user", "workload", "workload_kind")
+
+
 def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
     gpus, allocated = r["gpus"], r["allocated_gpus"]
+    if any(k in r.get("scope", {}) for k in _HOLDERS):
+        return _held_now(r, name, zh)
     if gpus == 0:
         return (
             (f"截至{r['as_of']}，最近两分钟没有存储的GPU样本（运行中的agent每10秒写入一次）。", [])
@@ -541,7 +589,7 @@ def recommend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     if zh:
         answer = (
             f"根据{label}的数据，有{len(recs)}条建议，预计每月可节省{usd(total)}。"
-            f"首要建议：{recs[0]['title']}。"
+            f"首要建议：{_title(recs[0], True)}。"
         )
     else:
         answer = (
@@ -551,8 +599,9 @@ def recommend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
         )
     insights = [
         (
-            f"{x['title']}（每月{usd(x['expected_monthly_saving_usd'])}，"
-            f"置信度{x['confidence_label']}，id {x['id']}）"
+            f"{_title(x, True)}（每月{usd(x['expected_monthly_saving_usd'])}，"
+            f"置信度{_CONFIDENCE_ZH.get(x['confidence_label'], x['confidence_label'])}，"
+            f"id {x['id']}）"
             if zh
             else f"{x['title']} ({usd(x['expected_monthly_saving_usd'])}/month, "
             f"{x['confidence_label']} confidence, id {x['id']})"
@@ -560,6 +609,13 @@ def recommend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
         for x in recs[:5]
     ]
     return answer, insights
+
+
+_CONFIDENCE_ZH = {"high": "高", "medium": "中", "low": "低"}
+
+
+def _title(rec: Mapping[str, Any], zh: bool) -> str:
+    return str(rec.get("title_zh") or rec["title"]) if zh else str(rec["title"])
 
 
 def alerts(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ from gpufleet.analyst.timerange import MONTHS as _MONTHS
 from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now, iso
 from gpufleet.analyst.understand import Entities, Understanding, understand
 from gpufleet.model import ChatTurn
-from gpufleet.store.base import Store
+from gpufleet.store.base import ChatTurnConflictError, Store
 
 MAX_QUERY_CHARS = 2000
 CATALOG_DAYS = 30.0
@@ -49,6 +50,11 @@ class AnalystError(ValueError):
 
 class UnknownSessionError(AnalystError):
     """A session id that the store does not hold (where one must exist)."""
+
+
+class SessionBusyError(AnalystError):
+    """Another process answered a question in the same session meanwhile; this turn was not
+    saved (ask again: it then follows the other one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,8 @@ class Analyst:
         self.clock = clock
         self.persist = persist
         self._catalogs: dict[tuple[float, float, str | None], Catalog] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -150,6 +158,19 @@ class Analyst:
             )
         if session_id is not None and not _SESSION_ID.match(session_id):
             raise AnalystError("a session id is 1-64 letters, digits, '.', '_' or '-'")
+        if session_id is None:
+            return self._ask(text, None, cluster, began)
+        # Turns of one session are answered one at a time: each follows the one before.
+        with self._session_lock(session_id):
+            return self._ask(text, session_id, cluster, began)
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            if len(self._locks) > 1024:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            return self._locks.setdefault(session_id, threading.Lock())
+
+    def _ask(self, text: str, session_id: str | None, cluster: str | None, began: float) -> Reply:
         turns = self.store.chat_turns(session_id) if session_id else []
         if session_id and not turns:
             # Ids are handed out by the analyst: an unknown one is a typo, not a new session.
@@ -192,11 +213,10 @@ class Analyst:
         llm_note: str | None = None
         if self.llm is not None and turn.u.intent == "help" and not turn.u.follow_up:
             # Offline rules gave up: the model may still see what is asked.
-            proposal = self.llm.route(text, catalog, tools.now_s, turn.u.language)
+            proposal, llm_note = self.llm.route(text, catalog, tools.now_s, turn.u.language)
             if proposal is not None:
                 turn = _Turn(proposal)
                 source = "llm"
-            llm_note = self.llm.last_error
         if turn.u.missing:
             self._clarify(turn, tools, catalog)
         else:
@@ -214,14 +234,19 @@ class Analyst:
                 turn.answer = f"无法回答：{exc}" if zh else f"I cannot answer that: {exc}"
         self._caveats(turn)
         if self.llm is not None and turn.results:
-            better = self.llm.reword(
+            better, why_not = self.llm.reword(
                 text, turn.answer, [r.result for r in turn.results], turn.u.language
             )
             if better is not None:
                 turn.answer = better
                 source = "llm" if source == "offline" else source
-            llm_note = llm_note or self.llm.last_error
-        if turn.u.language == "en":
+            llm_note = llm_note or why_not
+        ents = turn.u.entities
+        names_said = [
+            v for v in (ents.workload, ents.user, ents.namespace, ents.node, ents.cluster) if v
+        ]
+        if turn.u.language == "en" and not turn.answer.startswith(tuple(names_said)):
+            # A sentence starts with a capital; a name keeps its spelling ("ml-team holds").
             turn.answer = say.capitalized(turn.answer)
         reply = Reply(
             answer=turn.answer,
@@ -246,17 +271,23 @@ class Analyst:
                     "missing": turn.u.missing[0],
                     "options": turn.clarification["options"],
                 }
-            self.store.save_chat_turn(
-                ChatTurn(
-                    session_id=sid,
-                    seq=(turns[-1].seq + 1) if turns else 1,
-                    ts_s=self.clock(),
-                    query=text,
-                    reply=reply.wire(),
-                    state=new_state,
-                    cluster=cluster,
+            try:
+                self.store.save_chat_turn(
+                    ChatTurn(
+                        session_id=sid,
+                        seq=(turns[-1].seq + 1) if turns else 1,
+                        ts_s=self.clock(),
+                        query=text,
+                        reply=reply.wire(),
+                        state=new_state,
+                        cluster=cluster,
+                    )
                 )
-            )
+            except ChatTurnConflictError:
+                raise SessionBusyError(
+                    f"session {sid!r} answered another question at the same time; this one "
+                    "was not saved: ask it again"
+                ) from None
         return reply
 
     # ---- internals --------------------------------------------------------------------------
@@ -287,11 +318,7 @@ class Analyst:
                 f"workloads were checked); this answer is about {scope}."
             )
         for problem in u.problems:
-            said.append(
-                f"{problem}；已改用默认时间范围。"
-                if zh
-                else f"{say.capitalized(problem)}; the default window is used instead."
-            )
+            said.append(problem if zh else say.capitalized(problem))
         if said:
             turn.answer = "\n".join([*said, turn.answer])
 
@@ -313,16 +340,7 @@ class Analyst:
                 else f"{m.group(1)} is not one of the {len(options)} options."
             )
             return _Turn(previous, retry=retry)
-        if m:
-            picked = options[int(m.group(1)) - 1]
-        else:
-            for o in options:
-                if o.lower() == choice.lower() or re.search(
-                    r"(?<![A-Za-z0-9_\-])" + re.escape(o.lower()) + r"(?![A-Za-z0-9_\-])",
-                    choice.lower(),
-                ):
-                    picked = o
-                    break
+        picked = options[int(m.group(1)) - 1] if m else _option_reply(choice, options)
         all_words = re.fullmatch(
             r"(?:all|all of them|every\w*|全部|所有|都要)", choice, re.IGNORECASE
         )
@@ -365,6 +383,18 @@ class Analyst:
                 if zh
                 else "Which cluster do you want to look at? The store has these clusters:"
             )
+        if not options:
+            # Nothing to pick from: say so rather than ask a question with no answers.
+            where = f"{u.entities.cluster}中" if zh and u.entities.cluster else ""
+            where_en = f" in {u.entities.cluster}" if u.entities.cluster else ""
+            level_zh = "命名空间" if missing == "namespace" else "集群"
+            turn.answer = (
+                f"{_label(window, True)}{where}没有任何{level_zh}有GPU使用数据，所以无从选择。"
+                if zh
+                else f"No {missing} has GPU usage data{where_en} in {_label(window, False)}, "
+                "so there is nothing to choose from."
+            )
+            return
         tail = (
             "请回复编号或名称。"
             if zh
@@ -439,9 +469,9 @@ class Analyst:
             turn.results.append(r)
             turn.answer, turn.insights = say.drilldown(r.result, label, _label(other, zh), zh)
         elif intent == "realtime":
-            r = tools.get_latest_snapshot(cluster=e.cluster)
+            r = tools.get_latest_snapshot(scope=_scope(e))
             turn.results.append(r)
-            turn.answer, turn.insights = say.realtime(r.result, e.cluster or name, zh)
+            turn.answer, turn.insights = say.realtime(r.result, name, zh)
         elif intent == "metadata":
             self._metadata(turn, tools, e, zh)
         elif intent == "waste":
@@ -490,6 +520,63 @@ class Analyst:
 # ---- helpers -----------------------------------------------------------------------------
 
 
+_REPLY_FILLER_EN = frozenset(
+    [
+        "the",
+        "a",
+        "cluster",
+        "namespace",
+        "team",
+        "ns",
+        "please",
+        "use",
+        "pick",
+        "choose",
+        "take",
+        "i",
+        "want",
+        "one",
+        "option",
+        "let's",
+        "lets",
+        "go",
+        "with",
+        "for",
+        "that",
+        "this",
+        "it",
+        "is",
+        "just",
+        "only",
+        "ok",
+        "okay",
+        "yes",
+    ]
+)
+_REPLY_FILLER_ZH: tuple[str, ...] = ("命名空间", "选择", "集群", "团队", "那个", "这个", "用")
+_REPLY_FILLER_ZH += ("选", "吧", "请", "就", "要", "看", "是", "的", "好")
+
+
+def _option_reply(choice: str, options: Sequence[str]) -> str | None:
+    """The option ``choice`` picks when it is a reply to the clarification ("prod", "use
+    prod", "the prod cluster", "选 prod"), else None. A turn that says more than that ("waste
+    in prod last month") or names two options is a new question, not a reply, even if it
+    names an option."""
+    rest = choice.lower()
+    hits = []
+    for o in sorted(options, key=len, reverse=True):
+        pattern = r"(?<![A-Za-z0-9_\-])" + re.escape(o.lower()) + r"(?![A-Za-z0-9_\-])"
+        if re.search(pattern, rest):
+            hits.append(o)
+            rest = re.sub(pattern, " ", rest)
+    if len(hits) != 1:
+        return None
+    for word in _REPLY_FILLER_ZH:
+        rest = rest.replace(word, " ")
+    words = re.findall(r"[a-z0-9_'\-]+|[\u4e00-\u9fff]+", rest)
+    return hits[0] if all(w in _REPLY_FILLER_EN for w in words) else None
+
+
 def _scope(e: Entities) -> Scope:
     label_levels: dict[str, str] = {}
     if e.label is not None and e.label[0] in ("namespace", "user", "workload", "node"):
@@ -518,16 +605,7 @@ def _dimension_value(e: Entities) -> str | None:
 
 
 def _name(e: Entities, zh: bool) -> str:
-    for level in ("workload", "user", "namespace", "node", "gpu_model"):
-        value = getattr(e, level)
-        if value:
-            return str(value)
-    if e.label is not None and e.label[0] == "workload_kind":
-        kind = e.label[1]
-        return f"{kind}类工作负载" if zh else f"{kind} workloads"
-    if e.cluster:
-        return e.cluster
-    return "整个集群" if zh else "the fleet"
+    return say.scope_name(dataclasses.asdict(_scope(e)), zh)
 
 
 def _range(e: Entities, now_s: float) -> TimeRange:

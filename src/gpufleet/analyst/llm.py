@@ -12,8 +12,10 @@ Two uses, both optional and both checked:
   number in it is one of the numbers of the data behind the answer (:func:`numbers_backed`);
   otherwise the offline wording stands.
 
-Any failure (no endpoint, timeout, HTTP error, malformed JSON) means the offline result is
-used; :attr:`LlmClient.last_error` says what happened, for the reply's trace.
+Any failure (no endpoint, timeout, HTTP error, malformed JSON, arguments of the wrong shape)
+means the offline result is used. Both calls return ``(result, error)``: the error says what
+happened, for the reply's trace. Nothing is kept on the client between calls, so one client
+serves concurrent requests.
 """
 
 from __future__ import annotations
@@ -81,7 +83,6 @@ class LlmClient:
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = httpx.Client(timeout=config.timeout_s, headers=headers, transport=transport)
-        self.last_error: str | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -94,7 +95,8 @@ class LlmClient:
             body["tools"] = tools
         try:
             r = self._http.post(f"{self.config.url}/chat/completions", json=body)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            # InvalidURL and UnicodeError: a malformed url setting (not HTTPError subclasses).
             raise LlmUnavailableError(f"{type(exc).__name__}: {exc}") from exc
         if r.status_code != 200:
             raise LlmUnavailableError(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -110,9 +112,9 @@ class LlmClient:
 
     def route(
         self, question: str, catalog: Catalog, now_s: float, language: str
-    ) -> Understanding | None:
-        """An understanding proposed by the model and valid against ``catalog``, or None."""
-        self.last_error = None
+    ) -> tuple[Understanding | None, str | None]:
+        """An understanding proposed by the model and valid against ``catalog`` (or None),
+        and what went wrong when there is none."""
         system = (
             "You route questions about GPU usage to the tool answer_question. Intents: "
             "trend (how a metric evolved), compare (two windows or two entities), drilldown "
@@ -127,28 +129,23 @@ class LlmClient:
         try:
             message = self._chat(messages, [ROUTE_TOOL])
         except LlmUnavailableError as exc:
-            self.last_error = str(exc)
-            return None
+            return None, str(exc)
         calls = message.get("tool_calls") or []
         if not calls:
-            self.last_error = "the model answered without calling answer_question"
-            return None
+            return None, "the model answered without calling answer_question"
         try:
-            fn = calls[0]["function"]
-            if fn["name"] != "answer_question":
-                raise ValueError(f"unknown tool {fn['name']!r}")
-            raw = fn.get("arguments") or "{}"
-            args = json.loads(raw) if isinstance(raw, str) else dict(raw)
-            return _validated(args, catalog, now_s, language)
-        except (ValueError, KeyError, TypeError) as exc:
-            self.last_error = f"bad tool arguments: {exc}"
-            return None
+            args = _tool_arguments(calls)
+            return _validated(args, catalog, now_s, language), None
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            return None, f"bad tool arguments: {exc}"
 
     # ---- wording ------------------------------------------------------------------------------
 
-    def reword(self, question: str, answer: str, data: object, language: str) -> str | None:
-        """The answer rephrased by the model, if every number in it is backed by ``data``."""
-        self.last_error = None
+    def reword(
+        self, question: str, answer: str, data: object, language: str
+    ) -> tuple[str | None, str | None]:
+        """The answer rephrased by the model if every number in it is backed by ``data``
+        (else None), and why it was not when it is not."""
         lang = "Chinese" if language == "zh" else "English"
         messages = [
             {
@@ -162,18 +159,28 @@ class LlmClient:
         try:
             message = self._chat(messages, None)
         except LlmUnavailableError as exc:
-            self.last_error = str(exc)
-            return None
+            return None, str(exc)
         text = message.get("content")
         if not isinstance(text, str) or not text.strip():
-            self.last_error = "the model returned no text"
-            return None
+            return None, "the model returned no text"
         if not numbers_backed(text, [answer, data]):
-            self.last_error = (
-                "the rewording had numbers that are not in the data; kept the original"
-            )
-            return None
-        return text.strip()
+            return None, "the rewording had numbers that are not in the data; kept the original"
+        return text.strip(), None
+
+
+def _tool_arguments(calls: object) -> Mapping[str, Any]:
+    """The arguments of the ``answer_question`` call, checked to be a JSON object."""
+    if not isinstance(calls, list) or not isinstance(calls[0], Mapping):
+        raise ValueError("tool_calls is not a list of objects")
+    fn = calls[0].get("function")
+    if not isinstance(fn, Mapping) or fn.get("name") != "answer_question":
+        name = fn.get("name") if isinstance(fn, Mapping) else fn
+        raise ValueError(f"unknown tool {name!r}")
+    raw = fn.get("arguments") or "{}"
+    args = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(args, Mapping):
+        raise ValueError(f"arguments must be a JSON object, got {type(args).__name__}")
+    return args
 
 
 def _validated(
@@ -188,11 +195,16 @@ def _validated(
         if v in (None, ""):
             values[level] = None
             continue
-        if str(v) not in catalog.values(level):
+        if not isinstance(v, str) or v not in catalog.values(level):
             raise ValueError(f"{level} {v!r} has no data")
         values[level] = str(v)
     days = args.get("time_range_days", 7)
-    if not isinstance(days, int | float) or not 0 < float(days) <= 365 or math.isnan(days):
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int | float)
+        or math.isnan(days)
+        or not 0 < float(days) <= 365
+    ):
         raise ValueError(f"time_range_days {days!r} must be a number of days up to 365")
     metric = args.get("metric")
     if metric not in (None, "utilization", "allocation_rate"):

@@ -135,11 +135,19 @@ def build_mcp_server(
 
     @server.tool(
         description="The latest GPU allocation snapshot: GPUs reporting, allocated, "
-        "allocation rate and mean utilization in the last two minutes of samples."
+        "allocation rate and mean utilization in the last two minutes of samples; a node, "
+        "namespace, user or workload narrows it to the GPUs they hold."
     )
     @_expected_errors
-    def get_latest_snapshot(cluster: str | None = None) -> dict[str, Any]:
-        return box().get_latest_snapshot(cluster=cluster).wire()
+    def get_latest_snapshot(
+        cluster: str | None = None,
+        node: str | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
+        workload: str | None = None,
+    ) -> dict[str, Any]:
+        scope = Scope(cluster=cluster, node=node, namespace=namespace, user=user, workload=workload)
+        return box().get_latest_snapshot(scope=scope).wire()
 
     @server.tool(description="Namespaces, users and workload kinds with GPU-time in the window.")
     @_expected_errors

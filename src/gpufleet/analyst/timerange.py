@@ -13,6 +13,7 @@ history, the wall clock for a live one).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +108,9 @@ class TimeRange:
         """The window of the same length just before this one ("and the week before?")."""
         span = self.end_s - self.start_s
         days = span / DAY_S
-        if days >= 1 and abs(days - round(days)) < 1e-9:
+        if abs(days - 1) < 1e-9:
+            label = "the day before"
+        elif days >= 1 and abs(days - round(days)) < 1e-9:
             label = f"the {round(days)} day{'s' if round(days) != 1 else ''} before"
         else:
             label = f"the {span / HOUR_S:g} hours before"
@@ -202,12 +205,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (_p(r"\b" + _NUM_EN + r"\s*" + _UNIT_EN + r"\s+ago\b", _I), "n_ago"),
     (_p(r"\b(?:the\s+)?(?:past|last|previous)\s+(hour|day|week|wk|month|24h)\b", _I), "last_unit"),
     (_p(r"\b(this|current)\s+(week|month)\b", _I), "this_unit"),
-    (_p(r"\b(?:the\s+)?week\s+before\b", _I), "week_before"),
+    (_p(r"\b(?:the\s+)?(week|month|day)\s+before(?:\s+(?:that|it))?\b", _I), "unit_before"),
     (_p(r"\b(today|yesterday)\b", _I), "day_word"),
     (_p(r"\bsince\s+" + _WEEKDAY_WORDS + r"\b", _I), "since_weekday"),
     (_p(r"\bsince\s+(yesterday)\b", _I), "since_yesterday"),
     (_p(r"\b(?:in|during|for|of)\s+" + _MONTH_WORDS + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
     (_p(r"\b" + _MONTH_FULL + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
+    (_p(r"\b(?:since|from|after)\s+" + _DATE + r"\b", _I), "since_date"),
+    (_p(r"(?:自|从)\s*" + _DATE + r"\s*(?:以来|开始|起)"), "since_date"),
     (_p(r"\b(?:on\s+)?" + _DATE + r"\b"), "date"),
     (_p(r"(?:过去|最近|近|前)\s*" + _ZH_NUM + r"\s*" + _ZH_UNIT), "zh_last_n"),
     (_p(r"(?:过去|最近|近)(?:一)?(?:个)?(小时|天|周|星期|个星期|个月|月)"), "zh_last_unit"),
@@ -237,6 +242,9 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
         a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
         b = datetime.fromisoformat(g[1]).replace(tzinfo=UTC).timestamp() + DAY_S
         return a, b, f"{g[0]} to {g[1]}"
+    if kind == "since_date":
+        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
+        return a, now_s, f"since {g[0]}"
     if kind == "date":
         a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
         return a, a + DAY_S, g[0]
@@ -273,9 +281,22 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
             return _week_start(now_s), now_s, "this week"
         this = datetime.fromtimestamp(now_s, tz=UTC)
         return _month_bounds(this.year, this.month)[0], now_s, "this month"
-    if kind == "week_before":
-        start = _week_start(now_s) - 2 * WEEK_S
-        return start, start + WEEK_S, "the week before last"
+    if kind == "unit_before":
+        # Alone, "the week before" is the week before last; after another range it is
+        # re-read as the period before that range (see ``find_time_ranges``).
+        unit = g[0].lower()
+        if unit == "week":
+            start = _week_start(now_s) - 2 * WEEK_S
+            return start, start + WEEK_S, "the week before last"
+        if unit == "day":
+            start = _day_start(now_s) - 2 * DAY_S
+            return start, start + DAY_S, "the day before yesterday"
+        this = datetime.fromtimestamp(now_s, tz=UTC)
+        y, mo = this.year, this.month - 2
+        if mo < 1:
+            y, mo = y - 1, mo + 12
+        a, b = _month_bounds(y, mo)
+        return a, b, "the month before last"
     if kind == "day_word":
         today = _day_start(now_s)
         if g[0].lower() == "today":
@@ -340,29 +361,134 @@ def _since_weekday(weekday: int, now_s: float, name: str) -> tuple[float, float,
     return today - back * DAY_S, now_s, f"since {name}"
 
 
-def find_time_ranges(text: str, now_s: float) -> list[TimeRange]:
+MAX_LOOKBACK_DAYS = 3650.0
+"""How far back a question may reach (ten years): older history is never kept, and a
+"last 99999 weeks" must not become a window before the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class RangeProblem:
+    """A time phrase of the question that could not be used as said, and what was done."""
+
+    phrase: str
+    en: str
+    zh: str
+
+    def text(self, zh: bool) -> str:
+        return self.zh if zh else self.en
+
+
+def _when(ts_s: float) -> str:
+    return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def find_time_ranges(
+    text: str, now_s: float, problems: list[RangeProblem] | None = None
+) -> list[TimeRange]:
     """Every time range ``text`` names, in order of appearance (overlapping phrases: the
-    longest, earliest wins). Ranges wholly in the future are dropped."""
+    longest, earliest wins).
+
+    A phrase that cannot be a window is not returned, and when ``problems`` is given it gets
+    a `RangeProblem` saying why: a date that does not exist, a range that ends before it
+    starts, a window that has not started by ``now_s`` ("today" at midnight, a future date).
+    A window reaching back more than `MAX_LOOKBACK_DAYS` is cut there (said the same way);
+    one wholly older than that is dropped."""
     taken: list[tuple[int, int]] = []
     found: list[TimeRange] = []
+    relative: set[int] = set()  # positions of "the week before"-style phrases
+    said: list[RangeProblem] = []
+    oldest = now_s - MAX_LOOKBACK_DAYS * DAY_S
     for regex, kind in _PATTERNS:
         for m in regex.finditer(text):
             a, b = m.span()
             if any(a < tb and ta < b for ta, tb in taken):
                 continue
+            phrase = m.group(0).strip()
             try:
                 built = _build(kind, m, now_s)
             except (ValueError, KeyError, OverflowError):
-                built = None
+                if kind in ("date", "dates"):
+                    taken.append((a, b))
+                    said.append(
+                        RangeProblem(
+                            phrase,
+                            f"“{phrase}” is not a valid date (YYYY-MM-DD)",
+                            f"“{phrase}”不是有效日期（YYYY-MM-DD）",
+                        )
+                    )
+                    continue
+                built = (-math.inf, now_s, "")  # a count too large for a float: too long
             if built is None:
                 continue
             start, end, label = built
+            if kind == "dates" and end <= start:
+                taken.append((a, b))
+                said.append(
+                    RangeProblem(
+                        phrase,
+                        f"the range {phrase} ends before it starts",
+                        f"时间范围 {phrase} 的结束早于开始",
+                    )
+                )
+                continue
+            if not math.isfinite(end) or end <= oldest:
+                taken.append((a, b))
+                said.append(
+                    RangeProblem(
+                        phrase,
+                        f"“{phrase}” lies more than {MAX_LOOKBACK_DAYS:g} days back, before any "
+                        "history gpufleet keeps",
+                        f"“{phrase}”早于{MAX_LOOKBACK_DAYS:g}天前，没有保留那么久的历史",
+                    )
+                )
+                continue
+            if not math.isfinite(start) or start < oldest:
+                start = oldest
+                label = f"past {MAX_LOOKBACK_DAYS:g} days"
+                said.append(
+                    RangeProblem(
+                        phrase,
+                        f"“{phrase}” reaches back more than {MAX_LOOKBACK_DAYS:g} days; it is "
+                        f"read as the past {MAX_LOOKBACK_DAYS:g} days",
+                        f"“{phrase}”超过{MAX_LOOKBACK_DAYS:g}天，按过去{MAX_LOOKBACK_DAYS:g}天计算",
+                    )
+                )
+            no_count = kind in ("last_n", "n_ago", "zh_last_n") and end <= start  # "last 0 days"
             end = min(end, now_s) if start < now_s else end
-            if start >= now_s or end <= start:
+            if start >= now_s and not no_count:
+                taken.append((a, b))
+                said.append(
+                    RangeProblem(
+                        phrase,
+                        f"“{phrase}” starts at {_when(start)}, not before now ({_when(now_s)}): "
+                        "there is no data in it yet",
+                        f"“{phrase}”从 {_when(start)} 开始，还没有到（现在是 {_when(now_s)}），"
+                        "其中还没有数据",
+                    )
+                )
+                continue
+            if end <= start:
+                taken.append((a, b))
+                said.append(
+                    RangeProblem(
+                        phrase, f"“{phrase}” is an empty window", f"“{phrase}”是空的时间范围"
+                    )
+                )
                 continue
             taken.append((a, b))
             found.append(TimeRange(start, end, label, m.group(0), a))
+            if kind == "unit_before":
+                relative.add(a)
     found.sort(key=lambda r: r.position)
+    # "this week vs the week before": the period before the range named just before it.
+    for i in range(1, len(found)):
+        if found[i].position in relative:
+            before = previous_period(found[i - 1])
+            found[i] = TimeRange(
+                before.start_s, before.end_s, before.label, found[i].phrase, found[i].position
+            )
+    if problems is not None:
+        problems.extend(said)
     return found
 
 
@@ -379,7 +505,30 @@ def previous_period(r: TimeRange) -> TimeRange:
         return TimeRange(start, start + WEEK_S, "last week")
     if r.label == "last week":
         return TimeRange(r.start_s - WEEK_S, r.start_s, "the week before")
+    if _week_start(r.start_s) == r.start_s and r.end_s - r.start_s <= WEEK_S:
+        return TimeRange(r.start_s - WEEK_S, r.start_s, "the week before")
+    month = _calendar_month(r)
+    if month is not None:
+        year, mon = month
+        year, mon = (year, mon - 1) if mon > 1 else (year - 1, 12)
+        a, b = _month_bounds(year, mon)
+        return TimeRange(a, b, f"{MONTHS[mon - 1].capitalize()} {year}")
     return r.shifted_back()
+
+
+def _calendar_month(r: TimeRange) -> tuple[int, int] | None:
+    """(year, month) when ``r`` is a calendar month, whole or to date ("this month",
+    "last month", "October 2026"), else None."""
+    start = datetime.fromtimestamp(r.start_s, tz=UTC)
+    if (start.day, start.hour, start.minute, start.second) != (1, 0, 0, 0):
+        return None
+    named = r.label in ("this month", "last month", "the month before last") or any(
+        r.label == f"{m.capitalize()} {start.year}" for m in MONTHS
+    )
+    if not named:
+        return None
+    end_bound = _month_bounds(start.year, start.month)[1]
+    return (start.year, start.month) if r.end_s <= end_bound else None
 
 
 def week_range(now_s: float, weeks_back: int) -> TimeRange:

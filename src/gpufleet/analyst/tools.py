@@ -384,10 +384,15 @@ class Toolbox:
             {"by": by, "field": field, "order": order, "ranked": rows},
         )
 
-    def get_latest_snapshot(self, *, cluster: str | None = None) -> ToolResult:
-        """GPUs seen in the last two minutes of samples: how many, how many allocated, how busy."""
+    def get_latest_snapshot(
+        self, *, cluster: str | None = None, scope: Scope | None = None
+    ) -> ToolResult:
+        """GPUs seen in the last two minutes of samples: how many, how many allocated, how
+        busy; ``scope`` narrows it to a node, GPU model, namespace, user, workload or kind
+        (the GPUs they held then)."""
         window = Window(self.now_s - REALTIME_WINDOW_S, self.now_s)
-        scope = Scope(cluster=cluster)
+        scope = scope or Scope(cluster=cluster)
+        cluster = scope.cluster
         result = analyze_utilization(
             self.store, window, scope=scope, by="gpu", idle_threshold_pct=self.idle_threshold_pct
         )
@@ -402,10 +407,11 @@ class Toolbox:
         }
         return ToolResult(
             "get_latest_snapshot",
-            {"cluster": cluster},
+            {"cluster": cluster, **_scope_params(scope)},
             ApiCall("POST", "/analysis/utilization", body),
             {
                 "as_of": iso(self.now_s),
+                "scope": _scope_params(scope),
                 "gpus": wire["gpus"],
                 "allocated_gpus": len(allocated),
                 "allocation_rate": wire["allocation_rate"],

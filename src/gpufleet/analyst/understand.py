@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from gpufleet.analyst.catalog import Catalog
-from gpufleet.analyst.timerange import TimeRange, find_time_ranges, previous_period
+from gpufleet.analyst.timerange import (
+    RangeProblem,
+    TimeRange,
+    find_time_ranges,
+    previous_period,
+)
 
 Intent = Literal[
     "trend", "compare", "drilldown", "realtime", "metadata", "waste", "recommend", "alerts", "help"
@@ -151,8 +156,12 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
         r"\btrend|\bover (?:the )?(?:past|last)|\bhow (?:has|have|did|is|are|was|were)\b"
         r"|\butil(?:i[sz]ation)?\b|\busage\b|\ballocation rate\b|\bbusy\b|\bhistory\b"
         r"|\bover time\b|\bgoing up|\bgoing down|\brising|\bfalling|\bforecast|\bpredict"
-        r"|\bnext week\b|\bplot\b|\bchart\b|\bdoing\b|\bhourly\b|\bdaily\b|\bby (?:hour|day)\b",
-        ("趋势", "利用率", "使用率", "使用情况", "分配率", "走势", "变化", "预测", "忙", "怎么样"),
+        r"|\bnext week\b|\bplot\b|\bchart\b|\bdoing\b|\bhourly\b|\bdaily\b|\bby (?:hour|day)\b"
+        r"|\bsummar(?:y|ise|ize)\b|\boverview\b",
+        (
+            *("趋势", "利用率", "使用率", "使用情况", "分配率", "走势", "变化", "预测", "忙"),
+            *("怎么样", "汇总", "总结", "概况", "概览"),
+        ),
     ),
 }
 _PRIORITY = (
@@ -336,10 +345,8 @@ def understand(
     lang = language_of(text)
     low = text.lower()
     scores = _scores(text)
-    ranges = find_time_ranges(text, now_s)
-    # Dates of a range that ends before it starts are not used (the answer says so).
-    backwards = [m.span() for m in _DATES.finditer(text) if m.group(2) < m.group(1)]
-    ranges = [r for r in ranges if not any(a <= r.position < b for a, b in backwards)]
+    range_problems: list[RangeProblem] = []
+    ranges = find_time_ranges(text, now_s, range_problems)
     names: dict[str, list[str]] = {}
     for level in ("cluster", "node", "namespace", "user", "workload"):
         hits = _find_names(text, catalog.values(level))
@@ -421,7 +428,9 @@ def understand(
     entities = Entities(
         time_range=time_range,
         compare_range=compare_range,
-        cluster=_first(names, "cluster"),
+        cluster=None
+        if compare_entities and compare_entities[0] == "cluster"
+        else _first(names, "cluster"),
         node=_first(names, "node"),
         gpu_model=model,
         namespace=None
@@ -453,7 +462,7 @@ def understand(
         cues=tuple(sorted(scores)),
         missing=missing,
         unknown=_unknown_names(text, catalog, model),
-        problems=_reversed_ranges(text),
+        problems=_said_problems(range_problems, entities, lang == "zh"),
     )
 
 
@@ -552,17 +561,24 @@ def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str,
     return tuple(found)
 
 
-_DATES = re.compile(
-    r"(\d{4}-\d{2}-\d{2})\s*(?:to|until|till|through|-|~|到|至)\s*(\d{4}-\d{2}-\d{2})"
-)
-
-
-def _reversed_ranges(text: str) -> tuple[str, ...]:
-    return tuple(
-        f"the range {m.group(1)} to {m.group(2)} ends before it starts"
-        for m in _DATES.finditer(text)
-        if m.group(2) < m.group(1)
-    )
+def _said_problems(
+    problems: Sequence[RangeProblem], entities: Entities, zh: bool
+) -> tuple[str, ...]:
+    """Each time phrase that could not be used as said, with what the answer does instead."""
+    out = []
+    for p in problems:
+        used = (entities.time_range, entities.compare_range)
+        if any(r is not None and p.phrase.lower() in r.phrase.lower() for r in used):
+            out.append(p.text(zh) + ("。" if zh else "."))  # read as a shorter window
+        elif entities.time_range is None:
+            out.append(
+                f"{p.text(zh)}；已改用默认时间范围（过去 7 天）。"
+                if zh
+                else f"{p.text(zh)}; the default window (the past 7 days) is used instead."
+            )
+        else:
+            out.append(f"{p.text(zh)}，因此未使用。" if zh else f"{p.text(zh)}, so it is not used.")
+    return tuple(out)
 
 
 _RANK_LEVEL = (
@@ -667,6 +683,11 @@ def _is_follow_up(
         + len(re.findall(r"[\u4e00-\u9fff]", stripped)) // 2
     )
     known = bool(ranges or scores or _HOUR_WORDS.search(stripped) or _DAY_WORDS.search(stripped))
+    if ranges and set(scores) - {"compare", "drilldown"}:
+        # Its own question and its own window ("waste over the past 30 days"): a new
+        # question about the whole fleet, unless it says it follows on ("and ...", "it").
+        # "compare with last week" and "why?" only make sense against the previous turn.
+        return False
     return words <= 6 and not names and model is None and known
 
 

@@ -224,6 +224,11 @@ class StoreError(Exception):
     """The store could not do what was asked; the message says why in plain words."""
 
 
+class ChatTurnConflictError(StoreError):
+    """A chat session already has a turn with that number: another question in the same
+    session was answered meanwhile (reload the session and ask again)."""
+
+
 class StoreUnavailable(StoreError):  # noqa: N818 (reads as a state, like TimeoutError's peers)
     """The store cannot answer at all (disk full, read-only, database down)."""
 
@@ -392,7 +397,7 @@ class Store(Protocol):
         """Append a turn to its session (``seq`` one past the session's last).
 
         Raises:
-            StoreError: a turn with this ``session_id`` and ``seq`` exists.
+            ChatTurnConflictError: a turn with this ``session_id`` and ``seq`` exists.
         """
         ...
 

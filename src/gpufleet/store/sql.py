@@ -21,6 +21,7 @@ from typing import Any, Protocol, Self
 from gpufleet.model import Alert, ChatTurn, Execution, Snapshot
 from gpufleet.store.base import (
     DEFAULT_IDLE_THRESHOLD_PCT,
+    ChatTurnConflictError,
     Retention,
     StoreError,
     StoreHealth,
@@ -330,7 +331,7 @@ class SqlStore(SqlReads, ABC):
                 (turn.session_id, int(turn.seq)),
             )
             if taken:
-                raise StoreError(
+                raise ChatTurnConflictError(
                     f"session {turn.session_id!r} already has a turn {turn.seq}; "
                     "reload the session and ask again"
                 )

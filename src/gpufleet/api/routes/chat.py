@@ -18,7 +18,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gpufleet.analysis.wire import iso
-from gpufleet.analyst.engine import Analyst, AnalystError, Reply, UnknownSessionError
+from gpufleet.analyst.engine import (
+    Analyst,
+    AnalystError,
+    Reply,
+    SessionBusyError,
+    UnknownSessionError,
+)
 from gpufleet.analyst.llm import client_from
 from gpufleet.api.deps import Ctx, HistoryStore
 from gpufleet.api.schemas.chat import ChatIn
@@ -49,6 +55,8 @@ def _ask(an: Analyst, body: ChatIn) -> Reply:
         return an.ask(body.query, session_id=body.session_id, cluster=body.cluster_name)
     except UnknownSessionError as exc:
         raise HTTPException(404, detail=str(exc)) from None
+    except SessionBusyError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
     except AnalystError as exc:
         raise HTTPException(422, detail=str(exc)) from None
 
