@@ -10,6 +10,7 @@ import typer
 from gpufleet import __version__
 from gpufleet.cli import (
     alerts_cmd,
+    allocate_cmd,
     analyze_cmd,
     ask_cmd,
     demo_cmd,
@@ -118,6 +119,7 @@ app.command(name="ask")(ask_cmd.ask)
 app.command(name="chat")(ask_cmd.chat)
 app.add_typer(ask_cmd.sessions_app, name="sessions")
 app.command(name="mcp")(mcp_cmd.mcp)
+app.add_typer(allocate_cmd.allocate_app, name="allocate")
 
 
 def main() -> None:
