@@ -365,3 +365,38 @@ def test_realtime_of_a_namespace_counts_the_gpus_it_holds(analyst: Analyst) -> N
     assert held.data[0]["result"]["gpus"] == 1
     assert held.data[0]["result"]["scope"] == {"cluster": "prod", "namespace": "team-b"}
     assert held.answer.startswith("team-b holds 1 GPU now, mean utilization 20.0 %")
+
+
+def test_lower_than_last_week_compares_this_week_with_last_week(analyst: Analyst) -> None:
+    reply = analyst.ask("is team-a's utilization lower than yesterday?", cluster="lab")
+    assert reply.intent == "compare"
+    assert reply.entities["time_range"]["label"] == "today"
+    assert "today" in reply.answer
+    today, yesterday = reply.entities["compare"]["windows"]
+    assert yesterday["end"] == today["start"]  # the day before today, not before yesterday
+
+
+def test_a_level_word_then_an_unknown_name_is_said(analyst: Analyst) -> None:
+    for question, name in [
+        ("utilization of user zed over the past 6 hours", "zed"),
+        ("utilization in cluster foo over the past 6 hours", "foo"),
+        ("utilization of A100 GPUs over the past 6 hours", "A100"),
+    ]:
+        reply = analyst.ask(question, cluster="lab")
+        assert reply.answer.startswith(f"Nothing named '{name}' has data"), question
+    # The answer after the note is a sentence of its own.
+    assert "\nOver the past 6 hours" in reply.answer
+
+
+def test_a_chinese_ordinal_answers_a_clarification(analyst: Analyst) -> None:
+    first = analyst.ask("查询某个命名空间的GPU利用率趋势", cluster="prod")
+    assert first.clarification is not None
+    picked = analyst.ask("第二个", session_id=first.session_id)
+    assert picked.entities["namespace"] == first.clarification["options"][1]
+
+
+def test_realtime_and_window_words_read_as_sentences(analyst: Analyst) -> None:
+    assert analyst.ask("realtime utilization", cluster="lab").intent == "realtime"
+    assert analyst.ask("实时利用率", cluster="lab").intent == "realtime"
+    reply = analyst.ask("utilization since Monday", cluster="lab")
+    assert not reply.answer.startswith("Over since")

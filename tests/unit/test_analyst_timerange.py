@@ -174,3 +174,22 @@ def test_a_window_that_starts_now_has_nothing_in_it_yet(text: str, now: float) -
 @pytest.mark.parametrize("text", ["since 2026-11-20", "from 2026-11-20", "从2026-11-20开始"])
 def test_since_a_date_runs_to_now(text: str) -> None:
     assert iso(text) == [("2026-11-20T00:00:00Z", "2026-11-25T12:00:00Z")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("between 2026-11-01 and 2026-11-07", ("2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z")),
+        ("2026-11-01..2026-11-07", ("2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z")),
+        ("last 30 minutes", ("2026-11-25T11:30:00Z", "2026-11-25T12:00:00Z")),
+        ("最近30分钟", ("2026-11-25T11:30:00Z", "2026-11-25T12:00:00Z")),
+        ("last year", ("2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z")),
+        ("this year", ("2026-01-01T00:00:00Z", "2026-11-25T12:00:00Z")),
+        ("on Monday", ("2026-11-23T00:00:00Z", "2026-11-24T00:00:00Z")),
+        ("last Wednesday", ("2026-11-18T00:00:00Z", "2026-11-19T00:00:00Z")),
+        ("last weekend", ("2026-11-21T00:00:00Z", "2026-11-23T00:00:00Z")),
+        ("上上周", ("2026-11-09T00:00:00Z", "2026-11-16T00:00:00Z")),
+    ],
+)
+def test_more_ways_of_naming_a_window(text: str, expected: tuple[str, str]) -> None:
+    assert iso(text) == [expected]

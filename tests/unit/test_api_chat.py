@@ -477,3 +477,10 @@ def test_a_session_raced_by_another_writer_is_a_409(
     r = client.post(CHAT, json={"query": "and last month?", "session_id": first["session_id"]})
     assert r.status_code == 409
     assert "at the same time" in r.json()["detail"]
+
+
+def test_waste_of_a_window_without_data_says_so(client: TestClient) -> None:
+    reply = _chat(client, "how much did idle GPUs waste in January 2020?")
+    assert reply["intent"] == "waste"
+    assert reply["answer"].startswith("There is no GPU data for the fleet in January 2020")
+    assert "$" not in reply["answer"]

@@ -9,6 +9,7 @@ and ordering (the language layer never computes numbers, issue 4).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,12 +80,39 @@ def _direction(change: float | None, zh: bool) -> str:
     return "unchanged" if not zh else "持平"
 
 
-_BARE = ("today", "yesterday", "this week", "last week", "this month", "last month")
+_BARE = (
+    "today",
+    "yesterday",
+    "this week",
+    "last week",
+    "this month",
+    "last month",
+    "this year",
+    "last year",
+    "last weekend",
+)
+_DATE_LABEL = re.compile(r"\d{4}-\d{2}-\d{2}")
+_WEEKDAY_LABELS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _in(label: str) -> str:
-    """``in the past 7 days`` / ``in October 2026``, but ``today``, ``last week``."""
-    return label if label in _BARE or label.startswith("since ") else f"in {label}"
+    """How a sentence says a window: ``in the past 7 days``, ``in October 2026``, but
+    ``today``, ``last week``, ``since Monday``, ``on 2026-11-20``, ``from 2026-11-01 to
+    2026-11-07``, ``on Monday``."""
+    if label in _BARE or label.startswith("since "):
+        return label
+    if " to " in label and _DATE_LABEL.match(label):
+        return f"from {label}"
+    if _DATE_LABEL.fullmatch(label) or label in _WEEKDAY_LABELS:
+        return f"on {label}"
+    return f"in {label}"
+
+
+def over(label: str) -> str:
+    """A window opening a sentence: ``over the past 7 days``, but ``yesterday``, ``on
+    Monday`` (the caller capitalizes the sentence)."""
+    said = _in(label)
+    return f"over {label}" if said.startswith("in ") and label.startswith("the ") else said
 
 
 def capitalized(text: str) -> str:
@@ -131,7 +159,7 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     if not points:
         if zh:
             return f"{name}在{label}没有{what}数据。", []
-        return f"There is no {what} data for {name} over {label}.", []
+        return f"There is no {what} data for {name} {_in(label)}.", []
     direction = slope["direction"] if slope else "flat"
     first, last = points[0], points[-1]
     if zh:
@@ -148,7 +176,7 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
             "flat": "shows no clear trend",
         }[direction]
         answer = (
-            f"Over {label}, {what} of {name} averaged {metric_value(value, metric)} and "
+            f"{over(label)}, {what} of {name} averaged {metric_value(value, metric)} and "
             f"{word} (first bucket {metric_value(first['value'], metric)}, last "
             f"{metric_value(last['value'], metric)})."
         )
@@ -270,8 +298,8 @@ def compare_windows(
             f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}；"
             f"未比较：{c['note']}。"
             if zh
-            else f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} in "
-            f"{first_label}; {c['note']}."
+            else f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
+            f"{_in(first_label)}; {c['note']}."
         )
     elif before is None or now is None:
         if zh:
@@ -281,8 +309,8 @@ def compare_windows(
             )
         else:
             answer = (
-                f"{capitalized(what)} of {name} was {metric_value(now, metric)} in "
-                f"{first_label}; there is no data in {second_label} to compare with."
+                f"{capitalized(what)} of {name} was {metric_value(now, metric)} "
+                f"{_in(first_label)}; there is no data {_in(second_label)} to compare with."
             )
     elif zh:
         answer = (
@@ -292,10 +320,10 @@ def compare_windows(
         )
     else:
         answer = (
-            f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} in "
-            f"{first_label}, {_direction(change, False)} "
+            f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
+            f"{_in(first_label)}, {_direction(change, False)} "
             f"{metric_change(change, metric).lstrip('+-')} from {metric_value(before, metric)} "
-            f"in {second_label}."
+            f"{_in(second_label)}."
         )
     insights = []
     if c.get("change_pct") is not None:
@@ -330,7 +358,7 @@ def compare_entities(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
         insights = [f"GPU时数：{a} {num(c['gpu_hours_a'])}，{b} {num(c['gpu_hours_b'])}"]
     else:
         answer = (
-            f"Over {label}, {what} of {a} was {metric_value(va, metric)} and of {b} "
+            f"{over(label)}, {what} of {a} was {metric_value(va, metric)} and of {b} "
             f"{metric_value(vb, metric)} ({b} vs {a}: {metric_change(change, metric)})."
         )
         insights = [f"GPU-hours: {a} {num(c['gpu_hours_a'])}, {b} {num(c['gpu_hours_b'])}."]
@@ -368,16 +396,16 @@ def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple
             )
     elif before is None:
         answer = (
-            f"{capitalized(what)} of {name} in {first_label} is "
-            f"{metric_value(root.get('after'), metric)}; there is no data in {second_label} to "
+            f"{capitalized(what)} of {name} {_in(first_label)} is "
+            f"{metric_value(root.get('after'), metric)}; there is no data {_in(second_label)} to "
             f"compare with, so these are its biggest parts."
         )
     else:
         answer = (
-            f"{capitalized(what)} of {name} in {first_label} is "
+            f"{capitalized(what)} of {name} {_in(first_label)} is "
             f"{metric_value(root.get('after'), metric)}, {_direction(change, False)} "
             f"{metric_change(change, metric).lstrip('+-')}{rel_text} from "
-            f"{metric_value(before, metric)} in {second_label}."
+            f"{metric_value(before, metric)} {_in(second_label)}."
         )
     path = r.get("path", [])[1:]
     insights = []
@@ -428,14 +456,14 @@ def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
         )
     if zh:
         answer = (
-            f"{name}共有{gpus}块GPU在上报，其中{allocated}块已分配"
-            f"（分配率{frac_pct(r['allocation_rate'], True)}），"
+            f"{name}共有{gpus}块GPU在上报，其中{allocated}块大部分时间有任务"
+            f"（最近两分钟的GPU时间分配率{frac_pct(r['allocation_rate'], True)}），"
             f"平均利用率{pct(r['mean_gpu_util_pct'], True)}（截至{r['as_of']}）。"
         )
     else:
         answer = (
-            f"{name} has {gpus} GPUs reporting, {allocated} of them allocated "
-            f"({frac_pct(r['allocation_rate'])} allocation rate), mean utilization "
+            f"{name} has {gpus} GPUs reporting, {allocated} of them allocated most of the last "
+            f"two minutes ({frac_pct(r['allocation_rate'])} of their GPU-time), mean utilization "
             f"{pct(r['mean_gpu_util_pct'])} as of {r['as_of']}."
         )
     busy = sorted(
@@ -542,6 +570,12 @@ def metadata(
 
 
 def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
+    if not r.get("gpu_hours"):
+        return (
+            (f"{label}{name}没有GPU数据，无法计算浪费。", [])
+            if zh
+            else (f"There is no GPU data for {name} {_in(label)}, so no waste to count.", [])
+        )
     if zh:
         answer = (
             f"{label}{name}已分配但空闲的GPU时数为{num(r['idle_allocated_gpu_hours'])}，"
@@ -551,7 +585,7 @@ def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
         )
     else:
         answer = (
-            f"Over {label}, {name} had {num(r['idle_allocated_gpu_hours'])} GPU-hours allocated "
+            f"{over(label)}, {name} had {num(r['idle_allocated_gpu_hours'])} GPU-hours allocated "
             f"but idle, costing {usd(r['idle_allocated_cost_usd'])} "
             f"({usd(r['monthly_idle_allocated_cost_usd'])} a month at this rate); another "
             f"{num(r['unallocated_gpu_hours'])} GPU-hours sat unallocated "

@@ -31,6 +31,7 @@ from gpufleet.analyst.timerange import (
     default_range,
     find_time_ranges,
     previous_period,
+    zh_number,
 )
 from gpufleet.analyst.timerange import MONTHS as _MONTHS
 from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now, iso
@@ -241,13 +242,7 @@ class Analyst:
                 turn.answer = better
                 source = "llm" if source == "offline" else source
             llm_note = llm_note or why_not
-        ents = turn.u.entities
-        names_said = [
-            v for v in (ents.workload, ents.user, ents.namespace, ents.node, ents.cluster) if v
-        ]
-        if turn.u.language == "en" and not turn.answer.startswith(tuple(names_said)):
-            # A sentence starts with a capital; a name keeps its spelling ("ml-team holds").
-            turn.answer = say.capitalized(turn.answer)
+        turn.answer = _sentence(turn.answer, turn.u)
         reply = Reply(
             answer=turn.answer,
             intent=turn.u.intent,
@@ -312,15 +307,15 @@ class Analyst:
             names = ", ".join(repr(n) for n in u.unknown)
             scope = _name(u.entities, zh)
             said.append(
-                f"没有名为{names}的集群、节点、命名空间、用户或工作负载有数据；以下是{scope}的结果。"
+                f"没有名为{names}的集群、节点、GPU型号、命名空间、用户或工作负载有数据；以下是{scope}的结果。"
                 if zh
-                else f"Nothing named {names} has data (clusters, nodes, namespaces, users and "
-                f"workloads were checked); this answer is about {scope}."
+                else f"Nothing named {names} has data (clusters, nodes, GPU models, namespaces, "
+                f"users and workloads were checked); this answer is about {scope}."
             )
         for problem in u.problems:
             said.append(problem if zh else say.capitalized(problem))
         if said:
-            turn.answer = "\n".join([*said, turn.answer])
+            turn.answer = "\n".join([*said, _sentence(turn.answer, u)])
 
     def _resolve_pending(
         self, text: str, pending: Mapping[str, Any], previous: Understanding, catalog: Catalog
@@ -331,6 +326,11 @@ class Analyst:
         missing = str(pending.get("missing", ""))
         choice = text.strip().rstrip(".。!！").strip()
         picked: str | None = None
+        choice = re.sub(
+            r"^(第?)([一二两三四五六七八九十]{1,3})(?=个|号|$)",
+            lambda z: z.group(1) + str(zh_number(z.group(2)) or z.group(2)),
+            choice,
+        )
         m = re.fullmatch(r"(?:#|no\.?\s*|第)?\s*(\d{1,3})\s*(?:个|号)?", choice, re.IGNORECASE)
         if m and not 1 <= int(m.group(1)) <= len(options):
             # A number that is no option: ask again, saying so.
@@ -604,6 +604,16 @@ def _dimension_value(e: Entities) -> str | None:
     return e.cluster if dim == "cluster" else getattr(e, dim)
 
 
+def _sentence(text: str, u: Understanding) -> str:
+    """``text`` starting with a capital in English, unless it starts with a name, which
+    keeps its spelling ("ml-team holds 7 GPUs")."""
+    e = u.entities
+    names = [v for v in (e.workload, e.user, e.namespace, e.node, e.cluster) if v]
+    if u.language != "en" or text.startswith(tuple(names)):
+        return text
+    return say.capitalized(text)
+
+
 def _name(e: Entities, zh: bool) -> str:
     return say.scope_name(dataclasses.asdict(_scope(e)), zh)
 
@@ -612,6 +622,7 @@ def _range(e: Entities, now_s: float) -> TimeRange:
     return e.time_range or default_range(now_s)
 
 
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ZH_LABELS = {
     "this week": "本周",
     "last week": "上周",
@@ -631,6 +642,14 @@ _ZH_LABELS = {
     "since Saturday": "自周六以来",
     "since Sunday": "自周日以来",
     "since yesterday": "自昨天以来",
+    "the day before yesterday": "前天",
+    "the day before": "前一天",
+    "last weekend": "上周末",
+    "this year": "今年",
+    "last year": "去年",
+    "past hour": "过去1小时",
+    "the month before last": "上上个月",
+    **{d: f"周{'一二三四五六日'[i]}" for i, d in enumerate(_WEEKDAY_NAMES)},
 }
 
 
@@ -640,13 +659,28 @@ def _label(r: TimeRange, zh: bool) -> str:
         return f"the {r.label}" if r.label.startswith("past ") else r.label
     if r.label in _ZH_LABELS:
         return _ZH_LABELS[r.label]
-    m = re.fullmatch(r"past (\d+(?:\.\d+)?) (hour|day|week|month)s?", r.label)
+    m = re.fullmatch(r"past (\d+(?:\.\d+)?) (minute|hour|day|week|month)s?", r.label)
     if m:
-        unit = {"hour": "小时", "day": "天", "week": "周", "month": "个月"}[m.group(2)]
+        unit = {"minute": "分钟", "hour": "小时", "day": "天", "week": "周", "month": "个月"}[
+            m.group(2)
+        ]
         return f"过去{m.group(1)}{unit}"
     m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
     if m:
         return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})", r.label)
+    if m:
+        return f"{m.group(1)}至{m.group(2)}"
+    if r.label.startswith("since ") and re.fullmatch(r"since \d{4}-\d{2}-\d{2}", r.label):
+        return f"自{r.label[6:]}以来"
+    if re.fullmatch(r"\d{4}", r.label):
+        return f"{r.label}年"
+    m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
+    if m:
+        return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
+    m = re.fullmatch(r"the ([\d.]+) hours before", r.label)
+    if m:
+        return f"之前{m.group(1)}小时"
     m = re.fullmatch(r"([A-Z][a-z]+) (\d{4})", r.label)
     if m and m.group(1).lower() in _MONTHS:
         return f"{m.group(2)}年{_MONTHS.index(m.group(1).lower()) + 1}月"

@@ -22,8 +22,12 @@ HOUR_S = 3600.0
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
 
-_UNIT_S = {"hour": HOUR_S, "day": DAY_S, "week": WEEK_S, "month": 30 * DAY_S}
+_UNIT_S = {"minute": 60.0, "hour": HOUR_S, "day": DAY_S, "week": WEEK_S, "month": 30 * DAY_S}
 _EN_UNITS = {
+    "min": "minute",
+    "mins": "minute",
+    "minute": "minute",
+    "minutes": "minute",
     "h": "hour",
     "hr": "hour",
     "hrs": "hour",
@@ -39,7 +43,14 @@ _EN_UNITS = {
     "month": "month",
     "months": "month",
 }
-_ZH_UNITS = {"小时": "hour", "个小时": "hour", "天": "day", "日": "day", "周": "week"}
+_ZH_UNITS = {
+    "分钟": "minute",
+    "小时": "hour",
+    "个小时": "hour",
+    "天": "day",
+    "日": "day",
+    "周": "week",
+}
 _ZH_UNITS.update({"星期": "week", "个星期": "week", "个月": "month", "月": "month"})
 _EN_NUMBERS = {
     "a": 1,
@@ -121,7 +132,7 @@ def _iso(ts_s: float) -> str:
     return datetime.fromtimestamp(ts_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _zh_number(text: str) -> int | None:
+def zh_number(text: str) -> int | None:
     """A Chinese numeral up to 99 (``七``, ``十四``, ``三十``), or None."""
     if not text:
         return None
@@ -168,9 +179,9 @@ _NUM_EN = (
     r"(\d+(?:\.\d+)?|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fourteen"
     r"|thirty|few|couple of)"
 )
-_UNIT_EN = r"(hours?|hrs?|h|days?|d|weeks?|wks?|w|months?)"
+_UNIT_EN = r"(minutes?|mins?|hours?|hrs?|h|days?|d|weeks?|wks?|w|months?)"
 _ZH_NUM = r"([0-9]+|[零一二两三四五六七八九十几]+)"
-_ZH_UNIT = r"(个小时|小时|天|日|个星期|星期|周|个月)"
+_ZH_UNIT = r"(分钟|个小时|小时|天|日|个星期|星期|周|个月)"
 _MONTH_WORDS = (
     r"(january|february|march|april|may|june|july|august|september|sept|october|november"
     r"|december|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)"
@@ -190,7 +201,8 @@ def _p(pattern: str, flags: int = 0) -> re.Pattern[str]:
 # Longer, more specific patterns come first; a later match overlapping an earlier one is
 # dropped.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (_p(_DATE + r"\s*(?:to|until|till|through|-|~|到|至)\s*" + _DATE), "dates"),
+    (_p(_DATE + r"\s*(?:to|until|till|through|-|~|\.\.|到|至)\s*" + _DATE, _I), "dates"),
+    (_p(r"\bbetween\s+" + _DATE + r"\s+and\s+" + _DATE, _I), "dates"),
     (
         _p(
             r"\b(?:past|last|previous|recent|prior|in the (?:past|last))\s+"
@@ -209,6 +221,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (_p(r"\b(today|yesterday)\b", _I), "day_word"),
     (_p(r"\bsince\s+" + _WEEKDAY_WORDS + r"\b", _I), "since_weekday"),
     (_p(r"\bsince\s+(yesterday)\b", _I), "since_yesterday"),
+    (_p(r"\b(?:on|last)\s+" + _WEEKDAY_WORDS + r"\b", _I), "on_weekday"),
+    (_p(r"\b(?:last|this past|the last)\s+weekend\b", _I), "last_weekend"),
+    (_p(r"\b(last|this)\s+year\b", _I), "year_word"),
+    (_p(r"\b(?:in|during)\s+(\d{4})\b(?!-)", _I), "year"),
     (_p(r"\b(?:in|during|for|of)\s+" + _MONTH_WORDS + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
     (_p(r"\b" + _MONTH_FULL + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
     (_p(r"\b(?:since|from|after)\s+" + _DATE + r"\b", _I), "since_date"),
@@ -217,6 +233,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (_p(r"(?:过去|最近|近|前)\s*" + _ZH_NUM + r"\s*" + _ZH_UNIT), "zh_last_n"),
     (_p(r"(?:过去|最近|近)(?:一)?(?:个)?(小时|天|周|星期|个星期|个月|月)"), "zh_last_unit"),
     (_p(r"(本周|这周|这个星期|这星期|本星期|本月|这个月)"), "zh_this"),
+    (_p(r"(上上周|上上个星期|上上星期)"), "zh_week_before_last"),
     (_p(r"(上周|上个星期|上星期|上个月|上月)"), "zh_last"),
     (_p(r"(今天|昨天|前天)"), "zh_day"),
     (_p(r"(?:自|从)?(?:周|星期)([一二三四五六日天])(?:以来|开始|起)"), "zh_since_weekday"),
@@ -304,6 +321,30 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
         return today - DAY_S, today, "yesterday"
     if kind == "since_weekday":
         return _since_weekday(_WEEKDAYS.index(g[0].lower()), now_s, g[0].capitalize())
+    if kind == "on_weekday":
+        start, _, _ = _since_weekday(_WEEKDAYS.index(g[0].lower()), now_s, "")
+        if start == _day_start(now_s) and m.group(0).lower().startswith("last"):
+            start -= WEEK_S  # "last Wednesday" on a Wednesday: a week ago
+        return start, start + DAY_S, g[0].capitalize()
+    if kind == "last_weekend":
+        saturday, _, _ = _since_weekday(5, now_s, "")
+        if saturday + 2 * DAY_S > now_s:  # this weekend is not over: the one before
+            saturday -= WEEK_S
+        return saturday, saturday + 2 * DAY_S, "last weekend"
+    if kind == "year_word":
+        year = datetime.fromtimestamp(now_s, tz=UTC).year
+        if g[0].lower() == "last":
+            year -= 1
+        a = datetime(year, 1, 1, tzinfo=UTC).timestamp()
+        b = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
+        return a, b, "last year" if g[0].lower() == "last" else "this year"
+    if kind == "year":
+        year = int(g[0])
+        a = datetime(year, 1, 1, tzinfo=UTC).timestamp()
+        return a, datetime(year + 1, 1, 1, tzinfo=UTC).timestamp(), str(year)
+    if kind == "zh_week_before_last":
+        start = _week_start(now_s) - 2 * WEEK_S
+        return start, start + WEEK_S, "the week before last"
     if kind == "since_yesterday":
         return _day_start(now_s) - DAY_S, now_s, "since yesterday"
     if kind == "month_name":
@@ -315,7 +356,7 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
             a, b, year = _latest_month(month, now_s)
         return a, min(b, now_s), f"{MONTHS[month - 1].capitalize()} {year}"
     if kind == "zh_last_n":
-        count = _zh_number(g[0])
+        count = zh_number(g[0])
         if count is None:
             return None
         unit = _ZH_UNITS[g[1]]
@@ -347,7 +388,7 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
         day = _ZH_WEEKDAYS[g[0]]
         return _since_weekday(day, now_s, _WEEKDAYS[day].capitalize())
     if kind == "zh_month":
-        zh_month = _zh_number(g[0])
+        zh_month = zh_number(g[0])
         if zh_month is None or not 1 <= zh_month <= 12:
             return None
         a, b, year = _latest_month(zh_month, now_s)
@@ -529,6 +570,22 @@ def _calendar_month(r: TimeRange) -> tuple[int, int] | None:
         return None
     end_bound = _month_bounds(start.year, start.month)[1]
     return (start.year, start.month) if r.end_s <= end_bound else None
+
+
+def current_period(r: TimeRange, now_s: float) -> TimeRange | None:
+    """The period so far that ``r`` is the one before ("lower than last week" compares this
+    week with last week): this week, this month or today; None for other ranges, or when
+    the current period has not started."""
+    this = datetime.fromtimestamp(now_s, tz=UTC)
+    start = {
+        "last week": _week_start(now_s),
+        "last month": _month_bounds(this.year, this.month)[0],
+        "yesterday": _day_start(now_s),
+    }.get(r.label)
+    if start is None or start >= now_s:
+        return None
+    label = {"last week": "this week", "last month": "this month", "yesterday": "today"}[r.label]
+    return TimeRange(start, now_s, label, r.phrase, r.position)
 
 
 def week_range(now_s: float, weeks_back: int) -> TimeRange:

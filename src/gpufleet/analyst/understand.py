@@ -23,6 +23,7 @@ from gpufleet.analyst.catalog import Catalog
 from gpufleet.analyst.timerange import (
     RangeProblem,
     TimeRange,
+    current_period,
     find_time_ranges,
     previous_period,
 )
@@ -107,7 +108,8 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "realtime": (
         r"\bcurrently\b|\bright now\b|\bat the moment\b|\bnow\b|\bin use\b|\bat present"
         r"|\blatest\b|\bcurrent\b|\bhow many (?:gpus|h100s?|cards)\b|\bfree gpus?\b"
-        r"|\bavailable gpus?\b|\b(?:at )?this (?:very )?moment\b|\bas we speak\b",
+        r"|\bavailable gpus?\b|\b(?:at )?this (?:very )?moment\b|\bas we speak\b"
+        r"|\breal[- ]?time\b|\blive\b",
         (
             "当前",
             "现在",
@@ -200,6 +202,12 @@ _FOLLOW_UP_EN = re.compile(
     re.IGNORECASE,
 )
 _FOLLOW_UP_ZH = ("呢", "那么", "那", "还有", "再看", "换成", "只看", "只要", "按")
+_THAN = re.compile(
+    r"\b(?:than|compared? (?:it )?(?:to|with|against)|versus|vs\.?)\s+(?:it was\s+|in\s+)?"
+    r"(?:last|yesterday)"
+    r"|比(?:上周|上个星期|上个月|上月|昨天)|跟(?:上周|上个月|昨天)比|和(?:上周|上个月|昨天)比",
+    re.IGNORECASE,
+)
 _ALL_WORDS = re.compile(r"^\s*(?:all|every|any|everything|全部|所有|都要|all clusters)\s*$", re.I)
 _NAME_EDGE = r"(?<![A-Za-z0-9_\-.])"
 _NAME_END = r"(?![A-Za-z0-9_\-])"
@@ -347,6 +355,12 @@ def understand(
     scores = _scores(text)
     range_problems: list[RangeProblem] = []
     ranges = find_time_ranges(text, now_s, range_problems)
+    if len(ranges) == 1 and _THAN.search(text):
+        # "lower than last week": this week against last week, not last week against its own
+        # week before.
+        current = current_period(ranges[0], now_s)
+        if current is not None:
+            ranges = [current, ranges[0]]
     names: dict[str, list[str]] = {}
     for level in ("cluster", "node", "namespace", "user", "workload"):
         hits = _find_names(text, catalog.values(level))
@@ -529,6 +543,23 @@ _PLAIN_WORDS = {
 }
 
 
+_OF_LEVEL = re.compile(
+    r"\b(?:of|in|for|about|on|from)\s+(?:the\s+)?(?:namespace|team|user|workload|job|node|cluster)"
+    r"\s+([A-Za-z0-9][A-Za-z0-9_.\-]*)",
+    re.IGNORECASE,
+)
+_LEVEL_FOLLOWERS = frozenset(
+    (
+        *("level", "levels", "breakdown", "names", "name", "list", "usage", "utilization"),
+        *("data", "and", "or", "with", "has", "had", "is", "are", "was", "were", "that"),
+        *("which", "who", "the", "a", "an", "by", "over", "in", "on", "for"),
+    )
+)
+_MODEL_WORD = re.compile(
+    r"(?<![A-Za-z0-9_\-])([ABHLTV]\d{1,3}S?|MI\d{3}X?)(?![A-Za-z0-9_\-])", re.IGNORECASE
+)
+
+
 def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str, ...]:
     """Name-like words of ``text`` that name nothing with data (see Understanding.unknown)."""
     known = {
@@ -544,6 +575,18 @@ def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str,
         word
         for m in _AFTER_LEVEL.finditer(text)
         if re.search(r"[\d_\-]", word := m.group(1).rstrip(".,;:?!"))
+    ]
+    # "of user alice", "in cluster foo": a level word then any word is meant as a name.
+    candidates += [
+        word
+        for m in _OF_LEVEL.finditer(text)
+        if (word := m.group(1).rstrip(".,;:?!")).lower() not in _LEVEL_FOLLOWERS
+    ]
+    models = " ".join(catalog.gpu_models).lower()
+    found += [
+        m.group(1)
+        for m in _MODEL_WORD.finditer(text)
+        if m.group(1).lower().rstrip("s") not in models
     ]
     for word in candidates:
         low = word.lower()
