@@ -15,16 +15,18 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.scope import Scope, Window
 from gpufleet.analyst import answer as say
 from gpufleet.analyst.catalog import Catalog
+from gpufleet.analyst.clarify import option_reply
 from gpufleet.analyst.llm import LlmClient
+from gpufleet.analyst.session_state import restore_understanding, save_understanding
 from gpufleet.analyst.timerange import (
     DAY_S,
     TimeRange,
@@ -33,9 +35,9 @@ from gpufleet.analyst.timerange import (
     previous_period,
     zh_number,
 )
-from gpufleet.analyst.timerange import MONTHS as _MONTHS
-from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now, iso
+from gpufleet.analyst.tools import Toolbox, ToolError, ToolResult, data_now
 from gpufleet.analyst.understand import Entities, Understanding, understand
+from gpufleet.analyst.wording import sentence, window_label
 from gpufleet.model import ChatTurn
 from gpufleet.store.base import ChatTurnConflictError, Store
 
@@ -196,7 +198,7 @@ class Analyst:
         named = find_time_ranges(text, tools.now_s)
         since_days = max([CATALOG_DAYS, *((tools.now_s - r.start_s) / DAY_S for r in named)])
         catalog = self._catalog(tools, cluster, min(math.ceil(since_days), 3650))
-        previous = _restore(state.get("understanding"))
+        previous = restore_understanding(state.get("understanding"))
         pending = state.get("pending")
         turn = None
         if isinstance(pending, Mapping) and previous is not None:
@@ -242,7 +244,7 @@ class Analyst:
                 turn.answer = better
                 source = "llm" if source == "offline" else source
             llm_note = llm_note or why_not
-        turn.answer = _sentence(turn.answer, turn.u)
+        turn.answer = sentence(turn.answer, turn.u)
         reply = Reply(
             answer=turn.answer,
             intent=turn.u.intent,
@@ -260,7 +262,7 @@ class Analyst:
         if self.persist:
             # A turn not understood (help) keeps the conversation's context for the next one.
             kept = previous if turn.u.intent == "help" and previous is not None else turn.u
-            new_state: dict[str, Any] = {"understanding": _save(kept)}
+            new_state: dict[str, Any] = {"understanding": save_understanding(kept)}
             if turn.clarification is not None:
                 new_state["pending"] = {
                     "missing": turn.u.missing[0],
@@ -315,7 +317,7 @@ class Analyst:
         for problem in u.problems:
             said.append(problem if zh else say.capitalized(problem))
         if said:
-            turn.answer = "\n".join([*said, _sentence(turn.answer, u)])
+            turn.answer = "\n".join([*said, sentence(turn.answer, u)])
 
     def _resolve_pending(
         self, text: str, pending: Mapping[str, Any], previous: Understanding, catalog: Catalog
@@ -340,7 +342,7 @@ class Analyst:
                 else f"{m.group(1)} is not one of the {len(options)} options."
             )
             return _Turn(previous, retry=retry)
-        picked = options[int(m.group(1)) - 1] if m else _option_reply(choice, options)
+        picked = options[int(m.group(1)) - 1] if m else option_reply(choice, options)
         all_words = re.fullmatch(
             r"(?:all|all of them|every\w*|全部|所有|都要)", choice, re.IGNORECASE
         )
@@ -367,14 +369,15 @@ class Analyst:
         zh = u.language == "zh"
         missing = u.missing[0]
         window = _range(u.entities, tools.now_s)
+        when_zh, when_en = window_label(window, True), window_label(window, False)
         if missing == "namespace":
             options = list(
                 tools.catalog(Window(window.start_s, window.end_s), u.entities.cluster).namespaces
             )
             question = (
-                f"想查看哪个命名空间的GPU使用情况？{_label(window, True)}有GPU使用的命名空间："
+                f"想查看哪个命名空间的GPU使用情况？{when_zh}有GPU使用的命名空间："
                 if zh
-                else f"Which namespace? Namespaces with GPU usage in {_label(window, False)}:"
+                else f"Which namespace? Namespaces with GPU usage in {when_en}:"
             )
         else:
             options = list(catalog.clusters)
@@ -389,9 +392,9 @@ class Analyst:
             where_en = f" in {u.entities.cluster}" if u.entities.cluster else ""
             level_zh = "命名空间" if missing == "namespace" else "集群"
             turn.answer = (
-                f"{_label(window, True)}{where}没有任何{level_zh}有GPU使用数据，所以无从选择。"
+                f"{when_zh}{where}没有任何{level_zh}有GPU使用数据，所以无从选择。"
                 if zh
-                else f"No {missing} has GPU usage data{where_en} in {_label(window, False)}, "
+                else f"No {missing} has GPU usage data{where_en} in {when_en}, "
                 "so there is nothing to choose from."
             )
             return
@@ -414,7 +417,7 @@ class Analyst:
         name = _name(e, zh)
         rng = _range(e, tools.now_s)
         window = Window(rng.start_s, rng.end_s)
-        label = _label(rng, zh)
+        label = window_label(rng, zh)
         metric = e.metric or "utilization"
         intent = u.intent
         if intent == "trend" and e.rank is not None:
@@ -455,7 +458,7 @@ class Analyst:
             )
             turn.results.append(r)
             turn.answer, turn.insights = say.compare_windows(
-                r.result, label, _label(other, zh), name, zh
+                r.result, label, window_label(other, zh), name, zh
             )
         elif intent == "drilldown":
             other = e.compare_range or previous_period(rng)
@@ -467,7 +470,7 @@ class Analyst:
                 metric=drill_metric,
             )
             turn.results.append(r)
-            turn.answer, turn.insights = say.drilldown(r.result, label, _label(other, zh), zh)
+            turn.answer, turn.insights = say.drilldown(r.result, label, window_label(other, zh), zh)
         elif intent == "realtime":
             r = tools.get_latest_snapshot(scope=_scope(e))
             turn.results.append(r)
@@ -498,7 +501,7 @@ class Analyst:
     def _metadata(self, turn: _Turn, tools: Toolbox, e: Entities, zh: bool) -> None:
         level = e.metadata_level or "cluster"
         rng = _range(e, tools.now_s)
-        label = _label(rng, zh)
+        label = window_label(rng, zh)
         if level == "cluster":
             r = tools.get_available_clusters()
             values: list[str] | dict[str, int] = r.result["clusters"]
@@ -518,63 +521,6 @@ class Analyst:
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-_REPLY_FILLER_EN = frozenset(
-    [
-        "the",
-        "a",
-        "cluster",
-        "namespace",
-        "team",
-        "ns",
-        "please",
-        "use",
-        "pick",
-        "choose",
-        "take",
-        "i",
-        "want",
-        "one",
-        "option",
-        "let's",
-        "lets",
-        "go",
-        "with",
-        "for",
-        "that",
-        "this",
-        "it",
-        "is",
-        "just",
-        "only",
-        "ok",
-        "okay",
-        "yes",
-    ]
-)
-_REPLY_FILLER_ZH: tuple[str, ...] = ("命名空间", "选择", "集群", "团队", "那个", "这个", "用")
-_REPLY_FILLER_ZH += ("选", "吧", "请", "就", "要", "看", "是", "的", "好")
-
-
-def _option_reply(choice: str, options: Sequence[str]) -> str | None:
-    """The option ``choice`` picks when it is a reply to the clarification ("prod", "use
-    prod", "the prod cluster", "选 prod"), else None. A turn that says more than that ("waste
-    in prod last month") or names two options is a new question, not a reply, even if it
-    names an option."""
-    rest = choice.lower()
-    hits = []
-    for o in sorted(options, key=len, reverse=True):
-        pattern = r"(?<![A-Za-z0-9_\-])" + re.escape(o.lower()) + r"(?![A-Za-z0-9_\-])"
-        if re.search(pattern, rest):
-            hits.append(o)
-            rest = re.sub(pattern, " ", rest)
-    if len(hits) != 1:
-        return None
-    for word in _REPLY_FILLER_ZH:
-        rest = rest.replace(word, " ")
-    words = re.findall(r"[a-z0-9_'\-]+|[\u4e00-\u9fff]+", rest)
-    return hits[0] if all(w in _REPLY_FILLER_EN for w in words) else None
 
 
 def _scope(e: Entities) -> Scope:
@@ -604,87 +550,12 @@ def _dimension_value(e: Entities) -> str | None:
     return e.cluster if dim == "cluster" else getattr(e, dim)
 
 
-def _sentence(text: str, u: Understanding) -> str:
-    """``text`` starting with a capital in English, unless it starts with a name, which
-    keeps its spelling ("ml-team holds 7 GPUs")."""
-    e = u.entities
-    names = [v for v in (e.workload, e.user, e.namespace, e.node, e.cluster) if v]
-    if u.language != "en" or text.startswith(tuple(names)):
-        return text
-    return say.capitalized(text)
-
-
 def _name(e: Entities, zh: bool) -> str:
     return say.scope_name(dataclasses.asdict(_scope(e)), zh)
 
 
 def _range(e: Entities, now_s: float) -> TimeRange:
     return e.time_range or default_range(now_s)
-
-
-_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_ZH_LABELS = {
-    "this week": "本周",
-    "last week": "上周",
-    "yesterday": "昨天",
-    "today": "今天",
-    "last month": "上个月",
-    "this month": "本月",
-    "past 24 hours": "过去24小时",
-    "past 7 days": "过去7天",
-    "the week before": "前一周",
-    "the week before last": "上上周",
-    "since Monday": "自周一以来",
-    "since Tuesday": "自周二以来",
-    "since Wednesday": "自周三以来",
-    "since Thursday": "自周四以来",
-    "since Friday": "自周五以来",
-    "since Saturday": "自周六以来",
-    "since Sunday": "自周日以来",
-    "since yesterday": "自昨天以来",
-    "the day before yesterday": "前天",
-    "the day before": "前一天",
-    "last weekend": "上周末",
-    "this year": "今年",
-    "last year": "去年",
-    "past hour": "过去1小时",
-    "the month before last": "上上个月",
-    **{d: f"周{'一二三四五六日'[i]}" for i, d in enumerate(_WEEKDAY_NAMES)},
-}
-
-
-def _label(r: TimeRange, zh: bool) -> str:
-    """The range as a sentence names it: "the past 7 days", "last week", "October 2026"."""
-    if not zh:
-        return f"the {r.label}" if r.label.startswith("past ") else r.label
-    if r.label in _ZH_LABELS:
-        return _ZH_LABELS[r.label]
-    m = re.fullmatch(r"past (\d+(?:\.\d+)?) (minute|hour|day|week|month)s?", r.label)
-    if m:
-        unit = {"minute": "分钟", "hour": "小时", "day": "天", "week": "周", "month": "个月"}[
-            m.group(2)
-        ]
-        return f"过去{m.group(1)}{unit}"
-    m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
-    if m:
-        return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})", r.label)
-    if m:
-        return f"{m.group(1)}至{m.group(2)}"
-    if r.label.startswith("since ") and re.fullmatch(r"since \d{4}-\d{2}-\d{2}", r.label):
-        return f"自{r.label[6:]}以来"
-    if re.fullmatch(r"\d{4}", r.label):
-        return f"{r.label}年"
-    m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
-    if m:
-        return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
-    m = re.fullmatch(r"the ([\d.]+) hours before", r.label)
-    if m:
-        return f"之前{m.group(1)}小时"
-    m = re.fullmatch(r"([A-Z][a-z]+) (\d{4})", r.label)
-    if m and m.group(1).lower() in _MONTHS:
-        return f"{m.group(2)}年{_MONTHS.index(m.group(1).lower()) + 1}月"
-    return r.label
 
 
 def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
@@ -725,78 +596,4 @@ def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
     return out
 
 
-def _save(u: Understanding) -> dict[str, Any]:
-    """An understanding as JSON, for the next turn."""
-
-    def tr(r: TimeRange | None) -> dict[str, Any] | None:
-        return None if r is None else {"start_s": r.start_s, "end_s": r.end_s, "label": r.label}
-
-    e = u.entities
-    return {
-        "intent": u.intent,
-        "language": u.language,
-        "missing": list(u.missing),
-        "entities": {
-            "time_range": tr(e.time_range),
-            "compare_range": tr(e.compare_range),
-            "cluster": e.cluster,
-            "node": e.node,
-            "gpu_model": e.gpu_model,
-            "namespace": e.namespace,
-            "user": e.user,
-            "workload": e.workload,
-            "label": list(e.label) if e.label else None,
-            "metric": e.metric,
-            "granularity": e.granularity,
-            "compare_entities": list(e.compare_entities) if e.compare_entities else None,
-            "metadata_level": e.metadata_level,
-            "all_clusters": e.all_clusters,
-        },
-    }
-
-
-def _restore(data: object) -> Understanding | None:
-    """The understanding :func:`_save` wrote (None for anything else)."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("entities"), Mapping):
-        return None
-    raw = data["entities"]
-
-    def tr(v: object) -> TimeRange | None:
-        if not isinstance(v, Mapping):
-            return None
-        return TimeRange(float(v["start_s"]), float(v["end_s"]), str(v.get("label", "")))
-
-    def opt(key: str) -> str | None:
-        v = raw.get(key)
-        return None if v is None else str(v)
-
-    label = raw.get("label")
-    ce = raw.get("compare_entities")
-    e = Entities(
-        time_range=tr(raw.get("time_range")),
-        compare_range=tr(raw.get("compare_range")),
-        cluster=opt("cluster"),
-        node=opt("node"),
-        gpu_model=opt("gpu_model"),
-        namespace=opt("namespace"),
-        user=opt("user"),
-        workload=opt("workload"),
-        label=(str(label[0]), str(label[1]))
-        if isinstance(label, list) and len(label) == 2
-        else None,
-        metric=opt("metric"),
-        granularity=opt("granularity"),
-        compare_entities=(str(ce[0]), str(ce[1]), str(ce[2]))
-        if isinstance(ce, list) and len(ce) == 3
-        else None,
-        metadata_level=opt("metadata_level"),
-        all_clusters=bool(raw.get("all_clusters", False)),
-    )
-    lang: Literal["en", "zh"] = "zh" if data.get("language") == "zh" else "en"
-    missing = tuple(str(m) for m in data.get("missing", []) if isinstance(m, str))
-    return Understanding(
-        intent=str(data.get("intent", "help")), entities=e, language=lang, missing=missing
-    )
-
-
-__all__ = ["Analyst", "AnalystError", "Reply", "UnknownSessionError", "iso"]
+__all__ = ["Analyst", "AnalystError", "Reply", "SessionBusyError", "UnknownSessionError"]
