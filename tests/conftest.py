@@ -15,7 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.analyst_eval import EVAL_NOW_S
 
+from gpufleet.agent.demo import write_demo
 from gpufleet.store import Store, open_store
 
 PG_URL = os.environ.get("GPUFLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -90,3 +92,18 @@ def pytest_terminal_summary(
         terminalreporter.section("figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The demo of step 1 (30 days, 4 nodes x 8 GPUs) ending at the evaluation set's "now",
+    shared by the analyst's tests; a sample every 10 minutes keeps the suite fast (the names,
+    teams and planted findings do not depend on the interval). Tests add chat sessions to
+    it and change nothing else."""
+    path = tmp_path_factory.mktemp("eval") / "demo.db"
+    store = open_store(path, clock=lambda: EVAL_NOW_S)
+    write_demo(store, days=30, nodes=4, gpus=8, seed=0, end_s=EVAL_NOW_S, interval_s=600.0)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -185,6 +185,21 @@ def test_a_fixed_namespace_is_not_drilled_again(fleet: Store) -> None:
     _sums_hold(d.root)
 
 
+def test_children_carry_their_share_of_the_parents_gpu_time(fleet: Store) -> None:
+    d = drill_down(fleet, BEFORE, AFTER, metric="utilization", levels=("namespace",))
+    ml, cv = d.root.children
+    # The w of the mix term: ml held all GPU-time before and 60 % after, cv the other 40 %.
+    assert (ml.weight_before, ml.weight_after) == (pytest.approx(1.0), pytest.approx(0.6))
+    assert (cv.weight_before, cv.weight_after) == (pytest.approx(0.0), pytest.approx(0.4))
+    assert (d.root.weight_before, d.root.weight_after) == (None, None)
+
+
+def test_a_users_drill_down_walks_only_what_lies_below_it(fleet: Store) -> None:
+    d = drill_down(fleet, BEFORE, AFTER, scope=Scope(user="ua"))
+    assert (d.root.level, d.levels) == ("user", ("workload",))
+    assert [c.name for c in d.root.children] == ["j1", "j2", "j3"]
+
+
 def test_bad_requests_say_what_to_fix(fleet: Store) -> None:
     with pytest.raises(HistoryQueryError, match="unknown metric"):
         drill_down(fleet, BEFORE, AFTER, metric="idle")  # type: ignore[arg-type]

@@ -58,6 +58,7 @@ def test_waste_totals_and_efficiency(fleet: Store) -> None:
     assert w.unallocated_cost_usd == pytest.approx(1.5)
     # 30 days / 2 hours = 360.
     assert w.monthly_factor == pytest.approx(360.0)
+    assert (w.covered_hours, w.history_coverage) == (pytest.approx(2.0), pytest.approx(1.0))
     assert w.monthly_idle_allocated_cost_usd == pytest.approx(540.0)
     assert w.monthly_unallocated_cost_usd == pytest.approx(540.0)
     assert w.prices_usd_per_gpu_hour == {H100: 3.0, ODD_MODEL: 1.5}
@@ -237,3 +238,12 @@ def test_demo_busy_workloads_are_not_called_idle(demo: tuple[Store, DemoSummary]
             assert f"{t.namespace}/{t.user}/{t.workload}" not in busy_keys
     assert all(e.mean_gpu_util_pct < util.under_pct for e in util.under_utilized)
     assert flagged
+
+
+def test_a_window_history_covers_in_part_says_how_much(fleet: Store) -> None:
+    """Two hours of history in a four-hour window: half of it is covered, and the month is
+    scaled from those two hours."""
+    window = Window(HAND_WINDOW.start_s - 2 * 3600.0, HAND_WINDOW.end_s)
+    w = compute_waste(fleet, window, prices=PRICES)
+    assert (w.covered_hours, w.history_coverage) == (pytest.approx(2.0), pytest.approx(0.5))
+    assert w.monthly_factor == pytest.approx(360.0)

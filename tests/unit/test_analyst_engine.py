@@ -215,7 +215,7 @@ def test_which_entity_ranks_first(analyst: Analyst) -> None:
         "which namespace has the lowest utilization over the past 6 hours?", cluster="prod"
     )
     assert reply.intent == "trend"
-    assert reply.entities["rank"] == {"by": "namespace", "order": "low"}
+    assert reply.entities["rank"] == {"by": "namespace", "order": "low", "measure": "utilization"}
     ranked = reply.data[0]["result"]["ranked"]
     assert [g["key"] for g in ranked] == ["team-c", "team-b"]  # 0 % before 20 %
     assert "team-c" in reply.answer

@@ -193,3 +193,53 @@ def test_since_a_date_runs_to_now(text: str) -> None:
 )
 def test_more_ways_of_naming_a_window(text: str, expected: tuple[str, str]) -> None:
     assert iso(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        # A day named by month and day is that day, not the month (NOW is 2026-11-25 12:00).
+        ("utilization on November 20", "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
+        ("on November 10th", "2026-11-10T00:00:00Z", "2026-11-11T00:00:00Z"),
+        ("the 20th of November", "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
+        ("20 Nov 2026", "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
+        ("Nov 20, 2025", "2025-11-20T00:00:00Z", "2025-11-21T00:00:00Z"),
+        ("2026年11月20日的利用率", "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
+        # A date not reached yet this year is last year's (as a month name is).
+        ("December 1", "2025-12-01T00:00:00Z", "2025-12-02T00:00:00Z"),
+        # Ranges of dates include their last day; ranges of times end at the time.
+        ("11月1日到11月7日", "2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z"),
+        ("from November 1 to November 7", "2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z"),
+        ("Nov 1-7", "2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z"),
+        ("11月1日到7日", "2026-11-01T00:00:00Z", "2026-11-08T00:00:00Z"),
+        (
+            "2026-11-20 12:00 to 2026-11-21 12:00",
+            "2026-11-20T12:00:00Z",
+            "2026-11-21T12:00:00Z",
+        ),
+        (
+            "between 2026-11-20T06:30 and 2026-11-20 18:00",
+            "2026-11-20T06:30:00Z",
+            "2026-11-20T18:00:00Z",
+        ),
+        ("since November 20", "2026-11-20T00:00:00Z", "2026-11-25T12:00:00Z"),
+        ("11月20号以来", "2026-11-20T00:00:00Z", "2026-11-25T12:00:00Z"),
+        ("at 2026-11-20 14:00", "2026-11-20T14:00:00Z", "2026-11-20T15:00:00Z"),
+    ],
+)
+def test_days_and_times_of_day_are_read_as_said(text: str, start: str, end: str) -> None:
+    found, said = _problems(text)
+    assert found == [(start, end)]
+    assert said == []
+
+
+@pytest.mark.parametrize("text", ["codec 3 usage", "may 3 GPUs be idle", "top 5 GPUs"])
+def test_words_that_only_look_like_dates_are_not(text: str) -> None:
+    assert _problems(text) == ([], [])
+
+
+@pytest.mark.parametrize("text", ["November 31", "2026-11-20 25:00 to 2026-11-21", "2月30日"])
+def test_days_and_times_that_do_not_exist_are_said(text: str) -> None:
+    found, said = _problems(text)
+    assert found == []
+    assert "not a valid date or time" in said[0].en

@@ -82,6 +82,10 @@ class DrillNode:
     mix_effect: float | None
     rate_effect: float | None
     """Utilization only: the two terms of ``contribution`` (see the module docstring)."""
+    weight_before: float | None
+    weight_after: float | None
+    """This node's share (0..1) of its parent's GPU-time in each window (the ``w`` of the
+    module docstring; None for the root, or when the parent has no GPU-time there)."""
     jobs_before: int
     jobs_after: int
     jobs_started_before: int
@@ -270,6 +274,8 @@ def _node(
         share_of_total_change=part.contribution / ctx.root_change if ctx.root_change else None,
         mix_effect=part.mix,
         rate_effect=part.rate,
+        weight_before=None,
+        weight_after=None,
         jobs_before=len(jobs_b),
         jobs_after=len(jobs_a),
         jobs_started_before=len(jobs_b - ctx.running[0]),
@@ -329,8 +335,13 @@ def _children(
         order = sorted(parts, key=lambda k: (-sign * parts[k].contribution, k))
     else:
         order = sorted(parts, key=lambda k: (-abs(parts[k].contribution), k))
+    g0, g1 = sides[0].gpu_s, sides[1].gpu_s
     return [
-        _node(ctx, level, k, f"{path}/{k}", groups[k], depth + 1, parts[k], rank < ctx.expand)
+        replace(
+            _node(ctx, level, k, f"{path}/{k}", groups[k], depth + 1, parts[k], rank < ctx.expand),
+            weight_before=groups[k][0].gpu_s / g0 if g0 > 0 else None,
+            weight_after=groups[k][1].gpu_s / g1 if g1 > 0 else None,
+        )
         for rank, k in enumerate(order)
     ]
 
@@ -400,7 +411,14 @@ def drill_down(
         running.append(run)
     if len(errors) == 2:
         raise errors[0]
-    walk = tuple(lv for lv in levels if getattr(scope, lv) is None)
+    # Only the levels below the narrowest one the scope fixes: a user's drill-down goes to
+    # its workloads, not up to the namespaces it ran in.
+    fixed = [WORKLOAD_KEYS.index(lv) for lv in WORKLOAD_KEYS if getattr(scope, lv) is not None]
+    walk = tuple(
+        lv
+        for lv in levels
+        if getattr(scope, lv) is None and WORKLOAD_KEYS.index(lv) > max(fixed, default=-1)
+    )
     b, a = sides[0].value(metric), sides[1].value(metric)
     coverage, note = history_coverage(
         store, before if before.start_s <= after.start_s else after, scope

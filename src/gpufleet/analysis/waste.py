@@ -125,7 +125,13 @@ class WasteResult:
     unallocated_gpu_hours: float
     unallocated_cost_usd: float
     monthly_factor: float
-    """30 days / window length: what the window's costs are multiplied by for a month."""
+    """30 days / the hours of the window history covers (``covered_hours``): what the
+    window's costs are multiplied by for a month."""
+    covered_hours: float
+    """Hours of the window the selected GPUs' history covers (see ``covered_span_s``)."""
+    history_coverage: float
+    """``covered_hours`` over the window's hours (0..1): below 1, "last month" holds only
+    part of a month of history and its totals are of that part."""
     monthly_idle_allocated_cost_usd: float
     monthly_unallocated_cost_usd: float
     groups: tuple[WasteGroup, ...]
@@ -336,7 +342,8 @@ def _waste(
     stored = scoped.stored_idle_threshold_pct
     price = _Pricer(prices or DEFAULT_PRICE_TABLE, scoped)
     # Scaled from the part of the window history covers (see covered_span_s).
-    monthly = MONTH_S / covered_span_s(scoped)
+    covered_s = covered_span_s(scoped)
+    monthly = MONTH_S / covered_s
     gpus = scoped.gpus
     groups: dict[str, _Cost] = {}
     from_workloads = by is not None and (scope.workload_level or by not in GPU_KEYS)
@@ -375,6 +382,8 @@ def _waste(
         unallocated_gpu_hours=unallocated_s / _HOUR,
         unallocated_cost_usd=unallocated_usd,
         monthly_factor=monthly,
+        covered_hours=covered_s / _HOUR,
+        history_coverage=covered_s / window.span_s,
         monthly_idle_allocated_cost_usd=whole.monthly_idle_allocated_cost_usd,
         monthly_unallocated_cost_usd=unallocated_usd * monthly,
         groups=tuple(rows),

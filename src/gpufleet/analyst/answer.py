@@ -70,6 +70,14 @@ def metric_change(change: float | None, metric: str, zh: bool = False) -> str:
     return f"{sign}{change:.1f} points" if not zh else f"{sign}{change:.1f}个百分点"
 
 
+def moved(change: float | None, metric: str, zh: bool) -> str:
+    """``up 2.0 points`` / ``下降2.0个百分点``; ``unchanged`` / ``持平`` for no change."""
+    if change is not None and round(change, 1) == 0:
+        return "持平" if zh else "unchanged"
+    amount = metric_change(change, metric, zh).lstrip("+-")
+    return f"{_direction(change, zh)}{amount}" if zh else f"{_direction(change, zh)} {amount}"
+
+
 def _direction(change: float | None, zh: bool) -> str:
     if change is None:
         return "unknown" if not zh else "未知"
@@ -90,12 +98,17 @@ _BARE = (
     "this year",
     "last year",
     "last weekend",
+    "the day before",
+    "the week before",
+    "the week before last",
+    "the day before yesterday",
+    "the month before last",
 )
 _DATE_LABEL = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WEEKDAY_LABELS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _in(label: str) -> str:
+def in_window(label: str) -> str:
     """How a sentence says a window: ``in the past 7 days``, ``in October 2026``, but
     ``today``, ``last week``, ``since Monday``, ``on 2026-11-20``, ``from 2026-11-01 to
     2026-11-07``, ``on Monday``."""
@@ -111,7 +124,7 @@ def _in(label: str) -> str:
 def over(label: str) -> str:
     """A window opening a sentence: ``over the past 7 days``, but ``yesterday``, ``on
     Monday`` (the caller capitalizes the sentence)."""
-    said = _in(label)
+    said = in_window(label)
     return f"over {label}" if said.startswith("in ") and label.startswith("the ") else said
 
 
@@ -147,45 +160,105 @@ def scope_name(scope: Mapping[str, Any], zh: bool) -> str:
 # ---- trend ---------------------------------------------------------------------------------
 
 
-def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
+def coverage_note(window: Mapping[str, Any], coverage: float | None, label: str, zh: bool) -> str:
+    """Why two windows are not compared: history covers too little of the earlier one,
+    ``window`` (its ``start``/``end`` ISO times), named ``label``."""
+    span = f"{str(window['start'])[:10]} – {str(window['end'])[:10]}"
+    if not coverage:
+        if zh:
+            return f"{label}（{span}）没有历史数据，因此未作比较"
+        return f"there is no history in {label} ({span}), so it is not compared"
+    if zh:
+        return f"历史数据只覆盖了{label}（{span}）的{frac_pct(coverage, True)}，因此未作比较"
+    return f"history covers only {frac_pct(coverage)} of {label} ({span}), so it is not compared"
+
+
+_BUCKET_EN = {"hour": "hourly", "day": "daily", "week": "weekly"}
+_BUCKET_ZH = {"hour": "小时", "day": "天", "week": "周"}
+
+
+def _bucket_time(start: str, granularity: str, zh: bool) -> str:
+    """A bucket as a reader names it: ``2026-11-21 06:00`` for an hour, ``2026-11-21`` for a
+    day, ``the week of 2026-11-16`` for a week."""
+    if granularity == "hour":
+        return f"{start[:10]} {start[11:16]}"
+    if granularity == "week":
+        return f"{start[:10]}当周" if zh else f"the week of {start[:10]}"
+    return start[:10]
+
+
+def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[str, list[str]]:
+    """The trend of a series; a forecast is shown only when it is of time after ``now_iso``
+    (a window in the past is followed by data, not by a forecast)."""
     series = r["series"]
     metric = series["metric"]
+    gran = str(series.get("granularity") or "day")
     name = scope_name(series["scope"], zh)
     cmp = r["comparison"]
     slope = r.get("slope")
     value = cmp.get("value_b")
-    points = [p for p in series["points"] if p.get("value") is not None]
+    buckets = series["points"]
+    points = [p for p in buckets if p.get("value") is not None]
     what = METRIC_ZH[metric] if zh else METRIC_EN[metric]
     if not points:
         if zh:
             return f"{name}在{label}没有{what}数据。", []
-        return f"There is no {what} data for {name} {_in(label)}.", []
+        return f"There is no {what} data for {name} {in_window(label)}.", []
     direction = slope["direction"] if slope else "flat"
     first, last = points[0], points[-1]
+    # A robust slope over all buckets may point the other way from the first and last alone.
+    against = (direction == "falling" and last["value"] > first["value"]) or (
+        direction == "rising" and last["value"] < first["value"]
+    )
+    v_first, v_last = (
+        metric_value(first["value"], metric, zh),
+        metric_value(last["value"], metric, zh),
+    )
     if zh:
         word = {"rising": "上升", "falling": "下降", "flat": "不明显"}[direction]
-        answer = (
-            f"{label}{name}的{what}平均为{metric_value(value, metric, True)}，"
-            f"整体趋势{word}（从{metric_value(first['value'], metric, True)}"
-            f"到{metric_value(last['value'], metric, True)}）。"
+        ends = (
+            f"虽然最后一个时间段（{v_last}）"
+            f"{'高' if direction == 'falling' else '低'}于第一个（{v_first}）"
+            if against
+            else f"从{v_first}到{v_last}"
         )
+        mean = metric_value(value, metric, True)
+        answer = f"{label}{name}的{what}平均为{mean}，整体趋势{word}（{ends}）。"
     else:
         word = {
             "rising": "is trending upward",
             "falling": "is trending downward",
             "flat": "shows no clear trend",
         }[direction]
+        ends = (
+            f"across its buckets, though the last ({v_last}) is "
+            f"{'above' if direction == 'falling' else 'below'} the first ({v_first})"
+            if against
+            else f"(first bucket {v_first}, last {v_last})"
+        )
         answer = (
             f"{over(label)}, {what} of {name} averaged {metric_value(value, metric)} and "
-            f"{word} (first bucket {metric_value(first['value'], metric)}, last "
-            f"{metric_value(last['value'], metric)})."
+            f"{word} {ends}."
         )
-    if len(points) < 3:
-        few = len(points)
+    few = len(points)
+    if few < len(buckets):
+        # Partial coverage ("last month" with a few days of history): the mean is of those.
+        total = len(buckets)
         answer += (
-            f"（只有{few}个时间段有数据。）"
+            f"（按{_BUCKET_ZH.get(gran, gran)}统计的{total}个时间段中只有{few}个有数据，"
+            f"从{_bucket_time(first['start'], gran, True)}开始。）"
             if zh
-            else f" Only {few} bucket{'s' if few != 1 else ''} of the window have data."
+            else f" Only {few} of the window's {total} {_BUCKET_EN.get(gran, gran)} buckets "
+            f"{'has' if few == 1 else 'have'} data, "
+            f"from {_bucket_time(first['start'], gran, False)}."
+        )
+    elif len(buckets) < 3:
+        answer += (
+            f"（这个时间范围按{_BUCKET_ZH.get(gran, gran)}统计只有{len(buckets)}个时间段，"
+            "不足以判断趋势。）"
+            if zh
+            else f" The window has only {len(buckets)} {_BUCKET_EN.get(gran, gran)} "
+            f"bucket{'s' if len(buckets) != 1 else ''}, too few to read a trend."
         )
     insights: list[str] = []
     if slope:
@@ -200,7 +273,9 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
             else f"Slope: {num(slope['per_day'], 2)} {unit} per day{ci}, robust (Theil-Sen) fit."
         )
     if cmp.get("note"):
-        insights.append(f"未与之前比较：{cmp['note']}" if zh else f"Not compared: {cmp['note']}.")
+        earlier = "之前同样长的时间段" if zh else "the window of the same length before"
+        note = coverage_note(cmp["window_a"], cmp.get("history_coverage"), earlier, zh)
+        insights.append(f"{note}。" if zh else f"{capitalized(note)}.")
     elif cmp.get("value_a") is not None and cmp.get("change") is not None:
         change = metric_change(cmp["change"], metric, zh)
         if zh:
@@ -214,19 +289,20 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
             )
     peak = max(points, key=lambda p: p["value"])
     low = min(points, key=lambda p: p["value"])
+    p_at, l_at = _bucket_time(peak["start"], gran, zh), _bucket_time(low["start"], gran, zh)
     if zh:
         insights.append(
-            f"最高{metric_value(peak['value'], metric, True)}（{peak['start'][:13]}），"
-            f"最低{metric_value(low['value'], metric, True)}（{low['start'][:13]}）"
+            f"最高{metric_value(peak['value'], metric, True)}（{p_at}），"
+            f"最低{metric_value(low['value'], metric, True)}（{l_at}）"
         )
     else:
         insights.append(
-            f"Highest {metric_value(peak['value'], metric)} ({peak['start'][:13]}), "
-            f"lowest {metric_value(low['value'], metric)} ({low['start'][:13]})."
+            f"Highest {metric_value(peak['value'], metric)} ({p_at}), "
+            f"lowest {metric_value(low['value'], metric)} ({l_at})."
         )
     for cp in r.get("change_points", [])[:2]:
         before, after = cp.get("before_mean"), cp.get("after_mean")
-        at = str(cp.get("ts") or cp.get("start") or "")[:13]
+        at = _bucket_time(str(cp.get("ts") or cp.get("start") or ""), gran, zh)
         if before is not None and after is not None:
             insights.append(
                 f"{at}出现变化：{metric_value(before, metric, True)} → "
@@ -238,16 +314,18 @@ def trend(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     fc = r.get("forecast")
     if fc and fc.get("points"):
         nxt = fc["points"][0]
-        lo, hi = nxt.get("lo80"), nxt.get("hi80")
-        when = str(nxt.get("start") or "")[:10]
-        insights.append(
-            f"预测{when}：{metric_value(nxt['value'], metric, True)}"
-            f"（80%区间 {metric_value(lo, metric, True)} – {metric_value(hi, metric, True)}）"
-            if zh
-            else f"Forecast for {when}: {metric_value(nxt['value'], metric)} "
-            f"(80 % interval {metric_value(lo, metric)} – {metric_value(hi, metric)}, "
-            f"{fc['method']})."
-        )
+        start = str(nxt.get("start") or "")
+        if now_iso is None or start >= now_iso[: len(start)]:
+            lo, hi = nxt.get("lo80"), nxt.get("hi80")
+            when = _bucket_time(start, gran, zh)
+            insights.append(
+                f"预测{when}：{metric_value(nxt['value'], metric, True)}"
+                f"（80%区间 {metric_value(lo, metric, True)} – {metric_value(hi, metric, True)}）"
+                if zh
+                else f"Forecast for {when}: {metric_value(nxt['value'], metric)} "
+                f"(80 % interval {metric_value(lo, metric)} – {metric_value(hi, metric)}, "
+                f"{fc['method']})."
+            )
     return answer, insights
 
 
@@ -294,12 +372,15 @@ def compare_windows(
     now, before = c.get("value_b"), c.get("value_a")
     change = c.get("change")
     if c.get("note"):
+        # window_a is the reference (the earlier window: see the engine); its history is short.
+        note = coverage_note(c["window_a"], c.get("history_coverage"), second_label, zh)
         answer = (
-            f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}；"
-            f"未比较：{c['note']}。"
+            f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}，"
+            f"{second_label}为{metric_value(before, metric, True)}；{note}。"
             if zh
             else f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
-            f"{_in(first_label)}; {c['note']}."
+            f"{in_window(first_label)} and {metric_value(before, metric)} "
+            f"{in_window(second_label)}; {note}."
         )
     elif before is None or now is None:
         if zh:
@@ -310,20 +391,21 @@ def compare_windows(
         else:
             answer = (
                 f"{capitalized(what)} of {name} was {metric_value(now, metric)} "
-                f"{_in(first_label)}; there is no data {_in(second_label)} to compare with."
+                f"{in_window(first_label)}; there is no data {in_window(second_label)} "
+                "to compare with."
             )
     elif zh:
         answer = (
             f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}，"
-            f"比{second_label}的{metric_value(before, metric, True)}"
-            f"{_direction(change, True)}{metric_change(change, metric, True).lstrip('+-')}。"
+            f"{'与' if moved(change, metric, True) == '持平' else '比'}{second_label}的"
+            f"{metric_value(before, metric, True)}{moved(change, metric, True)}。"
         )
     else:
         answer = (
             f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
-            f"{_in(first_label)}, {_direction(change, False)} "
-            f"{metric_change(change, metric).lstrip('+-')} from {metric_value(before, metric)} "
-            f"{_in(second_label)}."
+            f"{in_window(first_label)}, {moved(change, metric, False)} "
+            f"from {metric_value(before, metric)} "
+            f"{in_window(second_label)}."
         )
     insights = []
     if c.get("change_pct") is not None:
@@ -365,71 +447,33 @@ def compare_entities(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     return answer, insights
 
 
-# ---- drill-down ----------------------------------------------------------------------------
-
-
-def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple[str, list[str]]:
-    root = r["root"]
-    metric = r["metric"]
+def compare_several(results: Sequence[Result], label: str, zh: bool) -> tuple[str, list[str]]:
+    """Three or more entities of one level: each comparison is of the first with another."""
+    comps = [r["entity_comparison"] for r in results]
+    metric = comps[0]["metric"]
     what = METRIC_ZH[metric] if zh else METRIC_EN[metric]
-    name = root["name"]
-    change = root.get("change")
-    rel = root.get("change_pct")
-    rel_text = f" ({num(rel)} %)" if rel is not None and not zh else ""
-    before = root.get("before")
-    if r.get("note"):
-        # Too little history before: absolute parts only, no relative change (analysis says why).
-        rel = None
+    first = comps[0]
+    pairs = [(first["subject_a"], first.get("value_a"), first["gpu_hours_a"])]
+    pairs += [(c["subject_b"], c.get("value_b"), c["gpu_hours_b"]) for c in comps]
+    values = [f"{n}为{metric_value(v, metric, True)}" for n, v, _ in pairs]
     if zh:
-        rel_text = f"（{num(rel)}%）" if rel is not None else ""
-        if before is None:
-            answer = (
-                f"{name}{first_label}的{what}为{metric_value(root.get('after'), metric, True)}；"
-                f"{second_label}没有数据，以下是{first_label}的主要构成。"
-            )
-        else:
-            answer = (
-                f"{name}{first_label}的{what}为{metric_value(root.get('after'), metric, True)}，"
-                f"{second_label}为{metric_value(before, metric, True)}，"
-                f"{_direction(change, True)}{metric_change(change, metric, True).lstrip('+-')}"
-                f"{rel_text}。"
-            )
-    elif before is None:
-        answer = (
-            f"{capitalized(what)} of {name} {_in(first_label)} is "
-            f"{metric_value(root.get('after'), metric)}; there is no data {_in(second_label)} to "
-            f"compare with, so these are its biggest parts."
-        )
+        answer = f"{label}各自的{what}：{'，'.join(values)}。"
     else:
-        answer = (
-            f"{capitalized(what)} of {name} {_in(first_label)} is "
-            f"{metric_value(root.get('after'), metric)}, {_direction(change, False)} "
-            f"{metric_change(change, metric).lstrip('+-')}{rel_text} from "
-            f"{metric_value(before, metric)} {_in(second_label)}."
-        )
-    path = r.get("path", [])[1:]
+        shown = [f"{n} {metric_value(v, metric)}" for n, v, _ in pairs]
+        answer = f"{capitalized(over(label))}, {what}: {', '.join(shown[:-1])} and {shown[-1]}."
+    ranked = sorted((p for p in pairs if p[1] is not None), key=lambda p: -p[1])
     insights = []
-    if r.get("note"):
-        insights.append(f"说明：{r['note']}" if zh else f"Note: {r['note']}.")
-    if path:
-        top = path[0]
-        share = top.get("share_of_total_change")
-        share_text = ""
-        if share is not None:
-            share_text = (
-                f"（占变化的{frac_pct(share, True)}）"
-                if zh
-                else f" ({frac_pct(share)} of the change)"
-            )
-        answer += (
-            f"主要原因是{top['level']} {top['name']}{share_text}。"
+    if ranked:
+        top, low = ranked[0], ranked[-1]
+        insights.append(
+            f"最高：{top[0]}（{metric_value(top[1], metric, True)}），"
+            f"最低：{low[0]}（{metric_value(low[1], metric, True)}）"
             if zh
-            else f" The main driver is {top['level']} {top['name']}{share_text}."
+            else f"Highest: {top[0]} ({metric_value(top[1], metric)}); lowest: {low[0]} "
+            f"({metric_value(low[1], metric)})."
         )
-    for node in path:
-        insights.append(node["summary"])
-    for child in root.get("children", [])[1:4]:
-        insights.append(child["summary"])
+    hours = [f"{n} {num(h)}" for n, _, h in pairs]
+    insights.append(f"GPU时数：{'，'.join(hours)}" if zh else f"GPU-hours: {', '.join(hours)}.")
     return answer, insights
 
 
@@ -439,7 +483,32 @@ def drilldown(r: Result, first_label: str, second_label: str, zh: bool) -> tuple
 _HOLDERS = ("namespace", "user", "workload", "workload_kind")
 
 
-def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
+def _idle_now(r: Result, zh: bool) -> list[str]:
+    """Which GPUs are free now (unallocated most of the last two minutes) and which are held
+    but idle (allocated, and idle most of that time): "which GPUs are idle right now?"."""
+    labels = r.get("labels", {})
+    rows = sorted(r["by"], key=lambda g: labels.get(g["key"], g["key"]))
+    free = [labels.get(g["key"], g["key"]) for g in rows if (g.get("allocation_rate") or 0) < 0.5]
+    held_idle = [
+        labels.get(g["key"], g["key"])
+        for g in rows
+        if (g.get("allocation_rate") or 0) >= 0.5 and (g.get("idle_fraction") or 0) >= 0.5
+    ]
+    out = []
+    for names, en, zh_text in (
+        (free, "Free (unallocated)", "空闲（未分配）"),
+        (held_idle, "Allocated but idle", "已分配但空闲"),
+    ):
+        shown = ", ".join(names[:12]) + (f" … (+{len(names) - 12})" if len(names) > 12 else "")
+        if zh:
+            out.append(f"{zh_text}的GPU{len(names)}块" + (f"：{shown}" if names else ""))
+        else:
+            out.append(f"{en} GPUs: " + (f"{len(names)} ({shown})." if names else "none."))
+    return out
+
+
+def realtime(r: Result, name: str, zh: bool, idle: bool = False) -> tuple[str, list[str]]:
+    """The state now; ``idle`` (the question asks which GPUs are idle or free) lists them."""
     gpus, allocated = r["gpus"], r["allocated_gpus"]
     if any(k in r.get("scope", {}) for k in _HOLDERS):
         return _held_now(r, name, zh)
@@ -471,11 +540,14 @@ def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
         key=lambda g: -g["mean_gpu_util_pct"],
     )
     insights = []
-    idle = [g for g in r["by"] if (g.get("allocation_rate") or 0) < 0.5]
     if idle:
-        insights.append(
-            f"空闲（未分配）GPU：{len(idle)}块" if zh else f"Unallocated GPUs: {len(idle)}."
-        )
+        insights.extend(_idle_now(r, zh))
+    else:
+        free = [g for g in r["by"] if (g.get("allocation_rate") or 0) < 0.5]
+        if free:
+            insights.append(
+                f"空闲（未分配）GPU：{len(free)}块" if zh else f"Unallocated GPUs: {len(free)}."
+            )
     if busy:
         b = busy[0]
         gpu = r.get("labels", {}).get(b["key"], b["key"])
@@ -490,31 +562,50 @@ def realtime(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
 def ranking(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     rows = r["ranked"]
     field, level = r["field"], r["by"]
-    what_en = "GPU utilization" if field == "mean_gpu_util_pct" else "GPU allocation rate"
-    what_zh = "GPU利用率" if field == "mean_gpu_util_pct" else "GPU分配率"
+    what_en, what_zh = {
+        "mean_gpu_util_pct": ("GPU utilization", "GPU利用率"),
+        "allocation_rate": ("GPU allocation rate", "GPU分配率"),
+        "gpu_hours": ("GPU-hours", "GPU时数"),
+    }[field]
 
     def value(g: Result) -> str:
+        if field == "gpu_hours":
+            return f"{num(g['gpu_hours'])} GPU时" if zh else f"{num(g['gpu_hours'])} GPU-hours"
         v = g[field]
         return pct(v, zh) if field == "mean_gpu_util_pct" else frac_pct(v, zh)
 
+    def also(g: Result) -> str:
+        """The other side of a row: GPU-hours beside a rate, utilization beside GPU-hours."""
+        if field == "gpu_hours":
+            u = g.get("mean_gpu_util_pct")
+            return f"利用率{pct(u, True)}" if zh else f"{pct(u)} utilization"
+        return f"{num(g['gpu_hours'])} GPU时" if zh else f"{num(g['gpu_hours'])} GPU-hours"
+
     if not rows:
-        return (f"{label}没有数据。", []) if zh else (f"There is no data {_in(label)}.", [])
+        return (f"{label}没有数据。", []) if zh else (f"There is no data {in_window(label)}.", [])
     top = rows[0]
-    word = ("最高" if r["order"] == "high" else "最低") if zh else r["order"] + "est"
+    high = r["order"] == "high"
     if zh:
+        word = "最高" if high else "最低"
+        if field == "gpu_hours":
+            word = "最多" if high else "最少"
         level_zh = {"namespace": "命名空间", "user": "用户", "workload": "工作负载", "node": "节点"}
         answer = (
-            f"{label}{what_zh}{word}的{level_zh.get(level, level)}是{top['key']}（{value(top)}）。"
+            f"{label}{what_zh}{word}的{level_zh.get(level, level)}是{top['key']}"
+            f"（{value(top)}，{also(top)}）。"
         )
     else:
+        word = ("high" if high else "low") + "est"
+        if field == "gpu_hours":
+            word = "most" if high else "fewest"
         answer = (
-            f"{_in(label).capitalize()}, the {level} with the {word} {what_en} was "
-            f"{top['key']} ({value(top)}, {num(top['gpu_hours'])} GPU-hours)."
+            f"{capitalized(over(label))}, the {level} with the {word} {what_en} was "
+            f"{top['key']} ({value(top)}, {also(top)})."
         )
     insights = [
-        f"{i}. {g['key']}: {value(g)}（{num(g['gpu_hours'])} GPU时）"
+        f"{i}. {g['key']}: {value(g)}（{also(g)}）"
         if zh
-        else f"{i}. {g['key']}: {value(g)} ({num(g['gpu_hours'])} GPU-hours)"
+        else f"{i}. {g['key']}: {value(g)} ({also(g)})"
         for i, g in enumerate(rows[:5], 1)
     ]
     return answer, insights
@@ -525,8 +616,13 @@ def numbered(options: Sequence[str]) -> str:
 
 
 def metadata(
-    level: str, values: Sequence[str] | Mapping[str, int], label: str, zh: bool
+    level: str,
+    values: Sequence[str] | Mapping[str, int],
+    label: str,
+    zh: bool,
+    of: str | None = None,
 ) -> tuple[str, list[str]]:
+    """The names of one level with data in the window (``of`` a namespace or user)."""
     names_en = {
         "cluster": "clusters",
         "namespace": "namespaces",
@@ -555,12 +651,18 @@ def metadata(
     listed = shown[:limit]
     more = len(shown) - len(listed)
     if zh:
-        answer = f"{label}有数据的{names_zh[level]}共{len(shown)}个：\n{numbered(listed)}"
+        whose = f"{of}" if of else ""
+        answer = f"{label}{whose}有数据的{names_zh[level]}共{len(shown)}个：\n{numbered(listed)}"
+        if not shown:
+            answer = f"{label}{whose}没有有数据的{names_zh[level]}。"
         if more:
             answer += f"\n……以及另外{more}个"
     else:
         noun = names_en[level] if len(shown) != 1 else names_en[level].removesuffix("s")
-        answer = f"{len(shown)} {noun} with data {_in(label)}:\n{numbered(listed)}"
+        whose = f" of {of}" if of else ""
+        answer = f"{len(shown)} {noun}{whose} with data {in_window(label)}:\n{numbered(listed)}"
+        if not shown:
+            answer = f"No {names_en[level]}{whose} have data {in_window(label)}."
         if more:
             answer += f"\n... and {more} more"
     return answer, []
@@ -574,7 +676,7 @@ def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
         return (
             (f"{label}{name}没有GPU数据，无法计算浪费。", [])
             if zh
-            else (f"There is no GPU data for {name} {_in(label)}, so no waste to count.", [])
+            else (f"There is no GPU data for {name} {in_window(label)}, so no waste to count.", [])
         )
     if zh:
         answer = (
@@ -591,6 +693,17 @@ def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
             f"{num(r['unallocated_gpu_hours'])} GPU-hours sat unallocated "
             f"({usd(r['unallocated_cost_usd'])}). Efficiency (used / allocated) was "
             f"{frac_pct(r['efficiency'])}."
+        )
+    coverage = r.get("history_coverage")
+    if coverage is not None and coverage < 0.95:
+        # "last month" with a few days of history: the totals are of those days only.
+        covered, hours = num(r.get("covered_hours"), 0), num(r["window"]["hours"], 0)
+        answer += (
+            f"（历史数据只覆盖了这个时间范围{hours}小时中的{covered}小时，"
+            f"即{frac_pct(coverage, True)}，以上合计只含这部分。）"
+            if zh
+            else f" History covers only {covered} of the window's {hours} hours "
+            f"({frac_pct(coverage)}); the totals are of that part."
         )
     insights = []
     for g in r.get("groups", [])[:3]:
@@ -656,12 +769,12 @@ def alerts(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
     items = r.get("alerts", [])
     active = [a for a in items if a.get("resolved") is None]
     if not items:
-        return (f"{label}没有告警。", []) if zh else (f"No alerts {_in(label)}.", [])
+        return (f"{label}没有告警。", []) if zh else (f"No alerts {in_window(label)}.", [])
     if zh:
         answer = f"{label}共有{len(items)}条告警，其中{len(active)}条仍未解除。"
     else:
         noun = "alert" if len(items) == 1 else "alerts"
-        answer = f"{len(items)} {noun} {_in(label)}, {len(active)} still active."
+        answer = f"{len(items)} {noun} {in_window(label)}, {len(active)} still active."
     insights = [f"[{a['severity']}] {a['node']}: {a['message']}" for a in items[:5]]
     return answer, insights
 

@@ -48,15 +48,28 @@ class Catalog:
         }[level]
 
 
-def read_catalog(store: Store, start_s: float, end_s: float, cluster: str | None = None) -> Catalog:
-    """The names with data in ``[start_s, end_s)`` (GPUs: seen in it; workloads: ran in it)."""
+def read_catalog(
+    store: Store,
+    start_s: float,
+    end_s: float,
+    cluster: str | None = None,
+    *,
+    namespace: str | None = None,
+    user: str | None = None,
+) -> Catalog:
+    """The names with data in ``[start_s, end_s)`` (GPUs: seen in it; workloads: ran in it);
+    with ``namespace`` / ``user``, the users and workloads of that namespace / user only."""
     inventory = [
         g for g in store.inventory() if g.first_seen_s < end_s and g.last_seen_s >= start_s - 3600.0
     ]
     clusters = Counter(g.cluster for g in inventory)
     if cluster is not None:
         inventory = [g for g in inventory if g.cluster == cluster]
-    rows = store.workload_usage_totals(start_s=start_s, end_s=end_s, cluster=cluster)
+    rows = [
+        r
+        for r in store.workload_usage_totals(start_s=start_s, end_s=end_s, cluster=cluster)
+        if (namespace is None or r.namespace == namespace) and (user is None or r.user == user)
+    ]
     ns: dict[str, float] = {}
     users: dict[str, float] = {}
     workloads: dict[str, float] = {}

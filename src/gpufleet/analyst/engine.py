@@ -23,6 +23,7 @@ from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.scope import Scope, Window
 from gpufleet.analyst import answer as say
+from gpufleet.analyst.answer_drilldown import drilldown
 from gpufleet.analyst.catalog import Catalog
 from gpufleet.analyst.clarify import option_reply
 from gpufleet.analyst.llm import LlmClient
@@ -95,6 +96,53 @@ class _Turn:
     clarification: dict[str, Any] | None = None
     retry: str | None = None
     """Why a clarification is asked again (an answer that was no option)."""
+
+
+_PAIR_OPTIONS = 20
+"""At most this many entities are offered when asked which two to compare (busiest first)."""
+
+
+def _resolve_pair(
+    choice: str, options: list[str], level: str, previous: Understanding
+) -> _Turn | None:
+    """The comparison asked before, of the two options ``choice`` names ("1 and 3",
+    "user_a vs user_c", "第一个和第三个"); asked again when it names one or a number that is
+    no option; None when it is no reply (a new question)."""
+    zh = previous.language == "zh"
+    text = re.sub(
+        r"第?([一二两三四五六七八九十]{1,3})(?:个|号)?",
+        lambda z: str(zh_number(z.group(1)) or z.group(1)),
+        choice,
+    )
+    numbers = re.fullmatch(
+        r"#?(\d{1,3})\s*(?:and|&|,|，|、|和|与|跟|vs\.?|\s)\s*#?(\d{1,3})", text, re.I
+    )
+    picked: list[str] = []
+    if numbers:
+        for n in (int(numbers.group(1)), int(numbers.group(2))):
+            if not 1 <= n <= len(options):
+                retry = (
+                    f"{n}不是{len(options)}个选项之一。"
+                    if zh
+                    else f"{n} is not one of the {len(options)} options."
+                )
+                return _Turn(previous, retry=retry)
+            picked.append(options[n - 1])
+    else:
+        low = choice.lower()
+        hits = sorted(
+            (low.find(o.lower()), o)
+            for o in options
+            if re.search(r"(?<![\w\-])" + re.escape(o.lower()) + r"(?![\w\-])", low)
+        )
+        picked = [o for _, o in hits]
+    if len(picked) == 1 or (len(picked) == 2 and picked[0] == picked[1]):
+        retry = "请选两个不同的选项。" if zh else "Pick two different options."
+        return _Turn(previous, retry=retry)
+    if len(picked) != 2:
+        return None
+    e = dataclasses.replace(previous.entities, compare_entities=(level, picked[0], picked[1]))
+    return _Turn(dataclasses.replace(previous, entities=e, missing=(), follow_up=True))
 
 
 class Analyst:
@@ -327,6 +375,8 @@ class Analyst:
         options = [str(o) for o in pending.get("options", [])]
         missing = str(pending.get("missing", ""))
         choice = text.strip().rstrip(".。!！").strip()
+        if missing.startswith("pair:"):
+            return _resolve_pair(choice, options, missing[5:], previous)
         picked: str | None = None
         choice = re.sub(
             r"^(第?)([一二两三四五六七八九十]{1,3})(?=个|号|$)",
@@ -370,14 +420,32 @@ class Analyst:
         missing = u.missing[0]
         window = _range(u.entities, tools.now_s)
         when_zh, when_en = window_label(window, True), window_label(window, False)
-        if missing == "namespace":
+        if missing.startswith("pair:"):
+            level = missing[5:]
+            found = tools.catalog(Window(window.start_s, window.end_s), u.entities.cluster)
+            options = list(found.values(level))[:_PAIR_OPTIONS]
+            noun_zh = {
+                "user": "用户",
+                "namespace": "命名空间",
+                "workload": "工作负载",
+                "node": "节点",
+            }
+            capped = len(options) == _PAIR_OPTIONS
+            question = (
+                f"要比较哪两个{noun_zh[level]}？{when_zh}有GPU使用的{noun_zh[level]}"
+                f"{f'（用量最多的前{_PAIR_OPTIONS}个）' if capped else ''}："
+                if zh
+                else f"Which two {level}s? {level.capitalize()}s with GPU usage "
+                f"{say.in_window(when_en)}{f' (the {_PAIR_OPTIONS} busiest)' if capped else ''}:"
+            )
+        elif missing == "namespace":
             options = list(
                 tools.catalog(Window(window.start_s, window.end_s), u.entities.cluster).namespaces
             )
             question = (
                 f"想查看哪个命名空间的GPU使用情况？{when_zh}有GPU使用的命名空间："
                 if zh
-                else f"Which namespace? Namespaces with GPU usage in {when_en}:"
+                else f"Which namespace? Namespaces with GPU usage {say.in_window(when_en)}:"
             )
         else:
             options = list(catalog.clusters)
@@ -390,11 +458,12 @@ class Analyst:
             # Nothing to pick from: say so rather than ask a question with no answers.
             where = f"{u.entities.cluster}中" if zh and u.entities.cluster else ""
             where_en = f" in {u.entities.cluster}" if u.entities.cluster else ""
-            level_zh = "命名空间" if missing == "namespace" else "集群"
+            noun = missing.removeprefix("pair:")
+            level_zh = {"namespace": "命名空间", "cluster": "集群", "user": "用户"}.get(noun, noun)
             turn.answer = (
                 f"{when_zh}{where}没有任何{level_zh}有GPU使用数据，所以无从选择。"
                 if zh
-                else f"No {missing} has GPU usage data{where_en} in {when_en}, "
+                else f"No {noun} has GPU usage data{where_en} {say.in_window(when_en)}, "
                 "so there is nothing to choose from."
             )
             return
@@ -404,6 +473,12 @@ class Analyst:
             else "Reply with a number or a name"
             + (', or "all" for every cluster.' if missing == "cluster" else ".")
         )
+        if missing.startswith("pair:"):
+            tail = (
+                "请回复两个编号或名称，例如“1和3”。"
+                if zh
+                else 'Reply with two numbers or names, e.g. "1 and 3".'
+            )
         turn.clarification = {"question": question, "options": options, "missing": missing}
         turn.answer = f"{question}\n{say.numbered(options)}\n{tail}"
         if turn.retry:
@@ -420,10 +495,14 @@ class Analyst:
         label = window_label(rng, zh)
         metric = e.metric or "utilization"
         intent = u.intent
-        if intent == "trend" and e.rank is not None:
+        if intent in ("trend", "drilldown") and e.rank is not None:
             level, order = e.rank
             r = tools.rank_entities(
-                scope=scope, window=window, by=level, metric_type=metric, order=order
+                scope=scope,
+                window=window,
+                by=level,
+                metric_type=e.metric or e.rank_measure or metric,
+                order=order,
             )
             turn.results.append(r)
             turn.answer, turn.insights = say.ranking(r.result, label, zh)
@@ -440,41 +519,52 @@ class Analyst:
                 cluster=e.cluster,
             )
             turn.results.append(r)
-            turn.answer, turn.insights = say.trend(r.result, label, zh)
+            now_iso = TimeRange(tools.now_s, tools.now_s, "").iso()["start"]
+            turn.answer, turn.insights = say.trend(r.result, label, zh, now_iso)
         elif intent == "compare" and e.compare_entities is not None:
             level, a, b = e.compare_entities
-            r = tools.compare_entities(
-                level=level, a=a, b=b, window=window, scope=scope, metric_type=metric
+            for other in (b, *e.compare_more):
+                turn.results.append(
+                    tools.compare_entities(
+                        level=level, a=a, b=other, window=window, scope=scope, metric_type=metric
+                    )
+                )
+            if e.compare_more:
+                turn.answer, turn.insights = say.compare_several(
+                    [x.result for x in turn.results], label, zh
+                )
+            else:
+                turn.answer, turn.insights = say.compare_entities(turn.results[0].result, label, zh)
+        elif intent in ("compare", "drilldown"):
+            # The later window is the one described, the earlier the reference: "compare
+            # October and November" reads as November against October.
+            later, earlier = rng, e.compare_range or previous_period(rng)
+            if earlier.start_s > later.start_s:
+                later, earlier = earlier, later
+            first, second = (
+                Window(later.start_s, later.end_s),
+                Window(earlier.start_s, earlier.end_s),
             )
-            turn.results.append(r)
-            turn.answer, turn.insights = say.compare_entities(r.result, label, zh)
-        elif intent == "compare":
-            other = e.compare_range or previous_period(rng)
-            r = tools.compare_periods(
-                scope=scope,
-                first=window,
-                second=Window(other.start_s, other.end_s),
-                metric_type=metric,
-            )
-            turn.results.append(r)
-            turn.answer, turn.insights = say.compare_windows(
-                r.result, label, window_label(other, zh), name, zh
-            )
-        elif intent == "drilldown":
-            other = e.compare_range or previous_period(rng)
-            drill_metric = "gpu_hours" if metric == "gpu_hours" else "utilization"
-            r = tools.drill_down(
-                scope=scope,
-                after=window,
-                before=Window(other.start_s, other.end_s),
-                metric=drill_metric,
-            )
-            turn.results.append(r)
-            turn.answer, turn.insights = say.drilldown(r.result, label, window_label(other, zh), zh)
+            labels = window_label(later, zh), window_label(earlier, zh)
+            if intent == "compare":
+                r = tools.compare_periods(
+                    scope=scope, first=first, second=second, metric_type=metric
+                )
+                turn.results.append(r)
+                turn.answer, turn.insights = say.compare_windows(r.result, *labels, name, zh)
+            else:
+                r = tools.drill_down(
+                    scope=scope,
+                    after=first,
+                    before=second,
+                    metric="gpu_hours" if metric == "gpu_hours" else "utilization",
+                )
+                turn.results.append(r)
+                turn.answer, turn.insights = drilldown(r.result, *labels, zh)
         elif intent == "realtime":
             r = tools.get_latest_snapshot(scope=_scope(e))
             turn.results.append(r)
-            turn.answer, turn.insights = say.realtime(r.result, name, zh)
+            turn.answer, turn.insights = say.realtime(r.result, name, zh, u.asks_idle)
         elif intent == "metadata":
             self._metadata(turn, tools, e, zh)
         elif intent == "waste":
@@ -501,6 +591,7 @@ class Analyst:
     def _metadata(self, turn: _Turn, tools: Toolbox, e: Entities, zh: bool) -> None:
         level = e.metadata_level or "cluster"
         rng = _range(e, tools.now_s)
+        of: str | None = None
         label = window_label(rng, zh)
         if level == "cluster":
             r = tools.get_available_clusters()
@@ -512,12 +603,20 @@ class Analyst:
         elif level == "dimension":
             r = tools.get_available_dimension_keys(time_range_days=rng.days, cluster=e.cluster)
             values = r.result["keys"]
+        elif level in ("user", "workload", "workload_kind") and (e.namespace or e.user):
+            # "which users are in ml-team?", "list workloads of user_a"
+            r = tools.get_workload_metadata(
+                cluster=e.cluster, time_range_days=rng.days, namespace=e.namespace, user=e.user
+            )
+            key = {"user": "users", "workload": "workload_names", "workload_kind": "kinds"}[level]
+            values = r.result[key]
+            of = e.user or e.namespace
         else:
             r = tools.get_workload_metadata(cluster=e.cluster, time_range_days=rng.days)
             c = tools.catalog(tools.window(rng.days), e.cluster)
             values = list(c.values(level))
         turn.results.append(r)
-        turn.answer, turn.insights = say.metadata(level, values, label, zh)
+        turn.answer, turn.insights = say.metadata(level, values, label, zh, of)
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -581,16 +680,20 @@ def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
             out[level] = value
     if e.label is not None:
         out["label"] = {"key": e.label[0], "value": e.label[1]}
-    if u.intent in ("compare", "drilldown"):
+    ranked = e.rank is not None and u.intent in ("trend", "drilldown")
+    if u.intent in ("compare", "drilldown") and not ranked:
         if e.compare_entities is not None:
             level, a, b = e.compare_entities
             out["compare"] = {"level": level, "a": a, "b": b}
+            if e.compare_more:
+                out["compare"]["more"] = list(e.compare_more)
         else:
             first = _range(e, now_s)
             second = e.compare_range or previous_period(first)
             out["compare"] = {"windows": [first.iso(), second.iso()]}
-    if e.rank is not None and u.intent == "trend":
+    if ranked and e.rank is not None:
         out["rank"] = {"by": e.rank[0], "order": e.rank[1]}
+        out["rank"]["measure"] = e.metric or e.rank_measure or "utilization"
     if e.metadata_level is not None and u.intent == "metadata":
         out["lists"] = e.metadata_level
     return out

@@ -149,12 +149,24 @@ def build_mcp_server(
         scope = Scope(cluster=cluster, node=node, namespace=namespace, user=user, workload=workload)
         return box().get_latest_snapshot(scope=scope).wire()
 
-    @server.tool(description="Namespaces, users and workload kinds with GPU-time in the window.")
+    @server.tool(
+        description="Namespaces, users, workloads and workload kinds with GPU-time in the "
+        "window, busiest first; of one namespace or user when given."
+    )
     @_expected_errors
     def get_workload_metadata(
-        cluster: str | None = None, time_range_days: float = 7.0
+        cluster: str | None = None,
+        time_range_days: float = 7.0,
+        namespace: str | None = None,
+        user: str | None = None,
     ) -> dict[str, Any]:
-        return box().get_workload_metadata(cluster=cluster, time_range_days=time_range_days).wire()
+        return (
+            box()
+            .get_workload_metadata(
+                cluster=cluster, time_range_days=time_range_days, namespace=namespace, user=user
+            )
+            .wire()
+        )
 
     @server.tool(description="Every cluster with data in the store.")
     @_expected_errors

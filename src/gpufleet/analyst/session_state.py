@@ -34,6 +34,7 @@ def save_understanding(u: Understanding) -> dict[str, Any]:
             "metric": e.metric,
             "granularity": e.granularity,
             "compare_entities": list(e.compare_entities) if e.compare_entities else None,
+            "compare_more": list(e.compare_more),
             "metadata_level": e.metadata_level,
             "all_clusters": e.all_clusters,
         },
@@ -74,6 +75,9 @@ def restore_understanding(data: object) -> Understanding | None:
         compare_entities=(str(ce[0]), str(ce[1]), str(ce[2]))
         if isinstance(ce, list) and len(ce) == 3
         else None,
+        compare_more=tuple(str(x) for x in raw.get("compare_more") or [] if isinstance(x, str))
+        if ce
+        else (),
         metadata_level=opt("metadata_level"),
         all_clusters=bool(raw.get("all_clusters", False)),
     )

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gpufleet.analyst.timepoints import BARE_DAY, POINT, parse_bare_day, parse_point
+
 HOUR_S = 3600.0
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -201,8 +203,20 @@ def _p(pattern: str, flags: int = 0) -> re.Pattern[str]:
 # Longer, more specific patterns come first; a later match overlapping an earlier one is
 # dropped.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (_p(_DATE + r"\s*(?:to|until|till|through|-|~|\.\.|到|至)\s*" + _DATE, _I), "dates"),
-    (_p(r"\bbetween\s+" + _DATE + r"\s+and\s+" + _DATE, _I), "dates"),
+    (
+        _p(
+            r"(?:\bfrom\s+|(?:从|自)\s*)?("
+            + POINT
+            + r")\s*(?:to|until|till|through|-|–|~|\.\.|到|至)"
+            r"\s*(" + POINT + "|" + BARE_DAY + ")",
+            _I,
+        ),
+        "points",
+    ),
+    (_p(r"\bbetween\s+(" + POINT + r")\s+and\s+(" + POINT + ")", _I), "points"),
+    (_p(r"\b(?:since|from|after)\s+(" + POINT + ")", _I), "since_date"),
+    (_p(r"(?:自|从)?\s*(" + POINT + r")\s*(?:以来|开始|起)", _I), "since_date"),
+    (_p(r"(?:\b(?:on|at)\s+|在\s*)?(" + POINT + ")", _I), "date"),
     (
         _p(
             r"\b(?:past|last|previous|recent|prior|in the (?:past|last))\s+"
@@ -227,9 +241,6 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (_p(r"\b(?:in|during)\s+(\d{4})\b(?!-)", _I), "year"),
     (_p(r"\b(?:in|during|for|of)\s+" + _MONTH_WORDS + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
     (_p(r"\b" + _MONTH_FULL + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
-    (_p(r"\b(?:since|from|after)\s+" + _DATE + r"\b", _I), "since_date"),
-    (_p(r"(?:自|从)\s*" + _DATE + r"\s*(?:以来|开始|起)"), "since_date"),
-    (_p(r"\b(?:on\s+)?" + _DATE + r"\b"), "date"),
     (_p(r"(?:过去|最近|近|前)\s*" + _ZH_NUM + r"\s*" + _ZH_UNIT), "zh_last_n"),
     (_p(r"(?:过去|最近|近)(?:一)?(?:个)?(小时|天|周|星期|个星期|个月|月)"), "zh_last_unit"),
     (_p(r"(本周|这周|这个星期|这星期|本星期|本月|这个月)"), "zh_this"),
@@ -255,16 +266,26 @@ def _number_en(word: str) -> float:
 
 def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str] | None:
     g = m.groups()
-    if kind == "dates":
-        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
-        b = datetime.fromisoformat(g[1]).replace(tzinfo=UTC).timestamp() + DAY_S
-        return a, b, f"{g[0]} to {g[1]}"
+    if kind == "points":
+        first = parse_point(g[0], now_s)
+        try:
+            last = parse_point(g[1], now_s)
+        except ValueError:
+            if not re.fullmatch(BARE_DAY, g[1].strip(), _I):
+                raise
+            last = parse_bare_day(g[1], first)
+        if last.start_s < first.start_s and not re.search(r"\d{4}", g[1]):
+            # "November 28 to December 3" said on December 1: the year after the start's
+            last = parse_point(g[1], first.start_s + 365 * DAY_S)
+        return first.start_s, last.end_s, f"{first.label} to {last.label}"
     if kind == "since_date":
-        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
-        return a, now_s, f"since {g[0]}"
+        point = parse_point(g[0], now_s)
+        return point.start_s, now_s, f"since {point.label}"
     if kind == "date":
-        a = datetime.fromisoformat(g[0]).replace(tzinfo=UTC).timestamp()
-        return a, a + DAY_S, g[0]
+        point = parse_point(g[0], now_s)
+        if point.has_time:  # "at 2026-11-20 14:00": the hour from then
+            return point.start_s, point.start_s + HOUR_S, f"the hour from {point.label}"
+        return point.start_s, point.end_s, point.label
     if kind == "last_n":
         n, unit = _number_en(g[0]), _EN_UNITS[g[1].lower()]
         return now_s - n * _UNIT_S[unit], now_s, _span_label(n, unit)
@@ -448,13 +469,13 @@ def find_time_ranges(
             try:
                 built = _build(kind, m, now_s)
             except (ValueError, KeyError, OverflowError):
-                if kind in ("date", "dates"):
+                if kind in ("date", "points", "since_date"):
                     taken.append((a, b))
                     said.append(
                         RangeProblem(
                             phrase,
-                            f"“{phrase}” is not a valid date (YYYY-MM-DD)",
-                            f"“{phrase}”不是有效日期（YYYY-MM-DD）",
+                            f"“{phrase}” is not a valid date or time",
+                            f"“{phrase}”不是有效的日期或时间",
                         )
                     )
                     continue
@@ -462,7 +483,7 @@ def find_time_ranges(
             if built is None:
                 continue
             start, end, label = built
-            if kind == "dates" and end <= start:
+            if kind == "points" and end <= start:
                 taken.append((a, b))
                 said.append(
                     RangeProblem(

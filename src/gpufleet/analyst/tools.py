@@ -360,14 +360,16 @@ class Toolbox:
         metric_type: str = "utilization",
         order: str = "high",
     ) -> ToolResult:
-        """The entities of one level ranked by utilization or allocation rate (``order``
-        ``high``: highest first), from utilization grouped by that level."""
+        """The entities of one level ranked by utilization, allocation rate or GPU-hours
+        (``order`` ``high``: highest first), from utilization grouped by that level."""
         metric = _metric(metric_type)
         result = analyze_utilization(
             self.store, window, scope=scope, by=by, idle_threshold_pct=self.idle_threshold_pct
         )
         wire = utilization_wire(result)
-        field = "mean_gpu_util_pct" if metric != "allocation_rate" else "allocation_rate"
+        field = {"allocation_rate": "allocation_rate", "gpu_hours": "gpu_hours"}.get(
+            metric, "mean_gpu_util_pct"
+        )
         rows = [g for g in wire["by"] if g.get(field) is not None]
         rows.sort(key=lambda g: (-g[field] if order == "high" else g[field], g["key"]))
         body = {
@@ -426,21 +428,40 @@ class Toolbox:
         )
 
     def get_workload_metadata(
-        self, *, cluster: str | None = None, time_range_days: float | None = None
+        self,
+        *,
+        cluster: str | None = None,
+        time_range_days: float | None = None,
+        namespace: str | None = None,
+        user: str | None = None,
     ) -> ToolResult:
-        """Namespaces, users and workload kinds with GPU-time in the window."""
+        """Namespaces, users, workloads and workload kinds with GPU-time in the window, busiest
+        first; of one namespace or user when named."""
         window = self.window(time_range_days)
-        c = self.catalog(window, cluster)
+        if namespace is None and user is None:
+            c = self.catalog(window, cluster)
+        else:
+            c = read_catalog(
+                self.store, window.start_s, window.end_s, cluster, namespace=namespace, user=user
+            )
         return ToolResult(
             "get_workload_metadata",
-            {"cluster": cluster, "time_range_days": time_range_days},
+            {
+                "cluster": cluster,
+                "time_range_days": time_range_days,
+                "namespace": namespace,
+                "user": user,
+            },
             None,
             {
                 "window": to_wire(window),
+                "namespace": namespace,
+                "user": user,
                 "namespaces": list(c.namespaces),
                 "users": list(c.users),
                 "kinds": list(c.workload_kinds),
                 "workloads": len(c.workloads),
+                "workload_names": list(c.workloads),
             },
         )
 

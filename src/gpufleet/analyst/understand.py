@@ -152,6 +152,12 @@ _CUES: dict[str, tuple[str, tuple[str, ...]]] = {
             "哪些label",
             "标签键",
             "维度",
+            "哪些gpu型号",
+            "哪些型号",
+            "什么型号",
+            "有哪些工作负载",
+            "有哪些任务",
+            "哪些工作负载类型",
         ),
     ),
     "trend": (
@@ -177,10 +183,11 @@ _PRIORITY = (
     "trend",
 )
 _DOMAIN = re.compile(
-    r"\bgpus?\b|\butil|\busage\b|\ballocat|\bh100|\bcards?\b|\bcluster|\bnamespace|\bnode",
+    r"\bgpus?\b|\butil|\busage\b|\ballocat|\bh100|\bcards?\b|\bcluster|\bnamespace|\bnode"
+    r"|\bpower draw\b|\bvram\b|\bhbm\b",
     re.IGNORECASE,
 )
-_ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间")
+_ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间", "显存", "功耗")
 _NOW = re.compile(
     r"\bright now\b|\bcurrently\b|\bat the moment\b|\bthis (?:very )?moment\b|\bnow\b", re.I
 )
@@ -217,7 +224,7 @@ _ALLOCATION = re.compile(r"\balloc", re.I)
 _ZH_ALLOCATION = ("分配率", "分配")
 _METADATA_LEVEL = (
     ("cluster", re.compile(r"\bclusters?\b", re.I), ("集群",)),
-    ("namespace", re.compile(r"\bnamespaces?\b|\bteams?\b", re.I), ("命名空间", "团队")),
+    ("namespace", re.compile(r"\bnamespaces?\b|(?<![\w-])teams?\b", re.I), ("命名空间", "团队")),
     ("user", re.compile(r"\busers?\b", re.I), ("用户",)),
     ("node", re.compile(r"\bnodes?\b|\bmachines?\b|\bhosts?\b", re.I), ("节点", "机器")),
     ("gpu_model", re.compile(r"\bgpu models?\b|\bmodels?\b", re.I), ("型号",)),
@@ -256,11 +263,17 @@ class Entities:
     """``hour`` or ``day``."""
     compare_entities: tuple[str, str, str] | None = None
     """``(level, a, b)`` when two entities of one level are compared."""
+    compare_more: tuple[str, ...] = ()
+    """Further entities of that level compared with ``a`` ("ml-team, cv-team and nlp-team")."""
     metadata_level: str | None = None
     """What a metadata question lists: a level, or ``dimension`` for the keys."""
     all_clusters: bool = False
     rank: tuple[str, str] | None = None
-    """``(level, "high" | "low")`` for "which namespace has the lowest utilization?"."""
+    """``(level, "high" | "low")`` for "which namespace has the lowest utilization?", "top
+    users", "who is using the most GPUs?" (a trend or drill-down answered by a ranking)."""
+    rank_measure: str | None = None
+    """``gpu_hours`` when a ranking asks who uses the most GPUs (not who is busiest); the
+    metric named, or utilization, otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +294,9 @@ class Understanding:
     problems: tuple[str, ...] = ()
     """What in the question could not be used, said in the answer (a range that ends before
     it starts)."""
+    asks_idle: bool = False
+    """The question asks which GPUs are idle, free or available (a realtime answer lists
+    them)."""
 
 
 def language_of(text: str) -> Literal["en", "zh"]:
@@ -375,6 +391,7 @@ def understand(
     if label is None and kind_hit and re.search(r"\b(?:kind|type|jobs?|workloads?)\b", low):
         label = ("workload_kind", kind_hit[0][1])
 
+    from_realtime = False
     follow_up = (
         previous is not None
         and previous.intent != "help"
@@ -386,17 +403,40 @@ def understand(
         asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
         if re.search(asks_who, low) and "metadata" not in scores:
             intent = "drilldown"
+        elif previous.intent == "realtime" and ranges and intent in ("realtime", "help", "trend"):
+            # "and last week?" after "how many GPUs are in use now?": how many were allocated
+            # over that window (the allocation rate), unless a metric is named.
+            intent = "trend"
+            from_realtime = True
         elif not scores or intent == "help":
             intent = previous.intent
         elif set(scores) <= {"trend"} and not re.search(r"\btrend|趋势", low):
             # "and the allocation rate?" asks the previous question of another metric.
             intent = previous.intent
 
+    rank = _rank(text) if intent in ("trend", "help", "drilldown", "realtime") else None
+    if rank is not None and intent == "help":
+        intent = "trend"  # "which node is the busiest?"
+    if rank is not None and intent == "drilldown" and _WHY.search(text):
+        rank = None  # "why is ml-team the busiest?" asks for causes, not a ranking
+    # "who is using the most GPUs?": ranked by how much GPU-time, not how busy it was.
+    amount = rank is not None and bool(
+        re.search(
+            r"\bgpus\b|\bcards\b|gpu[- ]?(?:time|hours?)|卡|gpu\s*最多|用[^，,。]*最多", text, re.I
+        )
+    )
     metric = None
     if _ALLOCATION.search(text) or any(w in text for w in _ZH_ALLOCATION):
         metric = "allocation_rate"
     elif re.search(r"\butil", text, re.I) or "利用率" in text or "使用率" in text:
         metric = "utilization"
+    elif intent in ("trend", "compare", "drilldown") and (
+        _GPU_HOURS.search(text) or any(w in text for w in ("GPU小时", "GPU时数", "卡时"))
+    ):
+        metric = "gpu_hours"
+    unsupported = _unsupported_metric(text) if metric is None else None
+    if from_realtime and metric is None and previous is not None:
+        metric = previous.entities.metric or "allocation_rate"
     granularity = None
     if _HOUR_WORDS.search(text) or "按小时" in text or "每小时" in text:
         granularity = "hour"
@@ -404,10 +444,12 @@ def understand(
         granularity = "day"
 
     compare_entities = None
+    compare_more: tuple[str, ...] = ()
     for level in ("namespace", "user", "workload", "node", "cluster"):
         if len(names.get(level, [])) >= 2:
             a, b = names[level][0], names[level][1]
             compare_entities = (level, a, b)
+            compare_more = tuple(dict.fromkeys(n for n in names[level][2:] if n not in (a, b)))
             asks_why = re.search(r"\bwhy\b|为什么|为啥|原因", text, re.IGNORECASE)
             if intent in ("trend", "help", "realtime") or (intent == "drilldown" and not asks_why):
                 intent = "compare"
@@ -433,11 +475,14 @@ def understand(
 
     metadata_level = None
     if intent == "metadata":
+        # The level named first ("which users are in namespace ml-team?" lists users).
+        at: dict[str, int] = {}
         for level, en, zh in _METADATA_LEVEL:
-            if en.search(text) or any(w in text for w in zh):
-                metadata_level = level
-                break
-        metadata_level = metadata_level or "cluster"
+            m = en.search(text)
+            spots = [text.find(w) for w in zh if w in text] + ([m.start()] if m else [])
+            if spots:
+                at.setdefault(level, min(spots))
+        metadata_level = min(at, key=lambda lv: at[lv]) if at else "cluster"
 
     entities = Entities(
         time_range=time_range,
@@ -458,14 +503,18 @@ def understand(
         metric=metric,
         granularity=granularity,
         compare_entities=compare_entities,
+        compare_more=compare_more,
         metadata_level=metadata_level,
         all_clusters=bool(_ALL_WORDS.match(text)),
-        rank=_rank(text) if intent in ("trend", "help", "drilldown", "realtime") else None,
+        rank=rank,
+        rank_measure="gpu_hours" if amount else None,
     )
     if compare_entities is not None and compare_entities[0] == "node":
         entities = dataclasses.replace(entities, node=None)
     if follow_up and previous is not None:
-        entities = _merge(previous.entities, entities, names, ranges, intent)
+        entities = _merge(
+            previous.entities, entities, names, ranges, intent, says_compare="compare" in scores
+        )
     entities = _comparison_windows(intent, entities)
     missing = _missing(text, intent, entities, catalog)
     return Understanding(
@@ -476,7 +525,9 @@ def understand(
         cues=tuple(sorted(scores)),
         missing=missing,
         unknown=_unknown_names(text, catalog, model),
-        problems=_said_problems(range_problems, entities, lang == "zh"),
+        problems=_said_problems(range_problems, entities, lang == "zh")
+        + _metric_problem(unsupported, intent, lang == "zh"),
+        asks_idle=bool(_IDLE_NOW.search(text)) or any(w in text for w in ("空闲", "闲置", "可用")),
     )
 
 
@@ -604,6 +655,51 @@ def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str,
     return tuple(found)
 
 
+_IDLE_NOW = re.compile(r"\b(?:idle|free|available|unused|unallocated)\b", re.I)
+_WHY = re.compile(r"\bwhy\b|为什么|为啥", re.I)
+_GPU_HOURS = re.compile(r"\bgpu[- ]?hours?\b|\bgpu-h\b", re.I)
+_UNSUPPORTED = (
+    (
+        re.compile(r"\b(?:gpu )?memory\b|\bvram\b|\bhbm\b", re.I),
+        ("显存", "内存"),
+        "memory use",
+        "显存使用",
+    ),
+    (re.compile(r"\btemperatures?\b|\btemps?\b|\bthermal", re.I), ("温度",), "temperature", "温度"),
+    (
+        re.compile(r"\bpower\b|\bwatts?\b|\benergy\b", re.I),
+        ("功耗", "功率", "能耗"),
+        "power draw",
+        "功耗",
+    ),
+)
+
+
+def _unsupported_metric(text: str) -> tuple[str, str] | None:
+    """(English, Chinese) name of a metric the question asks about that the analyst does not
+    answer over time (memory, temperature, power), or None."""
+    for en, zh, name_en, name_zh in _UNSUPPORTED:
+        if en.search(text) or any(w in text for w in zh):
+            return name_en, name_zh
+    return None
+
+
+def _metric_problem(unsupported: tuple[str, str] | None, intent: str, zh: bool) -> tuple[str, ...]:
+    """Say that the answer is of GPU utilization, not the metric asked about."""
+    if unsupported is None or intent not in ("trend", "compare", "drilldown", "realtime"):
+        return ()
+    if zh:
+        return (
+            f"分析助手不回答{unsupported[1]}（可回答GPU利用率、分配率、空闲占比和GPU时数）；"
+            + ("以下是当前的GPU占用情况。" if intent == "realtime" else "以下是GPU利用率。"),
+        )
+    instead = "GPUs held now" if intent == "realtime" else "GPU utilization"
+    return (
+        f"The analyst does not answer {unsupported[0]} (it answers GPU utilization, allocation "
+        f"rate, idle share and GPU-hours); this answer is about {instead}.",
+    )
+
+
 def _said_problems(
     problems: Sequence[RangeProblem], entities: Entities, zh: bool
 ) -> tuple[str, ...]:
@@ -639,6 +735,18 @@ def _rank(text: str) -> tuple[str, str] | None:
     the lowest utilization", "利用率最低的命名空间是哪个")."""
     high = bool(_RANK_HIGH.search(text)) or "最高" in text or "最多" in text or "最忙" in text
     low = bool(_RANK_LOW.search(text)) or "最低" in text or "最少" in text
+    ranks = re.search(
+        r"\brank(?:ing|ed)?\s+(?:the\s+|all\s+)?(\w+?)s?\s+by\b|\btop\s+(?:\d+\s+)?(\w+?)s?\b",
+        text,
+        re.I,
+    )
+    if ranks:
+        said = (ranks.group(1) or ranks.group(2) or "").lower()
+        for level, en, _ in _RANK_LEVEL:
+            if re.fullmatch(en, said) or re.fullmatch(en, said + "s"):
+                return level, "low" if low and not high else "high"
+    if (re.search(r"\bwho\b", text, re.I) or "谁" in text) and high != low:
+        return "user", "high" if high else "low"  # "who is using the most GPUs?"
     if high == low:
         return None
     asks = re.search(r"\b(?:which|what)\b", text, re.I) or "哪" in text
@@ -683,6 +791,9 @@ def _intent(
         return "trend" if names or in_context else "help"
     if len(ranges) >= 2 and not {"drilldown", "recommend", "waste"} & set(scores):
         return "compare"
+    # "why did utilization change?" asks for causes however many trend words come with it.
+    if _WHY.search(text) and not {"alerts", "recommend", "waste"} & set(scores):
+        return "drilldown"
     # "which GPUs are idle right now?": the state now, not idle GPU-hours over a week.
     now_words = _NOW.search(text) or any(w in text for w in ("现在", "当前", "目前", "此刻"))
     if now_words and not ranges and {"realtime"} <= set(scores) <= {"realtime", "waste", "trend"}:
@@ -740,13 +851,20 @@ def _merge(
     names: dict[str, list[str]],
     ranges: list[TimeRange],
     intent: str,
+    says_compare: bool = False,
 ) -> Entities:
-    """The previous entities with what the follow-up names put in their place."""
+    """The previous entities with what the follow-up names put in their place.
+
+    One window named after a comparison of two ("and yesterday?" after "this week vs last
+    week") asks the same comparison of that window, against the period before it; it is
+    the other side of the comparison only when the follow-up says so ("compare with last
+    week") or the previous turn compared nothing."""
     out = prev
     comparing = intent in ("compare", "drilldown")
     if (
         len(ranges) == 1
         and comparing
+        and (prev.compare_range is None or says_compare)
         and prev.compare_entities is None
         and prev.time_range is not None
         and new.compare_range is None
@@ -775,13 +893,44 @@ def _merge(
             out = dataclasses.replace(out, **{attr: value})
     if new.metadata_level is not None:
         out = dataclasses.replace(out, metadata_level=new.metadata_level)
+    if new.metric is None and intent not in ("trend", "compare", "drilldown", "realtime"):
+        # A metric is a property of a series: idle GPU-hours or advice have none to carry.
+        out = dataclasses.replace(out, metric=None)
+    if new.compare_entities is not None:
+        out = dataclasses.replace(out, compare_more=new.compare_more)
     if new.compare_entities is None and prev.compare_entities is not None and names:
         # Naming one entity after a comparison of two looks at that one.
-        out = dataclasses.replace(out, compare_entities=None)
+        out = dataclasses.replace(out, compare_entities=None, compare_more=())
     return out
 
 
+_PAIR_LEVEL = {
+    "user": "user",
+    "namespace": "namespace",
+    "team": "namespace",
+    "workload": "workload",
+    "job": "workload",
+    "node": "node",
+    "用户": "user",
+    "命名空间": "namespace",
+    "团队": "namespace",
+    "工作负载": "workload",
+    "任务": "workload",
+    "节点": "node",
+}
+_PAIR = re.compile(
+    r"\b(?:two|2|both|a couple of)\s+(users|namespaces|teams|workloads|jobs|nodes)\b"
+    r"|(?:两个|2个|两位)(用户|命名空间|团队|工作负载|任务|节点)",
+    re.I,
+)
+
+
 def _missing(text: str, intent: str, e: Entities, catalog: Catalog) -> tuple[str, ...]:
+    pair = _PAIR.search(text) if intent == "compare" and e.compare_entities is None else None
+    if pair is not None:
+        # "compare two users": which two (``pair:user``), offered from the ones with data.
+        said = (pair.group(1) or pair.group(2)).lower().removesuffix("s")
+        return (f"pair:{_PAIR_LEVEL[said]}",)
     if (
         e.namespace is None
         and e.label is None

@@ -9,6 +9,7 @@ from gpufleet.analyst.timerange import MONTHS as _MONTHS
 from gpufleet.analyst.timerange import TimeRange
 from gpufleet.analyst.understand import Understanding
 
+_POINT = r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?"
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ZH_LABELS = {
     "this week": "本周",
@@ -55,16 +56,17 @@ def window_label(r: TimeRange, zh: bool) -> str:
     m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
     if m:
         return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})", r.label)
+    m = re.fullmatch(f"({_POINT}) to ({_POINT})", r.label)
     if m:
         return f"{m.group(1)}至{m.group(2)}"
-    if r.label.startswith("since ") and re.fullmatch(r"since \d{4}-\d{2}-\d{2}", r.label):
-        return f"自{r.label[6:]}以来"
+    m = re.fullmatch(f"since ({_POINT})", r.label)
+    if m:
+        return f"自{m.group(1)}以来"
+    m = re.fullmatch(f"the hour from ({_POINT})", r.label)
+    if m:
+        return f"{m.group(1)}起的一小时"
     if re.fullmatch(r"\d{4}", r.label):
         return f"{r.label}年"
-    m = re.fullmatch(r"the (\d+) (day|hour)s? before", r.label)
-    if m:
-        return f"之前{m.group(1)}{'天' if m.group(2) == 'day' else '小时'}"
     m = re.fullmatch(r"the ([\d.]+) hours before", r.label)
     if m:
         return f"之前{m.group(1)}小时"

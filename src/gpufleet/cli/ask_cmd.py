@@ -46,9 +46,10 @@ sessions_app = typer.Typer(
 
 
 def _print_reply(reply: dict[str, Any]) -> None:
-    console.print(escape(reply["answer"]), highlight=False)
+    # soft_wrap: an answer is one line however long (a terminal wraps it; a pipe keeps it).
+    console.print(escape(reply["answer"]), highlight=False, soft_wrap=True)
     for insight in reply.get("insights", []):
-        console.print(f"  - {escape(insight)}", highlight=False)
+        console.print(f"  - {escape(insight)}", highlight=False, soft_wrap=True)
     console.print(
         f"[dim]({escape(reply['intent'])}, session {escape(reply['session_id'])})[/dim]",
         highlight=False,
@@ -253,8 +254,8 @@ def sessions_show(
         print_json({"session_id": session_id, "turns": turns})
         return
     for t in turns:
-        console.print(f"[bold]> {escape(str(t['query']))}[/bold]", highlight=False)
-        console.print(escape(str(t["reply"].get("answer", ""))), highlight=False)
+        console.print(f"[bold]> {escape(str(t['query']))}[/bold]", highlight=False, soft_wrap=True)
+        console.print(escape(str(t["reply"].get("answer", ""))), highlight=False, soft_wrap=True)
 
 
 @sessions_app.command("delete")

@@ -1,0 +1,234 @@
+"""What the analyst's answers say, on the demo cluster: drill-downs that name what they count
+and explain each share, partial coverage said, comparisons read in time order, rankings,
+scoped listings, idle GPUs now, metrics it does not answer, and Chinese answers in Chinese.
+
+Every number in these answers is also checked against its data by the evaluation tests; here
+the wording and the choice of what is answered are checked.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.analyst_eval import EVAL_NOW_S
+
+from gpufleet.analyst import answer as say
+from gpufleet.analyst.engine import Analyst, Reply
+from gpufleet.store.base import Store
+
+
+@pytest.fixture(scope="module")
+def analyst(demo_store: Store) -> Analyst:
+    return Analyst(demo_store, clock=lambda: EVAL_NOW_S)
+
+
+def _ask(analyst: Analyst, *questions: str) -> Reply:
+    session = None
+    reply = None
+    for q in questions:
+        reply = analyst.ask(q, session_id=session)
+        session = reply.session_id
+    assert reply is not None
+    return reply
+
+
+def _text(r: Reply) -> str:
+    return "\n".join([r.answer, *r.insights])
+
+
+def test_a_drill_down_says_it_counts_held_gpu_time(analyst: Analyst) -> None:
+    r = _ask(analyst, "why did utilization change last week?")
+    assert r.intent == "drilldown"
+    assert r.answer.startswith("Utilization of the GPU-time workloads held in gpu-cluster-01")
+    assert any("unallocated GPUs are left out" in i for i in r.insights)
+    # The fleet trend of the same week counts idle unallocated GPUs and reads lower.
+    trend = _ask(analyst, "utilization trend last week")
+    held = float(re.search(r"was ([\d.]+) %", r.answer).group(1))  # type: ignore[union-attr]
+    fleet = float(re.search(r"averaged ([\d.]+) %", trend.answer).group(1))  # type: ignore[union-attr]
+    assert held > fleet
+
+
+def test_a_share_against_the_own_change_is_explained(analyst: Analyst) -> None:
+    """user_c's own utilization rose 0.1 points but its weight grew: the line says so, so the
+    75 % of a fall it is given does not read as a contradiction."""
+    r = _ask(analyst, "why did ml-team's utilization drop this week?")
+    line = next(i for i in r.insights if i.startswith("user_c:"))
+    assert "(+0.1 points)" in line
+    assert "its share of the GPU-time of ml-team went from" in line
+    assert "pulled the average down" in line
+    assert "Most of it comes from user_c" in r.answer
+
+
+def test_a_users_drill_down_goes_to_its_workloads(analyst: Analyst) -> None:
+    r = _ask(analyst, "why did user_a's utilization change?")
+    assert r.intent == "drilldown"
+    assert r.answer.startswith("Utilization of the GPU-time held by user_a")
+    assert not any("namespace" in i for i in r.insights[:-1])
+    assert r.insights[0].startswith("workload ")
+
+
+def test_a_drill_down_without_history_before_names_no_driver(analyst: Analyst) -> None:
+    r = _ask(analyst, "why did utilization change in November vs October?")
+    assert "history covers only 17.7 % of October 2026" in r.answer
+    assert "Most of it" not in r.answer
+    assert all("of the change" not in i for i in r.insights)
+
+
+def test_gpu_hours_named_are_the_metric(analyst: Analyst) -> None:
+    r = _ask(analyst, "why did GPU-hours change in November vs October?")
+    assert r.entities["metric"] == "gpu_hours"
+    assert "GPU-hours workloads held in gpu-cluster-01" in r.answer
+
+
+def test_a_chinese_why_is_a_drill_down_in_chinese(analyst: Analyst) -> None:
+    r = _ask(analyst, "为什么ml-team本周利用率下降了？")
+    assert r.intent == "drilldown"
+    text = _text(r)
+    # Nothing English but names (with digits, '-' or '_'), units and acronyms.
+    words = set(re.findall(r"[A-Za-z]{3,}", re.sub(r"\S*[\d_\-]\S*", " ", text)))
+    assert words <= {"GPU"}, words
+
+
+def test_partial_coverage_of_a_window_is_said(analyst: Analyst) -> None:
+    trend = _ask(analyst, "utilization trend last month")
+    assert "Only 6 of the window's 31 daily buckets have data, from 2026-10-26." in trend.answer
+    waste = _ask(analyst, "how much waste last month?")
+    assert "History covers only 132 of the window's 744 hours (17.7 %)" in waste.answer
+    zh = _ask(analyst, "上个月浪费了多少？")
+    assert "历史数据只覆盖了这个时间范围744小时中的132小时" in zh.answer
+
+
+def test_a_comparison_of_two_months_reads_in_time_order(analyst: Analyst) -> None:
+    r = _ask(analyst, "compare October and November")
+    assert r.answer.startswith(
+        "GPU utilization of the fleet averaged 32.1 % in November 2026 and 39.9 % in "
+        "October 2026; history covers only 17.7 % of October 2026"
+    )
+    zh = _ask(analyst, "比较10月和11月的利用率")
+    assert "历史数据只覆盖了2026年10月" in zh.answer
+    assert "only" not in zh.answer
+
+
+def test_a_past_window_gets_no_forecast(analyst: Analyst) -> None:
+    past = _ask(analyst, "utilization trend last week")
+    assert not any(i.startswith("Forecast") for i in past.insights)
+    now = _ask(analyst, "utilization trend over the past 7 days")
+    assert any(i.startswith("Forecast for 2026-11-26") for i in now.insights)
+    today = _ask(analyst, "utilization today")
+    assert any(i.startswith("Forecast for 2026-11-25 12:00") for i in today.insights)
+
+
+def test_a_trend_against_its_end_points_says_both() -> None:
+    """A robust slope that falls while the last bucket is above the first says so."""
+    series = {
+        "metric": "utilization",
+        "granularity": "day",
+        "scope": {},
+        "points": [
+            {"start": f"2026-11-{d:02d}T00:00:00Z", "value": v}
+            for d, v in zip(range(1, 6), (39.8, 60.0, 45.0, 30.0, 49.8), strict=True)
+        ],
+    }
+    result = {
+        "series": series,
+        "comparison": {"value_b": 44.9},
+        "slope": {"direction": "falling", "per_day": -2.0},
+    }
+    answer, _ = say.trend(result, "the past 5 days", zh=False)
+    assert "trending downward across its buckets, though the last (49.8 %)" in answer
+    assert "above the first (39.8 %)" in answer
+    zh, _ = say.trend(result, "过去5天", zh=True)
+    assert "虽然最后一个时间段（49.8%）高于第一个（39.8%）" in zh
+
+
+def test_rankings_are_answered_by_ranking(analyst: Analyst) -> None:
+    most = _ask(analyst, "who is using the most GPUs?")
+    assert most.answer.startswith("Over the past 7 days, the user with the most GPU-hours was")
+    assert most.data[0]["tool"] == "rank_entities"
+    busiest = _ask(analyst, "which node is the busiest?")
+    assert busiest.intent == "trend"
+    assert "the node with the highest GPU utilization was gpu-node-" in busiest.answer
+    by_hours = _ask(analyst, "rank namespaces by GPU-hours last week")
+    assert "the namespace with the most GPU-hours was production" in by_hours.answer
+    zh = _ask(analyst, "上周谁用 GPU 最多?")
+    assert zh.answer.startswith("上周GPU时数最多的用户是svc-llm")
+
+
+def test_listings_of_a_namespace_are_of_that_namespace(analyst: Analyst, demo_store: Store) -> None:
+    users = _ask(analyst, "which users are in ml-team?")
+    assert users.entities["lists"] == "user"
+    assert users.answer.startswith("3 users of ml-team with data in the past 7 days:")
+    assert sorted(re.findall(r"user_[a-z]", users.answer)) == ["user_a", "user_b", "user_c"]
+    zh = _ask(analyst, "ml-team有哪些用户？")
+    assert zh.answer.startswith("过去7天ml-team有数据的用户共3个")
+    workloads = _ask(analyst, "list workloads of cv-team")
+    assert workloads.entities["lists"] == "workload"
+    assert "workloads of cv-team" in workloads.answer
+    models = _ask(analyst, "有哪些GPU型号？")
+    assert models.intent == "metadata"
+    assert "NVIDIA H100 80GB HBM3" in models.answer
+
+
+def test_three_entities_are_all_compared(analyst: Analyst) -> None:
+    r = _ask(analyst, "compare ml-team, cv-team and nlp-team")
+    assert r.entities["compare"]["more"] == ["nlp-team"]
+    assert re.search(r"ml-team [\d.]+ %, cv-team [\d.]+ % and nlp-team [\d.]+ %", r.answer)
+    follow = _ask(analyst, "compare ml-team, cv-team and nlp-team", "and last week?")
+    assert "nlp-team" in follow.answer
+
+
+def test_compare_two_users_asks_which_two(analyst: Analyst) -> None:
+    asked = _ask(analyst, "compare two users last week")
+    assert asked.clarification is not None
+    assert asked.clarification["question"].startswith(
+        "Which two users? Users with GPU usage last week"
+    )
+    options = asked.clarification["options"]
+    r = analyst.ask("1 and 3", session_id=asked.session_id)
+    assert r.entities["compare"] == {"level": "user", "a": options[0], "b": options[2]}
+    assert r.entities["time_range"]["label"] == "last week"
+    asked = _ask(analyst, "比较两个团队")
+    again = analyst.ask("99和1", session_id=asked.session_id)
+    assert again.answer.startswith("99不是5个选项之一")
+    assert again.clarification is not None
+    zh = analyst.ask("第一个和第三个", session_id=asked.session_id)
+    assert zh.entities["compare"]["level"] == "namespace"
+
+
+def test_which_gpus_are_idle_now_lists_them(analyst: Analyst) -> None:
+    r = _ask(analyst, "which GPUs are idle right now?")
+    assert r.intent == "realtime"
+    assert any(i.startswith("Free (unallocated) GPUs: 2 (gpu-node-04 GPU") for i in r.insights)
+    assert any(i.startswith("Allocated but idle GPUs:") for i in r.insights)
+
+
+def test_a_window_after_a_realtime_question_is_its_history(analyst: Analyst) -> None:
+    r = _ask(analyst, "how many GPUs are in use now?", "and last week?")
+    assert r.intent == "trend"
+    assert r.entities["metric"] == "allocation_rate"
+    assert r.entities["time_range"]["label"] == "last week"
+
+
+def test_one_window_after_a_comparison_is_compared_with_the_one_before(analyst: Analyst) -> None:
+    r = _ask(analyst, "compare this week with last week", "and yesterday?")
+    assert r.entities["compare"]["windows"] == [
+        {"start": "2026-11-24T00:00:00Z", "end": "2026-11-25T00:00:00Z"},
+        {"start": "2026-11-23T00:00:00Z", "end": "2026-11-24T00:00:00Z"},
+    ]
+    assert "from 38.3 % the day before" in r.answer or "the day before." in r.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "what"),
+    [
+        ("GPU memory trend last week", "memory use"),
+        ("temperature of gpu-node-01 yesterday", "temperature"),
+        ("power draw trend this week", "power draw"),
+    ],
+)
+def test_metrics_it_does_not_answer_are_said(analyst: Analyst, question: str, what: str) -> None:
+    r = _ask(analyst, question)
+    assert r.answer.startswith(f"The analyst does not answer {what}")
+    zh = _ask(analyst, "上周显存使用趋势")
+    assert zh.answer.startswith("分析助手不回答显存使用")
