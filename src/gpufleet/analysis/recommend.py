@@ -33,7 +33,10 @@ workload kinds (consolidate, right_size, reclaim_idle).
 
 The capacity rules live in :mod:`~gpufleet.analysis.recommend_capacity`, the workload rules
 in :mod:`~gpufleet.analysis.recommend_workloads`, and the context they share in
-:mod:`~gpufleet.analysis.recommend_common`.
+:mod:`~gpufleet.analysis.recommend_common`. A rule reads window sums first (added up by the
+store when it can, see :mod:`~gpufleet.analysis.recommend_reads`) and then the rows of the
+few GPUs and workloads that could pass its thresholds: its findings and numbers are those
+every row of the window would give, from a fraction of the rows.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ from gpufleet.analysis.history import HistoryQueryError
 from gpufleet.analysis.pricing import DEFAULT_PRICE_TABLE, PriceTable
 from gpufleet.analysis.recommend_capacity import mig_or_share, scale_down, scale_up
 from gpufleet.analysis.recommend_common import Ctx
+from gpufleet.analysis.recommend_reads import open_reads
 from gpufleet.analysis.recommend_types import Recommendation, RecommendationSet
 from gpufleet.analysis.recommend_workloads import consolidate, reclaim_idle, right_size
-from gpufleet.analysis.scope import Scope, Window, read_scope
+from gpufleet.analysis.scope import Scope, Window
 from gpufleet.store._gc import gc_paused
 from gpufleet.store.base import Store
 
@@ -89,7 +93,8 @@ def recommend(
             f"unknown recommendation kind(s) {', '.join(unknown)}; use: {', '.join(t.KINDS)}"
         )
     table = prices or DEFAULT_PRICE_TABLE
-    ctx = Ctx(read_scope(store, window, scope, need_workloads=True), table, idle_threshold_pct)
+    scoped, gpu_reads, workload_reads = open_reads(store, window, scope)
+    ctx = Ctx(scoped, gpu_reads, workload_reads, table, idle_threshold_pct)
     found: list[Recommendation] = []
     gpu_level = not scope.workload_level
     if gpu_level and "scale_down" in wanted:

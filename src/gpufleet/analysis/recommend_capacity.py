@@ -1,6 +1,8 @@
 """GPU-capacity recommendation rules: ``scale_down``, ``scale_up`` and ``mig_or_share``.
 
-See :mod:`gpufleet.analysis.recommend` for what each rule looks for.
+See :mod:`gpufleet.analysis.recommend` for what each rule looks for. Each rule keeps the GPUs
+(or pools) whose window sums could pass its thresholds, then tests and measures those on
+their rows.
 """
 
 from __future__ import annotations
@@ -9,15 +11,30 @@ import math
 from dataclasses import dataclass, field
 
 from gpufleet.analysis import recommend_types as t
-from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, Gpu, pct, sum_hists
+from gpufleet.analysis.recommend_common import (
+    GIB,
+    HOUR_S,
+    Ctx,
+    Gpu,
+    could_reach,
+    could_stay_below,
+    pct,
+    sum_hists,
+)
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
-from gpufleet.analysis.scope import hist_percentile
+from gpufleet.analysis.scope import hist_idle_s, hist_percentile
 from gpufleet.store.base import UTIL_HIST_BINS
 
 
 def scale_down(ctx: Ctx) -> list[Recommendation]:
+    least = t.SCALE_DOWN_UNALLOCATED_FRACTION
+    maybe = [
+        s.uuid
+        for s in ctx.gpu_sums.values()
+        if s.seconds > 0 and could_reach(s.seconds - s.allocated_s, least * s.seconds)
+    ]
     surplus: dict[tuple[str, str], list[Gpu]] = {}
-    for g in ctx.gpus.values():
+    for g in ctx.gpus_of(maybe).values():
         free = g.seconds - g.allocated_s
         if g.seconds > 0 and free / g.seconds >= t.SCALE_DOWN_UNALLOCATED_FRACTION:
             inv = ctx.scoped.gpus[g.uuid]
@@ -89,90 +106,98 @@ class _Bucket:
 
 
 def scale_up(ctx: Ctx) -> list[Recommendation]:
-    pools: dict[tuple[str, str], list[Gpu]] = {}
-    for g in ctx.gpus.values():
-        inv = ctx.scoped.gpus[g.uuid]
-        pools.setdefault((inv.cluster, inv.name or "unknown"), []).append(g)
+    pools: dict[tuple[str, str], list[str]] = {}
+    for u in ctx.gpu_sums:
+        inv = ctx.scoped.gpus[u]
+        pools.setdefault((inv.cluster, inv.name or "unknown"), []).append(u)
     out = []
-    for (cluster, model), gs in sorted(pools.items()):
-        per: dict[float, _Bucket] = {}
-        mem_limit = t.SCALE_UP_MEM_PEAK_PCT
-        for g in gs:
-            for r in g.rows:
-                acc = per.get(r.bucket_s)
-                if acc is None:
-                    acc = per[r.bucket_s] = _Bucket()
-                acc.seconds += r.seconds
-                acc.allocated_s += r.allocated_s
-                acc.gpus += 1
-                used, total = r.mem_used_max_bytes, r.mem_total_bytes
-                if used is not None and total and pct(used or 0, total or 0) >= mem_limit:
-                    acc.mem_saturated += 1
-                acc.rows.append(r.util_hist_s)
-        saturated = 0
-        for acc in per.values():
-            alloc = acc.allocated_s / acc.seconds if acc.seconds > 0 else 0.0
-            if alloc <= t.SCALE_UP_ALLOCATION_RATE:
-                continue  # not saturated whatever its utilization: no histogram needed
-            hot = acc.mem_saturated >= 0.5 * acc.gpus
-            if not hot:
-                p95 = hist_percentile(sum_hists(acc.rows), 0.95) or 0.0
-                hot = p95 > t.SCALE_UP_P95_UTIL_PCT
-            saturated += hot
-        seconds = sum(g.seconds for g in gs)
-        if not per or seconds <= 0 or saturated / len(per) < t.SCALE_UP_HOURS_FRACTION:
+    for (cluster, model), uuids in sorted(pools.items()):
+        # Saturated buckets are among those allocated above the rate: too few, no pool.
+        buckets = ctx.gpu_reads.buckets(uuids)
+        rate = t.SCALE_UP_ALLOCATION_RATE
+        busy = sum(
+            1 for b in buckets if b.seconds > 0 and could_reach(b.allocated_s, rate * b.seconds)
+        )
+        if not buckets or busy / len(buckets) < t.SCALE_UP_HOURS_FRACTION:
             continue
-        alloc_rate = sum(g.allocated_s for g in gs) / seconds
-        hist = [sum(g.hist[b] for g in gs) for b in range(UTIL_HIST_BINS)]
-        p95 = hist_percentile(hist, 0.95) or 0.0
-        mem_sat = sum(
-            1
-            for g in gs
-            if g.mem_peak
-            and g.mem_total
-            and pct(g.mem_peak, g.mem_total) >= t.SCALE_UP_MEM_PEAK_PCT
-        )
-        add = max(1, math.ceil(len(gs) * alloc_rate / t.SCALE_UP_TARGET_ALLOCATION - len(gs)))
-        per_gpu = ctx.price(gs[0].uuid) * t.MONTH_H
-        cost = add * per_gpu
-        evidence = [
-            f"{len(gs)} {model} GPUs in {cluster}: allocation rate {100 * alloc_rate:.1f} %, "
-            f"p95 utilization {p95:.1f} % {ctx.when}",
-            f"saturated (allocation > {100 * t.SCALE_UP_ALLOCATION_RATE:.0f} % with p95 "
-            f"utilization > {t.SCALE_UP_P95_UTIL_PCT:.0f} % or memory at "
-            f"{t.SCALE_UP_MEM_PEAK_PCT:.0f} %) in "
-            f"{saturated} of {len(per)} buckets ({pct(saturated, len(per)):.0f} %)",
-            f"memory peaked at or above {t.SCALE_UP_MEM_PEAK_PCT:.0f} % on {mem_sat} of "
-            f"{len(gs)} GPUs",
-            f"{add} more GPU(s) bring allocation to {100 * t.SCALE_UP_TARGET_ALLOCATION:.0f} %: "
-            f"${cost:,.2f} a month at ${per_gpu / t.MONTH_H:.2f} per GPU-hour",
-            "queued demand is not recorded, so the GPU-hours that were short are not measured",
-        ]
-        margin = min(
-            (alloc_rate - t.SCALE_UP_ALLOCATION_RATE) / (1 - t.SCALE_UP_ALLOCATION_RATE),
-            max(
-                (p95 - t.SCALE_UP_P95_UTIL_PCT) / (100 - t.SCALE_UP_P95_UTIL_PCT), mem_sat / len(gs)
-            ),
-        )
-        conf = confidence(seconds / len(gs) / HOUR_S, margin, saturated / len(per))
-        metrics: dict[str, float | int | None] = {
-            "gpus": len(gs),
-            "allocation_rate": alloc_rate,
-            "p95_gpu_util_pct": p95,
-            "saturated_buckets": saturated,
-            "buckets": len(per),
-            "mem_saturated_gpus": mem_sat,
-            "add_gpus": add,
-            "shortfall_gpu_hours": None,
-        }
-        action = Action("add_capacity", {"cluster": cluster, "gpu_model": model, "gpus": add})
-        title = f"Add {add} {model} GPU(s) to {cluster}: saturated {ctx.when}"
-        title_zh = f"为{cluster}增加{add}块{model} GPU：资源饱和{ctx.when_zh}"
-        target = Target(cluster, gpu_model=model, gpu_uuids=tuple(sorted(g.uuid for g in gs)))
-        out.append(
-            ctx.rec("scale_up", target, title, evidence, metrics, action, -cost, conf, title_zh)
-        )
+        rec = _scale_up_pool(ctx, cluster, model, list(ctx.gpus_of(uuids).values()))
+        if rec is not None:
+            out.append(rec)
     return out
+
+
+def _scale_up_pool(ctx: Ctx, cluster: str, model: str, gs: list[Gpu]) -> Recommendation | None:
+    """``scale_up``'s test and recommendation for one pool, from its GPUs' rows."""
+    per: dict[float, _Bucket] = {}
+    mem_limit = t.SCALE_UP_MEM_PEAK_PCT
+    for g in gs:
+        for r in g.rows:
+            acc = per.get(r.bucket_s)
+            if acc is None:
+                acc = per[r.bucket_s] = _Bucket()
+            acc.seconds += r.seconds
+            acc.allocated_s += r.allocated_s
+            acc.gpus += 1
+            used, total = r.mem_used_max_bytes, r.mem_total_bytes
+            if used is not None and total and pct(used or 0, total or 0) >= mem_limit:
+                acc.mem_saturated += 1
+            acc.rows.append(r.util_hist_s)
+    saturated = 0
+    for acc in per.values():
+        alloc = acc.allocated_s / acc.seconds if acc.seconds > 0 else 0.0
+        if alloc <= t.SCALE_UP_ALLOCATION_RATE:
+            continue  # not saturated whatever its utilization: no histogram needed
+        hot = acc.mem_saturated >= 0.5 * acc.gpus
+        if not hot:
+            p95 = hist_percentile(sum_hists(acc.rows), 0.95) or 0.0
+            hot = p95 > t.SCALE_UP_P95_UTIL_PCT
+        saturated += hot
+    seconds = sum(g.seconds for g in gs)
+    if not per or seconds <= 0 or saturated / len(per) < t.SCALE_UP_HOURS_FRACTION:
+        return None
+    alloc_rate = sum(g.allocated_s for g in gs) / seconds
+    hist = [sum(g.hist[b] for g in gs) for b in range(UTIL_HIST_BINS)]
+    p95 = hist_percentile(hist, 0.95) or 0.0
+    mem_sat = sum(
+        1
+        for g in gs
+        if g.mem_peak and g.mem_total and pct(g.mem_peak, g.mem_total) >= t.SCALE_UP_MEM_PEAK_PCT
+    )
+    add = max(1, math.ceil(len(gs) * alloc_rate / t.SCALE_UP_TARGET_ALLOCATION - len(gs)))
+    per_gpu = ctx.price(gs[0].uuid) * t.MONTH_H
+    cost = add * per_gpu
+    evidence = [
+        f"{len(gs)} {model} GPUs in {cluster}: allocation rate {100 * alloc_rate:.1f} %, "
+        f"p95 utilization {p95:.1f} % {ctx.when}",
+        f"saturated (allocation > {100 * t.SCALE_UP_ALLOCATION_RATE:.0f} % with p95 "
+        f"utilization > {t.SCALE_UP_P95_UTIL_PCT:.0f} % or memory at "
+        f"{t.SCALE_UP_MEM_PEAK_PCT:.0f} %) in "
+        f"{saturated} of {len(per)} buckets ({pct(saturated, len(per)):.0f} %)",
+        f"memory peaked at or above {t.SCALE_UP_MEM_PEAK_PCT:.0f} % on {mem_sat} of {len(gs)} GPUs",
+        f"{add} more GPU(s) bring allocation to {100 * t.SCALE_UP_TARGET_ALLOCATION:.0f} %: "
+        f"${cost:,.2f} a month at ${per_gpu / t.MONTH_H:.2f} per GPU-hour",
+        "queued demand is not recorded, so the GPU-hours that were short are not measured",
+    ]
+    margin = min(
+        (alloc_rate - t.SCALE_UP_ALLOCATION_RATE) / (1 - t.SCALE_UP_ALLOCATION_RATE),
+        max((p95 - t.SCALE_UP_P95_UTIL_PCT) / (100 - t.SCALE_UP_P95_UTIL_PCT), mem_sat / len(gs)),
+    )
+    conf = confidence(seconds / len(gs) / HOUR_S, margin, saturated / len(per))
+    metrics: dict[str, float | int | None] = {
+        "gpus": len(gs),
+        "allocation_rate": alloc_rate,
+        "p95_gpu_util_pct": p95,
+        "saturated_buckets": saturated,
+        "buckets": len(per),
+        "mem_saturated_gpus": mem_sat,
+        "add_gpus": add,
+        "shortfall_gpu_hours": None,
+    }
+    action = Action("add_capacity", {"cluster": cluster, "gpu_model": model, "gpus": add})
+    title = f"Add {add} {model} GPU(s) to {cluster}: saturated {ctx.when}"
+    title_zh = f"为{cluster}增加{add}块{model} GPU：资源饱和{ctx.when_zh}"
+    target = Target(cluster, gpu_model=model, gpu_uuids=tuple(sorted(g.uuid for g in gs)))
+    return ctx.rec("scale_up", target, title, evidence, metrics, action, -cost, conf, title_zh)
 
 
 def _mig_profile(ctx: Ctx, g: Gpu, p95: float) -> tuple[str, int] | None:
@@ -192,9 +217,39 @@ def _mig_profile(ctx: Ctx, g: Gpu, p95: float) -> tuple[str, int] | None:
     return None
 
 
+def _mig_candidates(ctx: Ctx) -> list[str]:
+    """GPUs whose sums could pass ``mig_or_share``'s test: allocation and memory first, then
+    utilization from the histograms of those alone (histograms are the costly part to add).
+
+    The p95 is under the threshold only if at least 95 % of the time is below it, and a GPU's
+    memory total (its latest reading) is at most the largest one.
+    """
+    light = [
+        s.uuid
+        for s in ctx.gpu_sums.values()
+        if s.seconds > 0
+        and could_reach(s.allocated_s, t.MIG_MIN_ALLOCATION * s.seconds)
+        and s.mem_total_max_bytes
+        and s.mem_used_max_bytes is not None
+        and could_stay_below(s.mem_used_max_bytes, t.MIG_MEM_PEAK_FRACTION * s.mem_total_max_bytes)
+    ]
+    if not light:
+        return []
+    out = []
+    for s in ctx.gpu_reads.sums(light, hist=True):
+        total = sum(s.util_hist_s)
+        if (
+            total > 0
+            and could_reach(hist_idle_s(s.util_hist_s, t.MIG_P95_UTIL_PCT), 0.95 * total)
+            and could_reach(s.util_sum, ctx.threshold * total)
+        ):
+            out.append(s.uuid)
+    return out
+
+
 def mig_or_share(ctx: Ctx) -> list[Recommendation]:
     out = []
-    for g in sorted(ctx.gpus.values(), key=lambda g: ctx.label(g.uuid)):
+    for g in sorted(ctx.gpus_of(_mig_candidates(ctx)).values(), key=lambda g: ctx.label(g.uuid)):
         if g.seconds <= 0 or g.allocated_s / g.seconds < t.MIG_MIN_ALLOCATION or not g.mem_total:
             continue
         p95 = hist_percentile(g.hist, 0.95)

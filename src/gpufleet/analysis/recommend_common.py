@@ -2,22 +2,49 @@
 
 :mod:`gpufleet.analysis.recommend` builds one :class:`Ctx` per call and hands it to the
 capacity rules (:mod:`~gpufleet.analysis.recommend_capacity`) and the workload rules
-(:mod:`~gpufleet.analysis.recommend_workloads`).
+(:mod:`~gpufleet.analysis.recommend_workloads`). Each rule picks its candidates from window
+sums (:attr:`Ctx.gpu_sums`, :attr:`Ctx.workload_sums`) with :func:`could_reach` and
+:func:`could_stay_below`, then tests and measures them on their rows
+(:meth:`Ctx.gpus_of`, :meth:`Ctx.workload_rows`): see :mod:`~gpufleet.analysis.recommend_reads`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.pricing import PriceTable
+from gpufleet.analysis.recommend_reads import GpuReads, WorkloadId, WorkloadReads
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, recommendation_id
 from gpufleet.analysis.scope import ScopedRows, covered_span_s, gpu_label, workload_key
-from gpufleet.store.base import UTIL_HIST_BINS, GpuUsage, WorkloadUsage
+from gpufleet.store.base import (
+    UTIL_HIST_BINS,
+    GpuUsage,
+    GpuUsageSums,
+    WorkloadUsage,
+    WorkloadUsageSums,
+)
 
 HOUR_S = 3600.0
 GIB = 1 << 30
+SLACK = 1e-9
+"""Relative room for rounding when a rule picks candidates from window sums: the store adds
+them in its own order, so a sum can differ in its last bits from the rows' sum the rule
+tests. Far above the error of adding millions of non-negative terms, far below any margin
+a threshold is meant to draw."""
+
+
+def could_reach(value: float, bound: float) -> bool:
+    """Whether ``value >= bound`` (or ``>``) could hold of the exact sums that ``value`` and
+    ``bound`` approximate: false only when ``value`` is short by more than rounding."""
+    return value >= bound - SLACK * max(abs(value), abs(bound))
+
+
+def could_stay_below(value: float, bound: float) -> bool:
+    """Whether ``value < bound`` (or ``<=``) could hold of the exact sums: false only when
+    ``value`` is past ``bound`` by more than rounding."""
+    return value < bound + SLACK * max(abs(value), abs(bound))
 
 
 @dataclass(slots=True)
@@ -63,9 +90,17 @@ def sum_hists(hists: Iterable[Sequence[float]]) -> list[float]:
 
 
 class Ctx:
-    """What every rule needs: the rows, prices, the window's labels and the month factor."""
+    """What every rule needs: the window sums, the rows of candidates, prices, the window's
+    labels and the month factor."""
 
-    def __init__(self, scoped: ScopedRows, prices: PriceTable, threshold: float) -> None:
+    def __init__(
+        self,
+        scoped: ScopedRows,
+        gpu_reads: GpuReads,
+        workload_reads: WorkloadReads,
+        prices: PriceTable,
+        threshold: float,
+    ) -> None:
         self.scoped = scoped
         self.window = scoped.window
         self.when = f"over {scoped.window.label()}"
@@ -77,14 +112,44 @@ class Ctx:
         self.used: dict[str, float] = {}
         self.fallback: set[str] = set()
         self._price_by_uuid: dict[str, float] = {}
-        self.gpus: dict[str, Gpu] = {}
-        for r in scoped.gpu_rows:
-            self.gpus.setdefault(r.uuid, Gpu(r.uuid)).add(r)
-        for g in self.gpus.values():
-            g.finish()
-        self.workloads: dict[str, list[WorkloadUsage]] = {}
-        for w in scoped.workload_rows:
-            self.workloads.setdefault(workload_key(w), []).append(w)
+        self.gpu_reads = gpu_reads
+        self.workload_reads = workload_reads
+        self.gpu_sums: dict[str, GpuUsageSums] = {s.uuid: s for s in gpu_reads.sums()}
+        """Per GPU of the scope with rows in the window, in inventory order."""
+        self.workload_sums: dict[str, list[WorkloadUsageSums]] = {}
+        """Per workload (``namespace/user/workload``), its sums per GPU."""
+        self._ids: dict[str, set[WorkloadId]] = {}
+        for w in workload_reads.sums():
+            key = f"{w.namespace}/{w.user}/{w.workload}"
+            self.workload_sums.setdefault(key, []).append(w)
+            self._ids.setdefault(key, set()).add((w.namespace, w.user, w.workload))
+        self._gpus: dict[str, Gpu] = {}
+
+    def gpus_of(self, uuids: Iterable[str]) -> dict[str, Gpu]:
+        """Those of ``uuids`` with rows in the window, from their rows, in inventory order."""
+        wanted = set(uuids) & self.gpu_sums.keys()
+        missing = wanted - self._gpus.keys()
+        if missing:
+            fresh: dict[str, Gpu] = {}
+            for r in self.gpu_reads.rows(missing):
+                g = fresh.get(r.uuid)
+                if g is None:
+                    g = fresh[r.uuid] = Gpu(r.uuid)
+                g.add(r)
+            for g in fresh.values():
+                g.finish()
+            self._gpus.update(fresh)
+        return {u: self._gpus[u] for u in self.gpu_sums if u in wanted}
+
+    def workload_rows(self, keys: Collection[str]) -> dict[str, list[WorkloadUsage]]:
+        """The rows of the workloads ``keys`` names, per workload in the order of their first
+        row (as a read of every workload row would meet them)."""
+        ids = {i for k in keys for i in self._ids.get(k, ())}
+        out: dict[str, list[WorkloadUsage]] = {}
+        if ids:
+            for r in self.workload_reads.rows(workloads=ids):
+                out.setdefault(workload_key(r), []).append(r)
+        return out
 
     def price(self, uuid: str) -> float:
         """USD per GPU-hour of ``uuid``'s model, looked up once per UUID."""

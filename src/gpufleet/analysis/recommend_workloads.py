@@ -1,32 +1,58 @@
 """Workload recommendation rules: ``reclaim_idle``, ``right_size`` and ``consolidate``.
 
-See :mod:`gpufleet.analysis.recommend` for what each rule looks for.
+See :mod:`gpufleet.analysis.recommend` for what each rule looks for. Each rule keeps the
+workloads whose sums per GPU could pass its thresholds, then tests and measures those on
+their hourly rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass
 
 from gpufleet.analysis import recommend_types as t
 from gpufleet.analysis.packing import Item, pack
 from gpufleet.analysis.pricing import PriceTable
-from gpufleet.analysis.recommend_common import GIB, HOUR_S, Ctx, pct
+from gpufleet.analysis.recommend_common import (
+    GIB,
+    HOUR_S,
+    Ctx,
+    could_reach,
+    could_stay_below,
+    pct,
+)
 from gpufleet.analysis.recommend_types import Action, Recommendation, Target, confidence
 from gpufleet.analysis.scope import weighted_percentile, workload_key
 from gpufleet.analysis.waste import top_wasters
+from gpufleet.store.base import WorkloadUsage, WorkloadUsageSums
 
 
 def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
-    # The waste report's top wasters, from the rows the context already holds (the ones
-    # compute_waste would read: same window, scope and workload rows).
-    wasters = top_wasters(ctx.scoped, prices=prices, top_n=len(ctx.workloads))
+    maybe = []
+    for key, per in ctx.workload_sums.items():
+        held = sum(s.gpu_s for s in per)
+        idle = sum(s.idle_gpu_s for s in per)
+        if (
+            idle > 0
+            and could_reach(idle, t.RECLAIM_IDLE_FRACTION * held)
+            and could_reach(idle, t.RECLAIM_MIN_IDLE_HOURS * HOUR_S)
+        ):
+            maybe.append(key)
+    workloads = ctx.workload_rows(maybe)
+    # The waste report's top wasters among them, from the rows compute_waste would read
+    # (same window, scope and workload rows): a waster's figures are its own rows'.
+    scoped = dataclasses.replace(
+        ctx.scoped, workload_rows=[r for rows in workloads.values() for r in rows]
+    )
+    wasters = top_wasters(scoped, prices=prices, top_n=len(workloads))
     thr = ctx.scoped.stored_idle_threshold_pct  # what workload rows were classified at
     out = []
     for w in wasters:
         if w.idle_fraction < t.RECLAIM_IDLE_FRACTION or w.idle_gpu_hours < t.RECLAIM_MIN_IDLE_HOURS:
             continue
         key = f"{w.namespace}/{w.user}/{w.workload}"
-        rows = [r for r in ctx.workloads.get(key, []) if r.gpu_s > 0]
+        rows = [r for r in workloads.get(key, []) if r.gpu_s > 0]
         idle_hours = sum(
             1 for r in rows if (r.gpu_s - r.busy_gpu_s) / r.gpu_s >= t.RECLAIM_IDLE_FRACTION
         )
@@ -94,10 +120,20 @@ def reclaim_idle(ctx: Ctx, prices: PriceTable) -> list[Recommendation]:
 
 
 def right_size(ctx: Ctx, skip: set[str]) -> list[Recommendation]:
+    # Some GPU busy under the fraction of its time held, and some not.
+    part = t.RIGHT_SIZE_BUSY_FRACTION
+    maybe = []
+    for key, sums in ctx.workload_sums.items():
+        on = [s for s in sums if s.gpu_s > 0]
+        if (
+            key not in skip
+            and len(on) >= 2
+            and any(could_stay_below(s.busy_gpu_s, part * s.gpu_s) for s in on)
+            and any(could_reach(s.busy_gpu_s, part * s.gpu_s) for s in on)
+        ):
+            maybe.append(key)
     out = []
-    for key, rows in sorted(ctx.workloads.items()):
-        if key in skip:
-            continue
+    for key, rows in sorted(ctx.workload_rows(maybe).items()):
         per: dict[str, list[float]] = {}
         for r in rows:
             acc = per.setdefault(r.uuid, [0.0, 0.0])
@@ -167,56 +203,125 @@ class _Cand:
     presence: float
 
 
-def _candidates(ctx: Ctx, skip: set[str]) -> list[_Cand]:
+def _candidate(key: str, rows: list[WorkloadUsage], hours_in_window: float) -> _Cand | None:
+    """``key`` as consolidate packs it, from its rows; None when it cannot be packed: not
+    shareable, on several GPUs at once, without a memory peak or present too little."""
+    kinds = {r.workload_kind for r in rows if r.workload_kind}
+    per_hour: dict[float, set[str]] = {}
+    for r in rows:
+        per_hour.setdefault(r.hour_s, set()).add(r.uuid)
+    one_gpu = max(len(u) for u in per_hour.values()) == 1
+    peaks = [r.mem_peak_bytes for r in rows if r.mem_peak_bytes is not None]
+    shareable = kinds <= t.SHAREABLE_KINDS if kinds else True
+    presence = len(per_hour) / hours_in_window
+    if not one_gpu or not shareable or not peaks or presence < t.CONSOLIDATE_MIN_PRESENCE:
+        return None
+    p95 = weighted_percentile(((r.util_sum / r.gpu_s, r.gpu_s) for r in rows if r.gpu_s > 0), 0.95)
+    last = max(rows, key=lambda r: r.hour_s)
+    held = sum(r.gpu_s for r in rows)
+    return _Cand(key, last.uuid, max(peaks), p95 or 0.0, held, min(presence, 1.0))
+
+
+def _last_gpu(key: str, per: list[WorkloadUsageSums], hours_in_window: float) -> str | None:
+    """The GPU ``key`` held last when its sums show :func:`_candidate` would take it; ``""``
+    when only its rows can tell (several kinds, or GPUs whose hours may overlap); None when
+    its sums rule it out."""
+    hours = sum(s.hours for s in per)  # at least its distinct hours
+    if hours / hours_in_window < t.CONSOLIDATE_MIN_PRESENCE:
+        return None
+    kinds_min = min((s.workload_kind_min for s in per if s.workload_kind_min), default=None)
+    kinds_max = max((s.workload_kind_max for s in per if s.workload_kind_max), default=None)
+    if kinds_min is not None and not {kinds_min, kinds_max} <= t.SHAREABLE_KINDS:
+        return None
+    if all(s.mem_peak_bytes is None for s in per):
+        return None
+    settled = kinds_min == kinds_max and len({(s.namespace, s.user, s.workload) for s in per}) == 1
+    spans = sorted((s.first_hour_s, s.last_hour_s) for s in per)
+    if any(a[1] >= b[0] for a, b in itertools.pairwise(spans)):
+        # Overlapping spans: more hours than the span has means two GPUs in one hour
+        # (workload hours are whole hours); otherwise only the rows tell.
+        if hours > (spans[-1][1] - spans[0][0]) / HOUR_S + 1:
+            return None
+        settled = False
+    return max(per, key=lambda s: s.last_hour_s).uuid if settled else ""
+
+
+def _foreign(ctx: Ctx, uuid: str, names: set[str], approx: tuple[float, float]) -> bool:
+    """Whether others held ``uuid`` for at least the foreign share, from the sums
+    ``approx`` (all workloads', the candidates') when they tell, else from its rows."""
+    held_all, held_cand = approx
+    share = t.CONSOLIDATE_FOREIGN_SHARE
+    foreign = held_all - held_cand
+    if not could_reach(foreign, share * held_all):
+        return False
+    if not could_stay_below(foreign, share * held_all):
+        return True
+    held_all = held_cand = 0.0
+    for r in ctx.workload_reads.rows(uuids=(uuid,)):
+        held_all += r.gpu_s
+        if workload_key(r) in names:
+            held_cand += r.gpu_s
+    return held_all - held_cand >= share * held_all
+
+
+def _groups(ctx: Ctx, skip: set[str]) -> dict[tuple[str, str, int], list[_Cand]]:
+    """Candidates for packing per (cluster, model, memory) of the GPU each held last, only
+    groups of more than one such GPU (one GPU cannot be packed onto fewer)."""
     hours_in_window = ctx.window.span_s / HOUR_S
-    out = []
-    for key, rows in ctx.workloads.items():
-        kinds = {r.workload_kind for r in rows if r.workload_kind}
-        per_hour: dict[float, set[str]] = {}
-        for r in rows:
-            per_hour.setdefault(r.hour_s, set()).add(r.uuid)
-        one_gpu = max(len(u) for u in per_hour.values()) == 1
-        peaks = [r.mem_peak_bytes for r in rows if r.mem_peak_bytes is not None]
-        shareable = kinds <= t.SHAREABLE_KINDS if kinds else True
-        presence = len(per_hour) / hours_in_window
-        if (
-            key in skip
-            or not one_gpu
-            or not shareable
-            or not peaks
-            or presence < t.CONSOLIDATE_MIN_PRESENCE
-        ):
+    last: dict[str, str] = {}
+    unsettled: list[str] = []
+    for key, per in ctx.workload_sums.items():
+        if key in skip:
             continue
-        p95 = weighted_percentile(
-            ((r.util_sum / r.gpu_s, r.gpu_s) for r in rows if r.gpu_s > 0), 0.95
-        )
-        last = max(rows, key=lambda r: r.hour_s)
-        held = sum(r.gpu_s for r in rows)
-        out.append(_Cand(key, last.uuid, max(peaks), p95 or 0.0, held, min(presence, 1.0)))
-    return out
+        uuid = _last_gpu(key, per, hours_in_window)
+        if uuid:
+            last[key] = uuid
+        elif uuid is not None:
+            unsettled.append(key)
+    for key, rows in ctx.workload_rows(unsettled).items():
+        c = _candidate(key, rows, hours_in_window)
+        if c is not None:
+            last[key] = c.uuid
+    names = set(last)
+    held_all: dict[str, float] = {}
+    held_cand: dict[str, float] = {}
+    for key, per in ctx.workload_sums.items():
+        for s in per:
+            held_all[s.uuid] = held_all.get(s.uuid, 0.0) + s.gpu_s
+            if key in names:
+                held_cand[s.uuid] = held_cand.get(s.uuid, 0.0) + s.gpu_s
+    foreign: dict[str, bool] = {}
+    members: dict[tuple[str, str, int], set[str]] = {}
+    for key, uuid in last.items():
+        group = _group_of(ctx, uuid)
+        if group is None:
+            continue
+        if uuid not in foreign:
+            approx = (held_all.get(uuid, 0.0), held_cand.get(uuid, 0.0))
+            foreign[uuid] = _foreign(ctx, uuid, names, approx)
+        # A GPU others also use is not freed by moving these workloads off it.
+        if not foreign[uuid]:
+            members.setdefault(group, set()).add(key)
+    packable = {k for keys in members.values() if len({last[k] for k in keys}) > 1 for k in keys}
+    groups: dict[tuple[str, str, int], list[_Cand]] = {}
+    for key, rows in ctx.workload_rows(packable).items():
+        c = _candidate(key, rows, hours_in_window)
+        group = _group_of(ctx, c.uuid) if c is not None else None
+        if c is not None and group is not None:
+            groups.setdefault(group, []).append(c)
+    return groups
+
+
+def _group_of(ctx: Ctx, uuid: str) -> tuple[str, str, int] | None:
+    """(cluster, model, memory) of a GPU, None when its memory is not known."""
+    inv = ctx.scoped.gpus.get(uuid)
+    if inv is None or not inv.mem_total_bytes:
+        return None
+    return inv.cluster, inv.name or "unknown", inv.mem_total_bytes
 
 
 def consolidate(ctx: Ctx, skip: set[str]) -> list[Recommendation]:
-    cands = _candidates(ctx, skip)
-    names = {c.key for c in cands}
-    held_all: dict[str, float] = {}
-    held_cand: dict[str, float] = {}
-    for r in ctx.scoped.workload_rows:
-        held_all[r.uuid] = held_all.get(r.uuid, 0.0) + r.gpu_s
-        if workload_key(r) in names:
-            held_cand[r.uuid] = held_cand.get(r.uuid, 0.0) + r.gpu_s
-    groups: dict[tuple[str, str, int], list[_Cand]] = {}
-    for c in cands:
-        inv = ctx.scoped.gpus.get(c.uuid)
-        foreign = held_all.get(c.uuid, 0.0) - held_cand.get(c.uuid, 0.0)
-        # A GPU others also use is not freed by moving these workloads off it.
-        if (
-            inv is None
-            or not inv.mem_total_bytes
-            or foreign >= t.CONSOLIDATE_FOREIGN_SHARE * held_all[c.uuid]
-        ):
-            continue
-        groups.setdefault((inv.cluster, inv.name or "unknown", inv.mem_total_bytes), []).append(c)
+    groups = _groups(ctx, skip)
     out = []
     for (cluster, model, mem_total), cs in sorted(groups.items()):
         sources = sorted({c.uuid for c in cs}, key=ctx.label)
@@ -255,7 +360,8 @@ def consolidate(ctx: Ctx, skip: set[str]) -> list[Recommendation]:
             for k, src, dst in moves
         ]
         evidence.append(f"frees {', '.join(ctx.label(u) for u in freed)}")
-        saving = sum(ctx.monthly_usd(u, ctx.gpus[u].seconds) for u in freed if u in ctx.gpus)
+        gpus = ctx.gpus_of(freed)
+        saving = sum(ctx.monthly_usd(u, gpus[u].seconds) for u in freed if u in gpus)
         conf = confidence(
             sum(c.held_s for c in cs) / len(cs) / HOUR_S,
             len(freed) / len(sources),

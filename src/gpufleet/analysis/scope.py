@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -231,7 +231,7 @@ def read_scope(
     if need_workloads or scope.workload_level:
         read = store.workload_usage_totals if summed else store.workload_usage
         raw = read(start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster)
-        in_gpus = _prorate_workloads(raw, window, gpus)
+        in_gpus = prorate_workload_rows(raw, window, gpus)
         workload_rows = _select_workloads(in_gpus, scope, label)
     return ScopedRows(
         window=window,
@@ -324,11 +324,7 @@ def _gpu_rows(
     offset_s: float = 0.0,
     per_gpu: bool = True,
 ) -> tuple[bool, list[GpuUsage]]:
-    """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it.
-
-    ``Window.overlap_s`` is written out inline (the same arithmetic, in the same order):
-    this loop runs once per GPU and bucket, tens of thousands of times for a month.
-    """
+    """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it."""
     if summed:
         rows = store.gpu_usage_totals(
             start_s=window.start_s,
@@ -348,6 +344,22 @@ def _gpu_rows(
             cluster=scope.cluster,
             node=scope.node,
         )
+    return prorate_gpu_rows(rows, window, resolution, gpus, per_gpu)
+
+
+def prorate_gpu_rows(
+    rows: Iterable[GpuUsage],
+    window: Window,
+    resolution: Resolution,
+    gpus: Collection[str],
+    per_gpu: bool = True,
+) -> tuple[bool, list[GpuUsage]]:
+    """Whether any of ``rows`` overlaps the window, and those of ``gpus`` prorated to it
+    (``per_gpu`` False also keeps rows summed over GPUs, whose uuid is ``""``).
+
+    ``Window.overlap_s`` is written out inline (the same arithmetic, in the same order):
+    this loop runs once per GPU and bucket, tens of thousands of times for a month.
+    """
     start, end = window.start_s, window.end_s
     width = resolution.bucket_s
     found = False
@@ -377,10 +389,11 @@ def _gpu_rows(
     return found, out
 
 
-def _prorate_workloads(
-    rows: Sequence[WorkloadUsage], window: Window, gpus: dict[str, GpuInventory]
+def prorate_workload_rows(
+    rows: Iterable[WorkloadUsage], window: Window, gpus: Collection[str]
 ) -> list[WorkloadUsage]:
-    """The rows of ``gpus`` overlapping the window, prorated to it (see :func:`_gpu_rows`)."""
+    """The rows of ``gpus`` overlapping the window, prorated to it (see
+    :func:`prorate_gpu_rows`)."""
     start, end = window.start_s, window.end_s
     out: list[WorkloadUsage] = []
     append = out.append

@@ -210,6 +210,61 @@ class WorkloadUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuUsageSums:
+    """:class:`GpuUsage` rows added up over a window, each bucket weighted by its share inside
+    the window (``UsageSumReads.gpu_usage_sums``): one GPU's buckets, or one bucket's GPUs.
+
+    Sums are added in the store's own order, so they may differ from a sum of the rows in
+    another order in the last bits; counts and maxima are exact.
+    """
+
+    cluster: str
+    """Empty when summed over GPUs (per bucket)."""
+    node: str
+    uuid: str
+    bucket_s: float | None
+    """The bucket (per bucket); None for a GPU's whole window."""
+    rows: int
+    """Rows behind the sums: a GPU's buckets, or a bucket's GPUs."""
+    seconds: float
+    allocated_s: float
+    util_sum: float
+    util_hist_s: tuple[float, ...]
+    """Seconds in each utilization bin; empty unless asked for (reading it costs most)."""
+    mem_used_max_bytes: int | None
+    mem_total_max_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadUsageSums:
+    """One workload's :class:`WorkloadUsage` rows on one GPU added up over a window, each hour
+    weighted by its share inside the window (``UsageSumReads.workload_usage_sums``).
+
+    Sums are added in the store's own order (see :class:`GpuUsageSums`); counts, hours and
+    maxima are exact.
+    """
+
+    namespace: str
+    user: str
+    workload: str
+    uuid: str
+    hours: int
+    """Distinct hours with a row."""
+    first_hour_s: float
+    last_hour_s: float
+    gpu_s: float
+    busy_gpu_s: float
+    idle_gpu_s: float
+    """Sum over the hours of ``gpu_s - busy_gpu_s`` where positive (the waste report's idle
+    GPU-seconds)."""
+    mem_peak_bytes: int | None
+    workload_kind_min: str | None
+    """First of the workload's non-empty kinds in sort order (None without any)."""
+    workload_kind_max: str | None
+    """Last of them: equal to the first when the workload had one kind."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreHealth:
     """Whether the store accepts writes and answers reads, and why not."""
 
@@ -439,4 +494,74 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Flush and release the connection."""
+        ...
+
+
+@runtime_checkable
+class UsageSumReads(Protocol):
+    """Reads a store may offer beside :class:`Store`, for analyses that narrow down before
+    they read rows: window sums per GPU, per bucket or per workload and GPU, added up where
+    the rows are, then the rows of the few GPUs or workloads the sums single out.
+
+    Both SQL backends offer them; a caller checks ``isinstance(store, UsageSumReads)`` and
+    otherwise adds up :class:`Store`'s rows itself. Windows and overlaps are as in
+    :class:`Store`: a bucket counts when it overlaps ``[start_s, end_s)``.
+    """
+
+    def gpu_usage_sums(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        cluster: str | None = None,
+        node: str | None = None,
+        uuids: Collection[str] | None = None,
+        by: str = "gpu",
+        hist: bool = False,
+    ) -> list[GpuUsageSums]:
+        """The rows :meth:`Store.gpu_usage` would return (of ``uuids`` only, when given)
+        summed per GPU (``by="gpu"``, inventory order) or per bucket over the GPUs
+        (``by="bucket"``, time order), each bucket weighted by its overlap with the window;
+        ``hist`` adds the utilization histogram.
+
+        Raises:
+            StoreError: as :meth:`Store.gpu_usage`, or an unknown ``by``.
+        """
+        ...
+
+    def gpu_usage_of(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        resolution: Resolution = Resolution.HOUR,
+        uuids: Collection[str],
+    ) -> list[GpuUsage]:
+        """:meth:`Store.gpu_usage`'s rows of ``uuids`` only, in the same order."""
+        ...
+
+    def workload_usage_sums(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        uuids: Collection[str] | None = None,
+    ) -> list[WorkloadUsageSums]:
+        """The rows :meth:`Store.workload_usage` would return (on ``uuids`` only, when given)
+        summed per workload and GPU, each hour weighted by its overlap with the window."""
+        ...
+
+    def workload_usage_of(
+        self,
+        *,
+        start_s: float,
+        end_s: float,
+        cluster: str | None = None,
+        workloads: Collection[tuple[str, str, str]] | None = None,
+        uuids: Collection[str] | None = None,
+    ) -> list[WorkloadUsage]:
+        """:meth:`Store.workload_usage`'s rows of the ``(namespace, user, workload)`` in
+        ``workloads`` and on ``uuids`` (each when given), in the same order."""
         ...

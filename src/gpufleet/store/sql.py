@@ -2,8 +2,9 @@
 
 A backend supplies connections, error translation and bulk-write primitives (a :class:`Tx`);
 this base class supplies schema migration, the write path of ``write_snapshots``, retention
-and health; :class:`~gpufleet.store.queries.SqlReads` supplies the queries. Statements are
-written with ``?`` placeholders; the PostgreSQL backend rewrites them.
+and health; :class:`~gpufleet.store.queries.SqlReads` supplies the queries and
+:class:`~gpufleet.store.sum_queries.SqlUsageSums` the window sums of ``UsageSumReads``.
+Statements are written with ``?`` placeholders; the PostgreSQL backend rewrites them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
-from gpufleet.store.queries import SqlReads
 from gpufleet.store.record_queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
@@ -53,6 +53,7 @@ from gpufleet.store.schema import (
     pending,
     version_table_sql,
 )
+from gpufleet.store.sum_queries import SqlUsageSums
 
 Clock = Callable[[], float]
 
@@ -97,7 +98,7 @@ class Tx(Protocol):
         ...
 
 
-class SqlStore(SqlReads, ABC):
+class SqlStore(SqlUsageSums, ABC):
     """Store protocol implemented once over a backend's :class:`Tx` and read primitive.
 
     Thread-safe: backends guard their write and read connections with separate locks, so a
