@@ -171,6 +171,48 @@ class LlmSettings(BaseModel):
         return self
 
 
+class HubSettings(BaseModel):
+    """Where an agent pushes its samples (``gpufleet agent --hub URL --token T``). Unset: the
+    agent is standalone, as it always can be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description="the hub's base URL, e.g. http://hub:8100")
+    token: str | None = Field(None, description="a token with the node-join scope")
+    spool: str | None = Field(
+        None, description="disk buffer for samples while the hub is away (default: beside db)"
+    )
+    spool_max_snapshots: int = Field(
+        100_000, ge=1, description="most samples buffered; the oldest go first past it"
+    )
+    push_interval_s: float = Field(2.0, gt=0, le=3600)
+    labels: dict[str, str] = Field(default_factory=dict)
+    zone: str | None = None
+    pool: str | None = None
+    advertise_url: str | None = Field(
+        None, description="how the hub reaches this agent's API (default http://host:port)"
+    )
+    advertise: bool = Field(
+        False, description="announce this agent on the LAN (mDNS _gpufleet._tcp, UDP broadcast)"
+    )
+
+    @field_validator("url", "advertise_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> HubSettings:
+        if self.url and not self.token:
+            raise ValueError(
+                "a hub url needs a token (--token, or GPUFLEET_HUB__TOKEN): ask the hub's "
+                "operator for one with the node-join scope"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the agent and the CLI can be told."""
 
@@ -203,6 +245,7 @@ class Settings(BaseSettings):
     prices: PriceSettings = Field(default_factory=PriceSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    hub: HubSettings = Field(default_factory=HubSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("cluster", "node")

@@ -13,6 +13,7 @@ from gpufleet.store.base import Store
 
 if TYPE_CHECKING:
     from gpufleet.agent.alerts import AlertEngine
+    from gpufleet.agent.hub_push import HubPusher
     from gpufleet.agent.sampler import Sampler
     from gpufleet.agent.webhook import WebhookNotifier
 
@@ -28,6 +29,8 @@ class AgentContext:
     alerts: AlertEngine | None = None
     notifier: WebhookNotifier | None = None
     gpu_source: GpuSource | None = None
+    hub_pusher: HubPusher | None = None
+    """Pushes samples to a hub (``--hub``); None for a standalone agent."""
     started_s: float = field(default_factory=time.time)
 
     @property
@@ -39,6 +42,9 @@ class AgentContext:
         """Stop sampling, flush history, release NVML, deliver queued alerts, close the store."""
         if self.sampler is not None:
             self.sampler.stop()
+        if self.hub_pusher is not None:
+            self.hub_pusher.stop()
+            self.hub_pusher.spool.close()
         if self.alerts is not None:
             self.alerts.close()
         if self.gpu_source is not None:

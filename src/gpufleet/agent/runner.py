@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 from gpufleet.agent.alerts import AlertEngine
 from gpufleet.agent.context import AgentContext
+from gpufleet.agent.hub_push import HubPusher
+from gpufleet.agent.hub_spool import HubSpool
 from gpufleet.agent.live import LiveState
 from gpufleet.agent.sampler import Sampler
 from gpufleet.agent.webhook import WebhookNotifier
@@ -15,7 +19,7 @@ from gpufleet.collectors.procs import ProcessAttributor
 from gpufleet.collectors.registry import open_gpu_source
 from gpufleet.collectors.system import PsutilSystemSource
 from gpufleet.model import Snapshot
-from gpufleet.settings import Settings
+from gpufleet.settings import Settings, default_db_path
 from gpufleet.store import open_store
 from gpufleet.store.base import Store
 
@@ -79,6 +83,7 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
     attributor = ProcessAttributor(settings.proc_root, team_map=settings.team_map)
     # Simulated processes carry their own attribution; /proc knows nothing of them.
     enrich = None if gpu.name == "sim" else attributor.enrich
+    pusher = _hub_pusher(settings, live) if settings.hub.url else None
     sampler = Sampler(
         gpu,
         system,
@@ -90,6 +95,7 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
         flush_interval_s=settings.flush_interval_s,
         enrich=enrich,
         alerts=alerts,
+        tap=None if pusher is None else pusher.append,
     )
     return AgentContext(
         settings=settings,
@@ -99,6 +105,55 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
         alerts=alerts,
         notifier=notify,
         gpu_source=gpu,
+        hub_pusher=pusher,
+    )
+
+
+def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
+    """The pusher of ``settings.hub`` with its disk spool (beside the database by default)."""
+    hub = settings.hub
+    if hub.url is None or hub.token is None:
+        raise ValueError("a hub pusher needs the hub's url and a token")
+    spool_path = hub.spool or str(
+        (Path(settings.db).parent if "://" not in settings.db else default_db_path().parent)
+        / f"hub-spool-{settings.cluster}-{settings.node}.db"
+    )
+    spool = HubSpool(spool_path, max_snapshots=hub.spool_max_snapshots)
+    identity = {
+        "cluster": settings.cluster,
+        "node": settings.node,
+        "url": hub.advertise_url or f"http://{settings.host}:{settings.port}",
+        "labels": dict(hub.labels),
+        "zone": hub.zone,
+        "pool": hub.pool,
+    }
+
+    def health() -> dict[str, Any]:
+        snap = live.latest
+        if snap is None:
+            return {"health_check": {"samples": 0}}
+        system = snap.system
+        return {
+            "gpus_lost": sum(1 for g in snap.gpus if g.lost),
+            "gpu_errors": sum(
+                len(g.xid_errors) + int(bool(g.ecc_uncorrected_total)) for g in snap.gpus
+            ),
+            "health_check": {
+                "gpus": len(snap.gpus),
+                "cpu_pct": None if system is None else system.cpu_pct,
+                "mem_pct": None if system is None else system.mem_pct,
+                "allocated_gpus": sum(1 for g in snap.gpus if g.allocated),
+                "last_sample_ts_s": snap.ts_s,
+            },
+        }
+
+    return HubPusher(
+        hub.url,
+        hub.token,
+        spool,
+        identity,
+        health=health,
+        interval_s=hub.push_interval_s,
     )
 
 

@@ -100,6 +100,7 @@ class Sampler:
         max_buffer: most snapshots held in memory while the store fails.
         retention_every_s: seconds between retention passes on the store.
         sleep: waits the given seconds; defaults to a wait that :meth:`stop` interrupts.
+        tap: also given every snapshot (the hub pusher's disk spool).
             Tests inject one that advances a fake ``monotonic``.
     """
 
@@ -121,6 +122,7 @@ class Sampler:
         max_buffer: int = 10_000,
         retention_every_s: float = 3600.0,
         sleep: Callable[[float], object] | None = None,
+        tap: Callable[[Snapshot], None] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
@@ -141,6 +143,7 @@ class Sampler:
         self._retention_every_s = retention_every_s
         self._stop_event = threading.Event()
         self._sleep: Callable[[float], object] = sleep or self._stop_event.wait
+        self._tap = tap
         self._writer = SnapshotWriter(
             store, max_buffer=max_buffer, clock=clock, retry_every_s=flush_interval_s
         )
@@ -244,6 +247,11 @@ class Sampler:
             except Exception as exc:
                 self._log_once_exc(f"alert evaluation failed: {exc!r}")
         self._writer.append(snapshot)
+        if self._tap is not None:
+            try:
+                self._tap(snapshot)  # a hub's spool
+            except Exception as exc:
+                self._log_once_exc(f"keeping a sample for the hub failed: {exc!r}")
         return snapshot
 
     def flush(self) -> int:

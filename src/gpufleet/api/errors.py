@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
+from gpufleet.fleet.hub import AuthError, HubRequestError
 from gpufleet.store.base import QueryTooLargeError, StoreError, StoreUnavailable
 from gpufleet.timeparse import TimeParseError
 
@@ -46,6 +47,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryTooLargeError)
     async def _too_large(_request: Request, exc: QueryTooLargeError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(AuthError)
+    async def _auth(_request: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(status_code=exc.status, content={"detail": exc.detail}, headers=headers)
+
+    @app.exception_handler(HubRequestError)
+    async def _hub_request(_request: Request, exc: HubRequestError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from gpufleet import __version__
 from gpufleet.cli import (
@@ -15,13 +16,15 @@ from gpufleet.cli import (
     ask_cmd,
     demo_cmd,
     history_cmd,
+    hub_cmd,
     import_cmd,
     mcp_cmd,
     optimize_cmd,
     status_cmd,
 )
-from gpufleet.cli.common import console, guarded, settings_from
+from gpufleet.cli.common import console, fail, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
+from gpufleet.settings import HubSettings
 
 app = typer.Typer(
     name="gpufleet",
@@ -81,9 +84,46 @@ def agent(
             "the default of the API's analyses",
         ),
     ] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Push samples to this hub (http://hub:8100)")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="The hub's node-join token (or $GPUFLEET_HUB__TOKEN)"),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="key=value label for the hub (repeat for several)"),
+    ] = None,
+    zone: Annotated[str | None, typer.Option(help="This node's zone, for the hub")] = None,
+    pool: Annotated[str | None, typer.Option(help="The hub pool this node joins")] = None,
+    advertise: Annotated[
+        bool,
+        typer.Option(
+            "--advertise", help="Announce this agent on the LAN (mDNS and UDP) for hubs to list"
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Sample this machine's GPUs and host, keep history, raise alerts, serve the API."""
+    """Sample this machine's GPUs and host, keep history, raise alerts, serve the API; with
+    --hub, also push the samples to a hub (buffered on disk while it is away)."""
+    labels = None
+    if label:
+        labels = {}
+        for item in label:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                fail(f"--label must be key=value, got {item!r}")
+            labels[key.strip()] = value.strip()
+    hub_flags = {
+        "url": hub,
+        "token": token,
+        "labels": labels,
+        "zone": zone,
+        "pool": pool,
+        "advertise": advertise or None,
+    }
+    hub_given = {k: v for k, v in hub_flags.items() if v is not None}
     settings = settings_from(
         config,
         source=source,
@@ -98,6 +138,13 @@ def agent(
         node=node,
         idle_threshold_pct=idle_threshold,
     )
+    if hub_given:
+        merged = {**settings.hub.model_dump(), **hub_given}
+        try:
+            settings = settings.model_copy(update={"hub": HubSettings(**merged)})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            fail(f"invalid hub setting {'.'.join(str(x) for x in first['loc'])}: {first['msg']}")
     check_bind(settings)
     check_port_free(settings.host, settings.port)
     from gpufleet.agent.runner import build_agent
@@ -120,6 +167,7 @@ app.command(name="chat")(ask_cmd.chat)
 app.add_typer(ask_cmd.sessions_app, name="sessions")
 app.command(name="mcp")(mcp_cmd.mcp)
 app.add_typer(allocate_cmd.allocate_app, name="allocate")
+app.add_typer(hub_cmd.hub_app, name="hub")
 
 
 def main() -> None:

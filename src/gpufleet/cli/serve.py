@@ -6,6 +6,7 @@ import errno
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 from rich.markup import escape
@@ -57,6 +58,8 @@ def serve(ctx: AgentContext) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per push to a hub would drown the agent's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(ctx)
     status = ctx.live.gpu_status
     gpus = (
@@ -78,6 +81,15 @@ def serve(ctx: AgentContext) -> None:
     )
     if ctx.sampler is not None:
         ctx.sampler.start()
+    if ctx.hub_pusher is not None:
+        console.print(
+            escape(
+                f"pushing samples to the hub {ctx.hub_pusher.hub_url} "
+                f"(kept on disk in {ctx.hub_pusher.spool.path} while it is away)"
+            )
+        )
+        ctx.hub_pusher.start()
+    announcers = _advertise(ctx) if settings.hub.advertise else []
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action that would kill the process before the store is flushed.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -88,9 +100,27 @@ def serve(ctx: AgentContext) -> None:
             raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for close in announcers:
+            close()
         ctx.shutdown()
         flushed = "" if ctx.store is None else "; history flushed"
         console.print(f"gpufleet agent stopped{flushed}")
+
+
+def _advertise(ctx: AgentContext) -> list[Callable[[], None]]:
+    """Announce the agent on the LAN (mDNS and UDP broadcast); the functions that stop it."""
+    from gpufleet.fleet.discovery import MdnsAdvertiser, UdpAnnouncer
+
+    settings = ctx.settings
+    url = settings.hub.advertise_url or f"http://{settings.host}:{settings.port}"
+    closers: list[Callable[[], None]] = []
+    try:
+        closers.append(MdnsAdvertiser(settings.cluster, settings.node, url).close)
+    except OSError as exc:
+        console.print(f"[bold yellow]note:[/] not advertised over mDNS: {escape(str(exc))}")
+    closers.append(UdpAnnouncer(settings.cluster, settings.node, url).close)
+    console.print(escape(f"announcing {ctx.instance_id} at {url} on the LAN (mDNS, UDP)"))
+    return closers
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

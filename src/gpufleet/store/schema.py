@@ -284,6 +284,62 @@ CHAT_TURNS = Table(
 turns. ``reply`` (the answer as served) and ``state`` (what the next turn needs to follow up)
 are JSON text."""
 
+HUB_NODES = Table(
+    "hub_nodes",
+    (
+        Column("cluster", "text", not_null=True),
+        Column("node", "text", not_null=True),
+        Column("url", "text"),
+        Column("labels", "text", not_null=True),
+        Column("zone", "text"),
+        Column("pool", "text"),
+        Column("joined", "real", not_null=True),
+        Column("last_heartbeat", "real"),
+        Column("last_sample", "real"),
+        Column("gpus_lost", "int", not_null=True),
+        Column("gpu_errors", "int", not_null=True),
+        Column("drained", "int", not_null=True),
+        Column("drain_reason", "text"),
+        Column("health_check", "text", not_null=True),
+        Column("token_id", "text"),
+    ),
+    primary_key=("cluster", "node"),
+)
+"""Nodes joined to a hub (schema version 4): where to reach them, labels (JSON) and zone,
+the last signs of life the health states are judged from, and the last health check (JSON:
+response time, resource use, active allocations)."""
+
+HUB_TOKENS = Table(
+    "hub_tokens",
+    (
+        Column("id", "text", not_null=True),
+        Column("name", "text", not_null=True),
+        Column("scopes", "text", not_null=True),
+        Column("secret_sha256", "text", not_null=True),
+        Column("created", "real", not_null=True),
+        Column("expires", "real"),
+        Column("revoked", "real"),
+        Column("groups_json", "text", not_null=True),
+    ),
+    primary_key=("id",),
+)
+"""Hub access tokens, the secret only as its SHA-256 (schema version 4)."""
+
+HUB_BATCHES = Table(
+    "hub_batches",
+    (
+        Column("cluster", "text", not_null=True),
+        Column("node", "text", not_null=True),
+        Column("batch_id", "text", not_null=True),
+        Column("received", "real", not_null=True),
+        Column("snapshots", "int", not_null=True),
+    ),
+    primary_key=("cluster", "node", "batch_id"),
+    indexes=(Index(("received",)),),
+)
+"""Sample batches a hub has stored, by the agent's id for them (schema version 4): a batch
+re-sent after a lost acknowledgement is recognized and not stored twice."""
+
 VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
@@ -536,10 +592,19 @@ def _chat_turns(dialect: Dialect) -> list[str]:
     return create_table_sql(CHAT_TURNS, dialect)
 
 
+def _hub_registry(dialect: Dialect) -> list[str]:
+    return [
+        stmt
+        for table in (HUB_NODES, HUB_TOKENS, HUB_BATCHES)
+        for stmt in create_table_sql(table, dialect)
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
     Migration(3, "analyst chat sessions", _chat_turns),
+    Migration(4, "hub registry: nodes, tokens, ingested batches", _hub_registry),
 )
 """Applied in order; a database records the highest version it has reached."""
 

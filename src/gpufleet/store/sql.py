@@ -28,6 +28,7 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
+from gpufleet.store.hub_records import HubRecords
 from gpufleet.store.record_queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
@@ -98,7 +99,7 @@ class Tx(Protocol):
         ...
 
 
-class SqlStore(SqlUsageSums, ABC):
+class SqlStore(SqlUsageSums, HubRecords, ABC):
     """Store protocol implemented once over a backend's :class:`Tx` and read primitive.
 
     Thread-safe: backends guard their write and read connections with separate locks, so a
@@ -205,34 +206,40 @@ class SqlStore(SqlUsageSums, ABC):
         """
         if not snapshots:
             return
+        with self._writing() as tx:
+            self._write_batch(tx, snapshots, keep_raw=keep_raw)
+
+    def _write_batch(self, tx: Tx, snapshots: Sequence[Snapshot], *, keep_raw: bool = True) -> None:
+        """The rows of ``snapshots`` written inside ``tx`` (see :meth:`write_snapshots`)."""
+        if not snapshots:
+            return
         batch = build_batch(
             snapshots, idle_threshold_pct=self.idle_threshold_pct, keep_raw=keep_raw
         )
-        with self._writing() as tx:
-            for missing, rows in batch.gpu_raw.items():
-                tx.insert_rows(GPU_RAW, rows, missing)
-            for missing, rows in batch.system_raw.items():
-                tx.insert_rows(SYSTEM_RAW, rows, missing)
-            # A key is in one list only: a bucket has one sample of the batch or several.
-            for rollup, one_rows in (
-                (GPU_1M_ONE, batch.gpu_1m_one),
-                (GPU_1H_ONE, batch.gpu_1h_one),
-                (SYSTEM_1M_ONE, batch.system_1m_one),
-                (SYSTEM_1H_ONE, batch.system_1h_one),
-            ):
-                for missing, rows in one_rows.items():
-                    tx.upsert_one_sample_rows(rollup, rows, missing)
-            for table, rows in (
-                (GPU_1M, batch.gpu_1m),
-                (GPU_1H, batch.gpu_1h),
-                (SYSTEM_1M, batch.system_1m),
-                (SYSTEM_1H, batch.system_1h),
-                (WORKLOAD_1H, batch.workload_1h),
-                (GPUS, batch.gpus),
-                (NODES, batch.nodes),
-            ):
-                if rows:
-                    tx.upsert_rows(table, rows)
+        for missing, rows in batch.gpu_raw.items():
+            tx.insert_rows(GPU_RAW, rows, missing)
+        for missing, rows in batch.system_raw.items():
+            tx.insert_rows(SYSTEM_RAW, rows, missing)
+        # A key is in one list only: a bucket has one sample of the batch or several.
+        for rollup, one_rows in (
+            (GPU_1M_ONE, batch.gpu_1m_one),
+            (GPU_1H_ONE, batch.gpu_1h_one),
+            (SYSTEM_1M_ONE, batch.system_1m_one),
+            (SYSTEM_1H_ONE, batch.system_1h_one),
+        ):
+            for missing, rows in one_rows.items():
+                tx.upsert_one_sample_rows(rollup, rows, missing)
+        for table, rows in (
+            (GPU_1M, batch.gpu_1m),
+            (GPU_1H, batch.gpu_1h),
+            (SYSTEM_1M, batch.system_1m),
+            (SYSTEM_1H, batch.system_1h),
+            (WORKLOAD_1H, batch.workload_1h),
+            (GPUS, batch.gpus),
+            (NODES, batch.nodes),
+        ):
+            if rows:
+                tx.upsert_rows(table, rows)
 
     def save_alert(self, alert: Alert) -> Alert:
         """Insert (``id`` None) or update (by ``id``) an alert; returns it with its ``id``."""
