@@ -232,3 +232,74 @@ def test_metrics_it_does_not_answer_are_said(analyst: Analyst, question: str, wh
     assert r.answer.startswith(f"The analyst does not answer {what}")
     zh = _ask(analyst, "上周显存使用趋势")
     assert zh.answer.startswith("分析助手不回答显存使用")
+
+
+def test_who_wastes_the_most_is_ranked_by_idle_gpu_hours(analyst: Analyst) -> None:
+    r = _ask(analyst, "which user wastes the most GPU?")
+    assert r.intent == "waste"
+    assert r.answer.startswith("Over the past 7 days, the user that wasted the most was user_f")
+    assert r.data[0]["args"]["by"] == "user"
+    zh = _ask(analyst, "哪个用户浪费最多")
+    assert zh.answer.startswith("过去7天浪费最多的用户是user_f")
+    idle = _ask(analyst, "top users by idle GPU hours last week")
+    assert "the user that wasted the most was user_f" in idle.answer
+
+
+def test_a_list_is_followed_up_by_number_or_window(analyst: Analyst) -> None:
+    listed = _ask(analyst, "list namespaces")
+    second = re.findall(r"^2\. (\S+)$", listed.answer, re.M)[0]
+    picked = analyst.ask("2", session_id=listed.session_id)
+    assert (picked.intent, picked.entities["namespace"]) == ("trend", second)
+    again = _ask(analyst, "list namespaces", "and last week?")
+    assert (again.intent, again.entities["lists"]) == ("metadata", "namespace")
+    assert again.answer.startswith("5 namespaces with data last week:")
+    zh = _ask(analyst, "有哪些用户", "那上周呢？")
+    assert zh.answer.startswith("上周有数据的用户共")
+
+
+def test_a_chinese_question_of_gpu_hours_gets_a_total(analyst: Analyst) -> None:
+    r = _ask(analyst, "上周cv-team用了多少GPU时")
+    assert r.entities["metric"] == "gpu_hours"
+    assert r.answer.startswith("上周cv-team的GPU时数合计697.8 GPU时")
+    en = _ask(analyst, "how many GPU hours did cv-team use last week")
+    assert "GPU-hours of cv-team totalled 697.8 GPU-h" in en.answer
+    assert "averaged" not in en.answer
+
+
+def test_half_buckets_at_the_edges_are_not_picked_as_days(analyst: Analyst) -> None:
+    r = _ask(analyst, "GPU utilization trend over the last 30 days")
+    # The window starts 2026-10-26 12:00: that afternoon is no day's figure.
+    assert "(2026-10-26)" not in _text(r)
+    assert "first bucket 42.7 %" in r.answer
+
+
+def test_a_namespace_now_lists_every_gpu_it_holds(analyst: Analyst) -> None:
+    r = _ask(analyst, "nlp-team right now")
+    assert r.answer.startswith("nlp-team holds 6 GPUs now")
+    assert r.insights[0].count(" GPU ") == 6
+    assert "Held but idle: gpu-node-03 GPU 0." in r.insights
+
+
+def test_a_namespaces_waste_has_no_unallocated_time_and_no_repeats(analyst: Analyst) -> None:
+    r = _ask(analyst, "idle cost for cv-team last 30 days")
+    assert "unallocated" not in r.answer
+    heads = [i.split(":")[0].split(" held")[0] for i in r.insights]
+    assert len(heads) == len(set(heads))
+
+
+def test_windows_of_different_lengths_are_said(analyst: Analyst) -> None:
+    r = _ask(analyst, "compare cv-team this week with last week")
+    assert (
+        "The windows differ in length (60 h this week, 168 h last week): compare the rates, "
+        "not the GPU-hour totals." in r.insights
+    )
+
+
+def test_compare_it_with_another_compares_the_two(analyst: Analyst) -> None:
+    r = _ask(analyst, "ml-team utilization last week", "compare it with nlp-team")
+    assert r.entities["compare"] == {"level": "namespace", "a": "ml-team", "b": "nlp-team"}
+    assert r.answer.startswith("Last week, GPU utilization of ml-team was 79.4 % and of nlp-team")
+
+
+def test_full_width_punctuation_is_chinese(analyst: Analyst) -> None:
+    assert _ask(analyst, "？").answer.startswith("我可以根据历史数据回答")

@@ -142,6 +142,7 @@ def test_a_window_longer_than_the_lookback_is_cut_and_said(text: str) -> None:
         ("400000 weeks ago", "before any history"),
         ("2026-02-30", "not a valid date"),
         ("2026-11-20 to 2026-11-10", "ends before it starts"),
+        ("between Nov 10 and Nov 3", "ends before it starts"),
         ("2027-01-05", "there is no data in it yet"),
         ("in December 2026", "there is no data in it yet"),
         ("since 2027-01-01", "there is no data in it yet"),

@@ -39,7 +39,7 @@ def num(value: float | None, digits: int = 1) -> str:
 def pct(value: float | None, zh: bool = False) -> str:
     """A percentage on the 0..100 scale."""
     if value is None:
-        return "n/a"
+        return "无" if zh else "n/a"
     return f"{value:.1f}%" if zh else f"{value:.1f} %"
 
 
@@ -199,13 +199,17 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
     value = cmp.get("value_b")
     buckets = series["points"]
     points = [p for p in buckets if p.get("value") is not None]
+    # First, last, highest and lowest are read from whole buckets: a half-day bucket at a
+    # window's edge is not "the highest day" (it still counts in the mean and the slope).
+    whole = [p for p in points if not p.get("partial")]
+    picks = whole if len(whole) >= 2 else points
     what = METRIC_ZH[metric] if zh else METRIC_EN[metric]
     if not points:
         if zh:
             return f"{name}在{label}没有{what}数据。", []
         return f"There is no {what} data for {name} {in_window(label)}.", []
     direction = slope["direction"] if slope else "flat"
-    first, last = points[0], points[-1]
+    first, last = picks[0], picks[-1]
     # A robust slope over all buckets may point the other way from the first and last alone.
     against = (direction == "falling" and last["value"] > first["value"]) or (
         direction == "rising" and last["value"] < first["value"]
@@ -223,7 +227,8 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
             else f"从{v_first}到{v_last}"
         )
         mean = metric_value(value, metric, True)
-        answer = f"{label}{name}的{what}平均为{mean}，整体趋势{word}（{ends}）。"
+        how = "合计" if metric == "gpu_hours" else "平均为"
+        answer = f"{label}{name}的{what}{how}{mean}，整体趋势{word}（{ends}）。"
     else:
         word = {
             "rising": "is trending upward",
@@ -236,8 +241,9 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
             if against
             else f"(first bucket {v_first}, last {v_last})"
         )
+        how = "totalled" if metric == "gpu_hours" else "averaged"
         answer = (
-            f"{over(label)}, {what} of {name} averaged {metric_value(value, metric)} and "
+            f"{over(label)}, {what} of {name} {how} {metric_value(value, metric)} and "
             f"{word} {ends}."
         )
     few = len(points)
@@ -265,10 +271,14 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
         ci = ""
         if slope.get("ci_low_per_day") is not None:
             lo, hi = num(slope["ci_low_per_day"], 2), num(slope["ci_high_per_day"], 2)
-            ci = f" (95 % CI {lo} .. {hi})"
-        unit = "GPU-h" if metric == "gpu_hours" else ("个百分点" if zh else "points")
+            ci = f"（95%置信区间 {lo} .. {hi}）" if zh else f" (95 % CI {lo} .. {hi})"
+        unit = (
+            ("GPU时" if zh else "GPU-h")
+            if metric == "gpu_hours"
+            else ("个百分点" if zh else "points")
+        )
         insights.append(
-            f"趋势斜率：每天{num(slope['per_day'], 2)}{unit}{ci}"
+            f"趋势斜率：每天{num(slope['per_day'], 2)} {unit}{ci}"
             if zh
             else f"Slope: {num(slope['per_day'], 2)} {unit} per day{ci}, robust (Theil-Sen) fit."
         )
@@ -287,8 +297,8 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
             insights.append(
                 f"Against the window before it ({metric_value(cmp['value_a'], metric)}): {change}."
             )
-    peak = max(points, key=lambda p: p["value"])
-    low = min(points, key=lambda p: p["value"])
+    peak = max(picks, key=lambda p: p["value"])
+    low = min(picks, key=lambda p: p["value"])
     p_at, l_at = _bucket_time(peak["start"], gran, zh), _bucket_time(low["start"], gran, zh)
     if zh:
         insights.append(
@@ -351,12 +361,21 @@ def _held_now(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
         (g for g in r["by"] if g.get("mean_gpu_util_pct") is not None),
         key=lambda g: -g["mean_gpu_util_pct"],
     )
+    # Every GPU held, busiest first, up to twelve; the idle ones are what an engineer looks for.
     shown = [
-        f"{labels.get(g['key'], g['key'])} {pct(g['mean_gpu_util_pct'], zh)}" for g in held[:5]
+        f"{labels.get(g['key'], g['key'])} {pct(g['mean_gpu_util_pct'], zh)}" for g in held[:12]
     ]
     insights = []
     if shown:
-        insights.append(("GPU：" if zh else "GPUs: ") + ("，" if zh else ", ").join(shown))
+        more = len(held) - len(shown)
+        tail = (f"，另有{more}块" if zh else f", and {more} more") if more else ""
+        insights.append(("GPU：" if zh else "GPUs: ") + ("，" if zh else ", ").join(shown) + tail)
+    idle = [g for g in held if (g.get("idle_fraction") or 0) >= 0.5]
+    if idle:
+        names = ("、" if zh else ", ").join(labels.get(g["key"], g["key"]) for g in idle)
+        insights.append(
+            f"其中空闲（利用率低于阈值）的GPU：{names}" if zh else f"Held but idle: {names}."
+        )
     return answer, insights
 
 
@@ -421,6 +440,17 @@ def compare_windows(
         else f"GPU-hours: {num(c['gpu_hours_b'])} ({first_label}) vs {num(c['gpu_hours_a'])} "
         f"({second_label})."
     )
+    hours_b, hours_a = c["window_b"].get("hours"), c["window_a"].get("hours")
+    if hours_a and hours_b and hours_a != hours_b:
+        # "this week" (60 h so far) against last week (168 h): totals are not comparable.
+        insights.append(
+            f"两个时间段长度不同（{first_label}{num(hours_b, 0)}小时，{second_label}"
+            f"{num(hours_a, 0)}小时）：请比较比率，而不是GPU时数总量"
+            if zh
+            else f"The windows differ in length ({num(hours_b, 0)} h {in_window(first_label)}, "
+            f"{num(hours_a, 0)} h {in_window(second_label)}): compare the rates, not the GPU-hour "
+            "totals."
+        )
     return answer, insights
 
 
@@ -499,7 +529,8 @@ def _idle_now(r: Result, zh: bool) -> list[str]:
         (free, "Free (unallocated)", "空闲（未分配）"),
         (held_idle, "Allocated but idle", "已分配但空闲"),
     ):
-        shown = ", ".join(names[:12]) + (f" … (+{len(names) - 12})" if len(names) > 12 else "")
+        sep = "、" if zh else ", "
+        shown = sep.join(names[:12]) + (f" … (+{len(names) - 12})" if len(names) > 12 else "")
         if zh:
             out.append(f"{zh_text}的GPU{len(names)}块" + (f"：{shown}" if names else ""))
         else:
@@ -615,6 +646,10 @@ def numbered(options: Sequence[str]) -> str:
     return "\n".join(f"{i}. {o}" for i, o in enumerate(options, 1))
 
 
+METADATA_SHOWN = 20
+"""Names a metadata answer lists (the rest are counted)."""
+
+
 def metadata(
     level: str,
     values: Sequence[str] | Mapping[str, int],
@@ -647,8 +682,7 @@ def metadata(
         shown = [f"{k} ({v})" for k, v in values.items()]
     else:
         shown = list(values)
-    limit = 20
-    listed = shown[:limit]
+    listed = shown[:METADATA_SHOWN]
     more = len(shown) - len(listed)
     if zh:
         whose = f"{of}" if of else ""
@@ -678,21 +712,34 @@ def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
             if zh
             else (f"There is no GPU data for {name} {in_window(label)}, so no waste to count.", [])
         )
+    # Unallocated time belongs to no namespace: a namespace's (user's, workload's) waste has
+    # none to report.
+    held_only = any(k in r.get("scope", {}) for k in _HOLDERS)
     if zh:
+        unallocated = (
+            ""
+            if held_only
+            else f"另有{num(r['unallocated_gpu_hours'])}个未分配的GPU时"
+            f"（{usd(r['unallocated_cost_usd'])}）。"
+        )
         answer = (
             f"{label}{name}已分配但空闲的GPU时数为{num(r['idle_allocated_gpu_hours'])}，"
-            f"成本{usd(r['idle_allocated_cost_usd'])}（折合每月{usd(r['monthly_idle_allocated_cost_usd'])}）；"
-            f"另有{num(r['unallocated_gpu_hours'])}个未分配的GPU时（{usd(r['unallocated_cost_usd'])}）。"
+            f"成本{usd(r['idle_allocated_cost_usd'])}（折合每月{usd(r['monthly_idle_allocated_cost_usd'])}）"
+            f"{'；' + unallocated if unallocated else '。'}"
             f"效率（使用/分配）为{frac_pct(r['efficiency'], True)}。"
         )
     else:
+        unallocated = (
+            ""
+            if held_only
+            else f"; another {num(r['unallocated_gpu_hours'])} GPU-hours sat unallocated "
+            f"({usd(r['unallocated_cost_usd'])})"
+        )
         answer = (
             f"{over(label)}, {name} had {num(r['idle_allocated_gpu_hours'])} GPU-hours allocated "
             f"but idle, costing {usd(r['idle_allocated_cost_usd'])} "
-            f"({usd(r['monthly_idle_allocated_cost_usd'])} a month at this rate); another "
-            f"{num(r['unallocated_gpu_hours'])} GPU-hours sat unallocated "
-            f"({usd(r['unallocated_cost_usd'])}). Efficiency (used / allocated) was "
-            f"{frac_pct(r['efficiency'])}."
+            f"({usd(r['monthly_idle_allocated_cost_usd'])} a month at this rate){unallocated}. "
+            f"Efficiency (used / allocated) was {frac_pct(r['efficiency'])}."
         )
     coverage = r.get("history_coverage")
     if coverage is not None and coverage < 0.95:
@@ -713,13 +760,58 @@ def waste(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
             else f"{g['key']}: {num(g['idle_allocated_gpu_hours'])} idle allocated GPU-hours "
             f"({usd(g['idle_allocated_cost_usd'])})."
         )
-    for w in r.get("top_wasters", [])[:3]:
+    listed = (
+        {str(g["key"]) for g in r.get("groups", [])[:3]} if r.get("by") == "workload" else set()
+    )
+    wasters = [
+        w
+        for w in r.get("top_wasters", [])
+        if f"{w['namespace']}/{w['user']}/{w['workload']}" not in listed
+        and w["workload"] not in listed
+    ]
+    for w in wasters[:3]:
         insights.append(
             f"{w['namespace']}/{w['user']}/{w['workload']} 空闲{num(w['idle_gpu_hours'])}GPU时"
             f"（{usd(w['idle_cost_usd'])}）"
             if zh
             else f"{w['namespace']}/{w['user']}/{w['workload']} held GPUs idle for "
             f"{num(w['idle_gpu_hours'])} GPU-hours ({usd(w['idle_cost_usd'])})."
+        )
+    return answer, insights
+
+
+def waste_ranking(r: Result, label: str, name: str, zh: bool) -> tuple[str, list[str]]:
+    """The groups of a waste result ranked by idle allocated GPU-hours (most first; the
+    result orders them by idle cost, which the price table ties to them)."""
+    level = {"namespace": "命名空间", "user": "用户", "workload": "工作负载", "node": "节点"}
+    by = str(r.get("by") or "")
+    rows = [g for g in r.get("groups", []) if g.get("idle_allocated_gpu_hours")]
+    if not rows:
+        return (
+            (f"{label}{name}没有已分配但空闲的GPU时间。", [])
+            if zh
+            else (f"{capitalized(over(label))}, {name} had no allocated GPU-time left idle.", [])
+        )
+    top = rows[0]
+    hours, cost = num(top["idle_allocated_gpu_hours"]), usd(top["idle_allocated_cost_usd"])
+    if zh:
+        answer = (
+            f"{label}浪费最多的{level.get(by, by)}是{top['key']}：已分配但空闲{hours} GPU时"
+            f"（{cost}），效率{frac_pct(top.get('efficiency'), True)}。"
+        )
+    else:
+        answer = (
+            f"{capitalized(over(label))}, the {by} that wasted the most was {top['key']}: "
+            f"{hours} GPU-hours allocated but idle ({cost}), efficiency "
+            f"{frac_pct(top.get('efficiency'))}."
+        )
+    insights = []
+    for i, g in enumerate(rows[:5], 1):
+        h, c = num(g["idle_allocated_gpu_hours"]), usd(g["idle_allocated_cost_usd"])
+        insights.append(
+            f"{i}. {g['key']}：空闲{h} GPU时（{c}）"
+            if zh
+            else f"{i}. {g['key']}: {h} idle GPU-hours ({c})"
         )
     return answer, insights
 

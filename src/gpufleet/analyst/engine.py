@@ -96,6 +96,31 @@ class _Turn:
     clarification: dict[str, Any] | None = None
     retry: str | None = None
     """Why a clarification is asked again (an answer that was no option)."""
+    listed: tuple[str, list[str]] | None = None
+    """A metadata answer's level and the names it listed, in order."""
+
+
+_PICKABLE = ("cluster", "namespace", "user", "workload", "node", "gpu_model")
+
+
+def _resolve_listed(text: str, listed: Mapping[str, Any], previous: Understanding) -> _Turn | None:
+    """ "2" after a list ("list namespaces") asks about its second entry, over the list's
+    window; None when ``text`` is not a number of the list."""
+    options = [str(o) for o in listed.get("options", [])]
+    level = str(listed.get("level", ""))
+    choice = re.sub(
+        r"^(第?)([一二两三四五六七八九十]{1,3})(?=个|号|$)",
+        lambda z: z.group(1) + str(zh_number(z.group(2)) or z.group(2)),
+        text.strip().rstrip(".。!！"),
+    )
+    m = re.fullmatch(r"(?:#|no\.?\s*|第)?\s*(\d{1,3})\s*(?:个|号)?", choice, re.IGNORECASE)
+    if m is None or level not in _PICKABLE or not 1 <= int(m.group(1)) <= len(options):
+        return None
+    picked = options[int(m.group(1)) - 1]
+    named: dict[str, Any] = {level: picked, "metadata_level": None}
+    entities = dataclasses.replace(previous.entities, **named)
+    u = dataclasses.replace(previous, intent="trend", entities=entities, follow_up=True)
+    return _Turn(u)
 
 
 _PAIR_OPTIONS = 20
@@ -251,6 +276,9 @@ class Analyst:
         turn = None
         if isinstance(pending, Mapping) and previous is not None:
             turn = self._resolve_pending(text, pending, previous, catalog)
+        listed = state.get("listed")
+        if turn is None and isinstance(listed, Mapping) and previous is not None:
+            turn = _resolve_listed(text, listed, previous)
         if turn is None:
             u = understand(text, catalog, tools.now_s, previous=previous)
             if cluster is not None:
@@ -316,6 +344,9 @@ class Analyst:
                     "missing": turn.u.missing[0],
                     "options": turn.clarification["options"],
                 }
+            elif turn.listed is not None:
+                # "2" after a list picks its second entry.
+                new_state["listed"] = {"level": turn.listed[0], "options": turn.listed[1]}
             try:
                 self.store.save_chat_turn(
                     ChatTurn(
@@ -568,13 +599,15 @@ class Analyst:
         elif intent == "metadata":
             self._metadata(turn, tools, e, zh)
         elif intent == "waste":
-            r = tools.get_gpu_waste(
-                scope=scope,
-                window=window,
-                by="namespace" if scope.namespace is None else "workload",
-            )
+            by = "namespace" if scope.namespace is None else "workload"
+            if e.rank is not None:
+                by = e.rank[0]  # "which user wastes the most?"
+            r = tools.get_gpu_waste(scope=scope, window=window, by=by)
             turn.results.append(r)
-            turn.answer, turn.insights = say.waste(r.result, label, name, zh)
+            if e.rank is not None:
+                turn.answer, turn.insights = say.waste_ranking(r.result, label, name, zh)
+            else:
+                turn.answer, turn.insights = say.waste(r.result, label, name, zh)
         elif intent == "recommend":
             r = tools.get_recommendations(scope=scope, window=window)
             turn.results.append(r)
@@ -617,6 +650,8 @@ class Analyst:
             values = list(c.values(level))
         turn.results.append(r)
         turn.answer, turn.insights = say.metadata(level, values, label, zh, of)
+        if level in _PICKABLE and isinstance(values, list):
+            turn.listed = (level, [str(v) for v in values[: say.METADATA_SHOWN]])
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -691,9 +726,14 @@ def _entities_wire(u: Understanding, now_s: float) -> dict[str, Any]:
             first = _range(e, now_s)
             second = e.compare_range or previous_period(first)
             out["compare"] = {"windows": [first.iso(), second.iso()]}
+    ranked = ranked or (e.rank is not None and u.intent == "waste")
     if ranked and e.rank is not None:
         out["rank"] = {"by": e.rank[0], "order": e.rank[1]}
-        out["rank"]["measure"] = e.metric or e.rank_measure or "utilization"
+        out["rank"]["measure"] = (
+            "idle_allocated_gpu_hours"
+            if u.intent == "waste"
+            else e.metric or e.rank_measure or "utilization"
+        )
     if e.metadata_level is not None and u.intent == "metadata":
         out["lists"] = e.metadata_level
     return out

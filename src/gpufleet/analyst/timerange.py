@@ -274,8 +274,13 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
             if not re.fullmatch(BARE_DAY, g[1].strip(), _I):
                 raise
             last = parse_bare_day(g[1], first)
-        if last.start_s < first.start_s and not re.search(r"\d{4}", g[1]):
-            # "November 28 to December 3" said on December 1: the year after the start's
+        if (
+            last.start_s < first.start_s
+            and not re.search(r"\d{4}", g[1])
+            and last.month < first.month
+        ):
+            # "December 28 to January 3": across the year's end, the January after; a range
+            # that ends before it starts within a year ("Nov 10 to Nov 3") is said as such.
             last = parse_point(g[1], first.start_s + 365 * DAY_S)
         return first.start_s, last.end_s, f"{first.label} to {last.label}"
     if kind == "since_date":

@@ -17,7 +17,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from gpufleet.analyst.catalog import Catalog
 from gpufleet.analyst.timerange import (
@@ -237,7 +237,9 @@ _METADATA_LEVEL = (
     ("dimension", re.compile(r"\blabels?\b|\bdimensions?\b|\bkeys?\b", re.I), ("标签", "维度")),
 )
 _NEEDS_NAMESPACE = re.compile(
-    r"\b(?:a|one|some|specific|particular|certain)\s+(?:of (?:the|our) )?namespaces?\b", re.I
+    r"\b(?:a|one|some|specific|particular|certain|the)\s+(?:of (?:the|our) )?namespaces?\b"
+    r"(?!\s+(?:list|names?)\b)",
+    re.I,
 )
 _ZH_NEEDS_NAMESPACE = ("某个命名空间", "某命名空间", "一个命名空间", "指定命名空间")
 
@@ -301,7 +303,7 @@ class Understanding:
 
 def language_of(text: str) -> Literal["en", "zh"]:
     """``zh`` when the question has any CJK character, else ``en``."""
-    return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    return "zh" if re.search(r"[\u4e00-\u9fff\u3000-\u303f\uff01-\uff5e]", text) else "en"
 
 
 def _scores(text: str) -> dict[str, int]:
@@ -403,6 +405,9 @@ def understand(
         asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
         if re.search(asks_who, low) and "metadata" not in scores:
             intent = "drilldown"
+        elif previous.intent == "metadata" and ranges and set(scores) <= {"trend"}:
+            # "and last week?" after "list namespaces": the same list over that window.
+            intent = "metadata"
         elif previous.intent == "realtime" and ranges and intent in ("realtime", "help", "trend"):
             # "and last week?" after "how many GPUs are in use now?": how many were allocated
             # over that window (the allocation rate), unless a metric is named.
@@ -414,7 +419,9 @@ def understand(
             # "and the allocation rate?" asks the previous question of another metric.
             intent = previous.intent
 
-    rank = _rank(text) if intent in ("trend", "help", "drilldown", "realtime") else None
+    rank = _rank(text) if intent in ("trend", "help", "drilldown", "realtime", "waste") else None
+    if rank is not None and "waste" in scores and intent in ("drilldown", "trend", "help"):
+        intent = "waste"  # "which user wastes the most?": ranked by idle GPU-hours
     if rank is not None and intent == "help":
         intent = "trend"  # "which node is the busiest?"
     if rank is not None and intent == "drilldown" and _WHY.search(text):
@@ -431,7 +438,7 @@ def understand(
     elif re.search(r"\butil", text, re.I) or "利用率" in text or "使用率" in text:
         metric = "utilization"
     elif intent in ("trend", "compare", "drilldown") and (
-        _GPU_HOURS.search(text) or any(w in text for w in ("GPU小时", "GPU时数", "卡时"))
+        _GPU_HOURS.search(text) or any(w in text.upper() for w in ("GPU小时", "GPU时", "卡时"))
     ):
         metric = "gpu_hours"
     unsupported = _unsupported_metric(text) if metric is None else None
@@ -454,6 +461,13 @@ def understand(
             if intent in ("trend", "help", "realtime") or (intent == "drilldown" and not asks_why):
                 intent = "compare"
             break
+    if compare_entities is None and follow_up and previous is not None and intent == "compare":
+        # "compare it with nlp-team" after a turn about ml-team: ml-team against nlp-team.
+        for level in ("namespace", "user", "workload", "node"):
+            given, before = names.get(level, []), getattr(previous.entities, level)
+            if len(given) == 1 and before and before != given[0]:
+                compare_entities = (level, before, given[0])
+                break
     if compare_entities is None and len(kind_hit) >= 2 and kind_hit[0][1] != kind_hit[1][1]:
         # "inference vs training workloads": two kinds compared.
         compare_entities = ("workload_kind", kind_hit[0][1], kind_hit[1][1])
@@ -482,7 +496,10 @@ def understand(
             spots = [text.find(w) for w in zh if w in text] + ([m.start()] if m else [])
             if spots:
                 at.setdefault(level, min(spots))
-        metadata_level = min(at, key=lambda lv: at[lv]) if at else "cluster"
+        metadata_level = min(at, key=lambda lv: at[lv]) if at else None
+        if metadata_level is None and follow_up and previous is not None:
+            metadata_level = previous.entities.metadata_level
+        metadata_level = metadata_level or "cluster"
 
     entities = Entities(
         time_range=time_range,
@@ -842,7 +859,9 @@ def _is_follow_up(
         # question about the whole fleet, unless it says it follows on ("and ...", "it").
         # "compare with last week" and "why?" only make sense against the previous turn.
         return False
-    return words <= 6 and not names and model is None and known
+    # A bare name ("nlp-team") after a turn asks the same of it ("what about nlp-team?").
+    bare = bool(names) and not scores and not ranges and words <= 2
+    return bare or (words <= 6 and not names and model is None and known)
 
 
 def _merge(
@@ -897,7 +916,12 @@ def _merge(
         # A metric is a property of a series: idle GPU-hours or advice have none to carry.
         out = dataclasses.replace(out, metric=None)
     if new.compare_entities is not None:
-        out = dataclasses.replace(out, compare_more=new.compare_more)
+        # Two entities of a level compared: the scope no longer narrows to one of them.
+        level = new.compare_entities[0]
+        cleared: dict[str, Any] = (
+            {level: None} if level in ("namespace", "user", "workload", "node") else {}
+        )
+        out = dataclasses.replace(out, compare_more=new.compare_more, **cleared)
     if new.compare_entities is None and prev.compare_entities is not None and names:
         # Naming one entity after a comparison of two looks at that one.
         out = dataclasses.replace(out, compare_entities=None, compare_more=())
