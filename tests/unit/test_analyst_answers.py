@@ -303,3 +303,28 @@ def test_compare_it_with_another_compares_the_two(analyst: Analyst) -> None:
 
 def test_full_width_punctuation_is_chinese(analyst: Analyst) -> None:
     assert _ask(analyst, "？").answer.startswith("我可以根据历史数据回答")
+
+
+def test_a_why_answer_says_how_allocation_moved(analyst: Analyst) -> None:
+    r = _ask(analyst, "why did usage drop on Nov 20")
+    assert r.insights[0] == (
+        "Allocation rate (share of GPU-time held): 71.9 % the day before -> 62.2 % on "
+        "2026-11-20 (-9.7 points)."
+    )
+    # A namespace's drill-down holds all its GPU-time: no allocation line.
+    ns = _ask(analyst, "why did ml-team's utilization drop this week?")
+    assert not ns.insights[0].startswith("Allocation rate")
+
+
+def test_which_workloads_lists_workloads(analyst: Analyst) -> None:
+    r = _ask(analyst, "utilization of cv-team last week", "which workloads?")
+    assert r.data[0]["args"]["levels"] == ["workload"]
+    assert all(i.startswith(("workload ", "Only GPU-time")) for i in r.insights[1:])
+
+
+def test_a_day_is_no_trend(analyst: Analyst) -> None:
+    r = _ask(analyst, "utilisation yesterday")
+    assert "within a day it follows the daily cycle, so no trend is read" in r.answer
+    assert not any(i.startswith("Slope") for i in r.insights)
+    week = _ask(analyst, "utilization trend last week")
+    assert any(i.startswith("Slope") for i in week.insights)

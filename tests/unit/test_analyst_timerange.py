@@ -244,3 +244,22 @@ def test_days_and_times_that_do_not_exist_are_said(text: str) -> None:
     found, said = _problems(text)
     assert found == []
     assert "not a valid date or time" in said[0].en
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("this quarter", "2026-10-01T00:00:00Z", "2026-11-25T12:00:00Z"),
+        ("last quarter", "2026-07-01T00:00:00Z", "2026-10-01T00:00:00Z"),
+        ("上季度", "2026-07-01T00:00:00Z", "2026-10-01T00:00:00Z"),
+    ],
+)
+def test_quarters(text: str, start: str, end: str) -> None:
+    assert _problems(text) == ([(start, end)], [])
+
+
+@pytest.mark.parametrize("text", ["utilization next week", "tomorrow", "明天", "下个月"])
+def test_the_future_has_no_data_and_says_so(text: str) -> None:
+    found, said = _problems(text)
+    assert found == []
+    assert "there is no data in it yet" in said[0].en

@@ -208,6 +208,10 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
         if zh:
             return f"{name}在{label}没有{what}数据。", []
         return f"There is no {what} data for {name} {in_window(label)}.", []
+    # Within one day the hours follow the daily cycle: a slope over them is no trend.
+    within_day = gran == "hour" and len(buckets) <= 24
+    if within_day:
+        slope = None
     direction = slope["direction"] if slope else "flat"
     first, last = picks[0], picks[-1]
     # A robust slope over all buckets may point the other way from the first and last alone.
@@ -229,6 +233,11 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
         mean = metric_value(value, metric, True)
         how = "合计" if metric == "gpu_hours" else "平均为"
         answer = f"{label}{name}的{what}{how}{mean}，整体趋势{word}（{ends}）。"
+        if within_day:
+            answer = (
+                f"{label}{name}的{what}{how}{mean}（第一个小时{v_first}，最后一个小时{v_last}；"
+                "一天之内随作息变化，不判断趋势）。"
+            )
     else:
         word = {
             "rising": "is trending upward",
@@ -246,6 +255,12 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
             f"{over(label)}, {what} of {name} {how} {metric_value(value, metric)} and "
             f"{word} {ends}."
         )
+        if within_day:
+            answer = (
+                f"{over(label)}, {what} of {name} {how} {metric_value(value, metric)} (first "
+                f"hour {v_first}, last {v_last}); within a day it follows the daily cycle, so "
+                "no trend is read."
+            )
     few = len(points)
     if few < len(buckets):
         # Partial coverage ("last month" with a few days of history): the mean is of those.
@@ -475,6 +490,23 @@ def compare_entities(r: Result, label: str, zh: bool) -> tuple[str, list[str]]:
         )
         insights = [f"GPU-hours: {a} {num(c['gpu_hours_a'])}, {b} {num(c['gpu_hours_b'])}."]
     return answer, insights
+
+
+def allocation_moved(r: Result, first_label: str, second_label: str, zh: bool) -> str:
+    """The allocation rate of both windows of a drill-down, as its first line."""
+    c = r["window_comparison"]
+    now, before, change = c.get("value_b"), c.get("value_a"), c.get("change")
+    if zh:
+        was, now_v = (metric_value(v, "allocation_rate", True) for v in (before, now))
+        return (
+            f"分配率（被占用的GPU时间占比）：{second_label}{was} → {first_label}{now_v}"
+            f"（{metric_change(change, 'allocation_rate', True)}）"
+        )
+    return (
+        f"Allocation rate (share of GPU-time held): {metric_value(before, 'allocation_rate')} "
+        f"{in_window(second_label)} -> {metric_value(now, 'allocation_rate')} "
+        f"{in_window(first_label)} ({metric_change(change, 'allocation_rate')})."
+    )
 
 
 def compare_several(results: Sequence[Result], label: str, zh: bool) -> tuple[str, list[str]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.pricing import PriceTable
-from gpufleet.analysis.scope import Scope, Window
+from gpufleet.analysis.scope import WORKLOAD_KEYS, Scope, Window
 from gpufleet.analyst import answer as say
 from gpufleet.analyst.answer_drilldown import drilldown
 from gpufleet.analyst.catalog import Catalog
@@ -98,6 +98,13 @@ class _Turn:
     """Why a clarification is asked again (an answer that was no option)."""
     listed: tuple[str, list[str]] | None = None
     """A metadata answer's level and the names it listed, in order."""
+
+
+def _held_scope(scope: Scope) -> bool:
+    """A scope of holders (a namespace, user, workload or kind): no unallocated time."""
+    return any(
+        getattr(scope, k) is not None for k in ("namespace", "user", "workload", "workload_kind")
+    )
 
 
 _PICKABLE = ("cluster", "namespace", "user", "workload", "node", "gpu_model")
@@ -589,9 +596,18 @@ class Analyst:
                     after=first,
                     before=second,
                     metric="gpu_hours" if metric == "gpu_hours" else "utilization",
+                    levels=(e.drill_to,) if e.drill_to else WORKLOAD_KEYS,
                 )
                 turn.results.append(r)
                 turn.answer, turn.insights = drilldown(r.result, *labels, zh)
+                if metric != "gpu_hours" and not _held_scope(scope):
+                    # Utilization of held time leaves out GPUs nobody holds: say how the
+                    # allocation moved too, as fewer GPUs held is often most of a fall.
+                    alloc = tools.compare_periods(
+                        scope=scope, first=first, second=second, metric_type="allocation_rate"
+                    )
+                    turn.results.append(alloc)
+                    turn.insights.insert(0, say.allocation_moved(alloc.result, *labels, zh))
         elif intent == "realtime":
             r = tools.get_latest_snapshot(scope=_scope(e))
             turn.results.append(r)

@@ -238,6 +238,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (_p(r"\b(?:on|last)\s+" + _WEEKDAY_WORDS + r"\b", _I), "on_weekday"),
     (_p(r"\b(?:last|this past|the last)\s+weekend\b", _I), "last_weekend"),
     (_p(r"\b(last|this)\s+year\b", _I), "year_word"),
+    (_p(r"\b(this|current|last|previous)\s+quarter\b", _I), "quarter"),
+    (_p(r"(本季度|这个季度|这季度|上季度|上个季度)"), "quarter"),
+    (_p(r"\b(?:next|coming)\s+(?:week|month|day|year)\b|\btomorrow\b", _I), "future"),
+    (_p(r"(明天|下周|下个星期|下个月|明年)"), "future"),
     (_p(r"\b(?:in|during)\s+(\d{4})\b(?!-)", _I), "year"),
     (_p(r"\b(?:in|during|for|of)\s+" + _MONTH_WORDS + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
     (_p(r"\b" + _MONTH_FULL + r"(?:\s+(\d{4}))?\b", _I), "month_name"),
@@ -364,6 +368,22 @@ def _build(kind: str, m: re.Match[str], now_s: float) -> tuple[float, float, str
         a = datetime(year, 1, 1, tzinfo=UTC).timestamp()
         b = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
         return a, b, "last year" if g[0].lower() == "last" else "this year"
+    if kind == "quarter":
+        this = datetime.fromtimestamp(now_s, tz=UTC)
+        first_month = 3 * ((this.month - 1) // 3) + 1
+        year = this.year
+        if g[0].lower() in ("last", "previous", "上季度", "上个季度"):
+            first_month -= 3
+            if first_month < 1:
+                first_month, year = first_month + 12, year - 1
+        a = datetime(year, first_month, 1, tzinfo=UTC).timestamp()
+        nxt_month, nxt_year = (first_month + 3, year) if first_month <= 9 else (1, year + 1)
+        b = datetime(nxt_year, nxt_month, 1, tzinfo=UTC).timestamp()
+        q = (first_month - 1) // 3 + 1
+        return a, b, f"Q{q} {year}"
+    if kind == "future":
+        # Nothing has been recorded there yet: the caller says so (and uses another window).
+        return _day_start(now_s) + DAY_S, _day_start(now_s) + 2 * DAY_S, m.group(0)
     if kind == "year":
         year = int(g[0])
         a = datetime(year, 1, 1, tzinfo=UTC).timestamp()

@@ -20,7 +20,7 @@ from typing import Any
 from gpufleet.analysis.drilldown import drill_down
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend import recommend
-from gpufleet.analysis.scope import Scope, Window
+from gpufleet.analysis.scope import WORKLOAD_KEYS, Scope, Window
 from gpufleet.analysis.trends import analyze_trends, compare_entities, compare_windows
 from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.analysis.waste import compute_waste
@@ -238,20 +238,40 @@ class Toolbox:
         )
 
     def drill_down(
-        self, *, scope: Scope, after: Window, before: Window, metric: str = "utilization"
+        self,
+        *,
+        scope: Scope,
+        after: Window,
+        before: Window,
+        metric: str = "utilization",
+        levels: tuple[str, ...] = WORKLOAD_KEYS,
     ) -> ToolResult:
-        """Attribute a change between two windows down namespace -> user -> workload."""
-        result = drill_down(self.store, before, after, scope=scope, metric=metric)  # type: ignore[arg-type]
+        """Attribute a change between two windows down namespace -> user -> workload (or
+        straight to the ``levels`` given: ``("workload",)`` for "which workloads?")."""
+        result = drill_down(
+            self.store,
+            before,
+            after,
+            scope=scope,
+            metric=metric,  # type: ignore[arg-type]
+            levels=levels,
+        )
         params = {
             **_window_params(after),
             **_scope_params(scope),
             "before_from": iso(before.start_s),
             "before_to": iso(before.end_s),
             "metric": metric,
+            "levels": ",".join(levels),
         }
         return ToolResult(
             "drill_down",
-            {"after": to_wire(after), "before": to_wire(before), "metric": metric},
+            {
+                "after": to_wire(after),
+                "before": to_wire(before),
+                "metric": metric,
+                "levels": list(levels),
+            },
             ApiCall("GET", "/analysis/drilldown", params),
             to_wire(result),
         )

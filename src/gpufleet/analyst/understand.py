@@ -273,6 +273,8 @@ class Entities:
     rank: tuple[str, str] | None = None
     """``(level, "high" | "low")`` for "which namespace has the lowest utilization?", "top
     users", "who is using the most GPUs?" (a trend or drill-down answered by a ranking)."""
+    drill_to: str | None = None
+    """``workload`` when a drill-down should list workloads directly ("which workloads?")."""
     rank_measure: str | None = None
     """``gpu_hours`` when a ranking asks who uses the most GPUs (not who is busiest); the
     metric named, or utilization, otherwise."""
@@ -394,6 +396,7 @@ def understand(
         label = ("workload_kind", kind_hit[0][1])
 
     from_realtime = False
+    drill_to: str | None = None
     follow_up = (
         previous is not None
         and previous.intent != "help"
@@ -405,6 +408,8 @@ def understand(
         asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
         if re.search(asks_who, low) and "metadata" not in scores:
             intent = "drilldown"
+            if re.search(r"workloads?|jobs?|工作负载|任务", low):
+                drill_to = "workload"  # "which workloads?": straight to them
         elif previous.intent == "metadata" and ranges and set(scores) <= {"trend"}:
             # "and last week?" after "list namespaces": the same list over that window.
             intent = "metadata"
@@ -525,6 +530,7 @@ def understand(
         all_clusters=bool(_ALL_WORDS.match(text)),
         rank=rank,
         rank_measure="gpu_hours" if amount else None,
+        drill_to=drill_to,
     )
     if compare_entities is not None and compare_entities[0] == "node":
         entities = dataclasses.replace(entities, node=None)
@@ -912,6 +918,7 @@ def _merge(
             out = dataclasses.replace(out, **{attr: value})
     if new.metadata_level is not None:
         out = dataclasses.replace(out, metadata_level=new.metadata_level)
+    out = dataclasses.replace(out, drill_to=new.drill_to)  # said of this turn only
     if new.metric is None and intent not in ("trend", "compare", "drilldown", "realtime"):
         # A metric is a property of a series: idle GPU-hours or advice have none to carry.
         out = dataclasses.replace(out, metric=None)

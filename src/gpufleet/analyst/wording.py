@@ -65,6 +65,9 @@ def window_label(r: TimeRange, zh: bool) -> str:
     m = re.fullmatch(f"the hour from ({_POINT})", r.label)
     if m:
         return f"{m.group(1)}起的一小时"
+    m = re.fullmatch(r"Q([1-4]) (\d{4})", r.label)
+    if m:
+        return f"{m.group(2)}年第{m.group(1)}季度"
     if re.fullmatch(r"\d{4}", r.label):
         return f"{r.label}年"
     m = re.fullmatch(r"the ([\d.]+) hours before", r.label)
