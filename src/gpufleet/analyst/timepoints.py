@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-_MONTHS = (
+MONTHS = (
     "january",
     "february",
     "march",
@@ -29,9 +29,11 @@ _MONTHS = (
     "november",
     "december",
 )
-_MONTH_NUMBER = {m: i + 1 for i, m in enumerate(_MONTHS)}
-_MONTH_NUMBER.update({m[:3]: i + 1 for i, m in enumerate(_MONTHS)})
-_MONTH_NUMBER["sept"] = 9
+"""English month names, January first."""
+MONTH_NUMBER = {m: i + 1 for i, m in enumerate(MONTHS)}
+MONTH_NUMBER.update({m[:3]: i + 1 for i, m in enumerate(MONTHS)})
+MONTH_NUMBER["sept"] = 9
+"""Month number of a full or abbreviated English name."""
 
 # "May" is a common word: as a month before a day it needs an ordinal or a year ("May 3rd",
 # "May 3, 2026"); the other names take a bare day ("November 20").
@@ -119,9 +121,9 @@ def parse_point(text: str, now_s: float) -> Point:
         year = int(zh.group(1)) if zh.group(1) else _latest_year(month, day, now_s)
         return _make(year, month, day, _clock(t[zh.end() :]))
     word = re.search(r"[a-z]+", re.sub(r"\b(?:of|at|utc|z)\b|\d(?:st|nd|rd|th)", " ", t))
-    if word is None or word.group(0) not in _MONTH_NUMBER:
+    if word is None or word.group(0) not in MONTH_NUMBER:
         raise ValueError(f"no month in {text!r}")
-    month = _MONTH_NUMBER[word.group(0)]
+    month = MONTH_NUMBER[word.group(0)]
     clock_at = re.search(_CLOCK, t)
     head = t[: clock_at.start()] if clock_at else t
     numbers = [int(x) for x in _NUMBERS.findall(head)]

@@ -18,7 +18,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gpufleet.analyst.timepoints import BARE_DAY, POINT, parse_bare_day, parse_point
+from gpufleet.analyst.timepoints import (
+    BARE_DAY,
+    MONTH_NUMBER,
+    MONTHS,
+    POINT,
+    parse_bare_day,
+    parse_point,
+)
 
 HOUR_S = 3600.0
 DAY_S = 86_400.0
@@ -75,23 +82,7 @@ _EN_NUMBERS = {
 }
 _ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _ZH_DIGITS.update({"六": 6, "七": 7, "八": 8, "九": 9})
-MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
-_MONTH_ABBR = {m[:3]: i + 1 for i, m in enumerate(MONTHS)}
-_MONTH_ABBR.update({m: i + 1 for i, m in enumerate(MONTHS)})
-_MONTH_ABBR["sept"] = 9
+_MONTH_ABBR = dict(MONTH_NUMBER)
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ZH_WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gpufleet.analyst import answer as say
-from gpufleet.analyst.timerange import MONTHS as _MONTHS
+from gpufleet.analyst.timepoints import MONTHS as _MONTHS
 from gpufleet.analyst.timerange import TimeRange
 from gpufleet.analyst.understand import Understanding
 
