@@ -328,3 +328,22 @@ def test_a_day_is_no_trend(analyst: Analyst) -> None:
     assert not any(i.startswith("Slope") for i in r.insights)
     week = _ask(analyst, "utilization trend last week")
     assert any(i.startswith("Slope") for i in week.insights)
+
+
+def test_shifts_net_of_the_weekly_pattern_say_so(analyst: Analyst) -> None:
+    r = _ask(analyst, "how's usage been this month")
+    shifts = [i for i in r.insights if i.startswith("Shift at")]
+    assert shifts
+    assert all(i.endswith("(weekly pattern removed).") for i in shifts)
+
+
+def test_half_buckets_at_the_edges_are_left_out_of_the_fit(demo_store: Store) -> None:
+    from gpufleet.analysis.scope import Window
+    from gpufleet.analysis.trends import analyze_trends
+
+    # The past 7 days from 12:00: the first and last days are halves.
+    result = analyze_trends(demo_store, Window(EVAL_NOW_S - 7 * 86_400.0, EVAL_NOW_S))
+    whole = [p for p in result.series.points if not p.partial and p.value is not None]
+    assert result.slope is not None
+    assert result.slope.n == len(whole) == 6
+    assert len(result.series.points) == 8

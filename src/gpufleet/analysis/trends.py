@@ -172,6 +172,9 @@ class TrendResult:
     are then levels net of the seasonal pattern); for hourly series, in daily means."""
     forecast: Forecast | None
     """None without any bucket of data."""
+    shifts_deseasonalized: bool = False
+    """Whether the change points' means are net of a seasonal pattern (see above), so they
+    are not the plain means of the buckets."""
 
 
 def _unit(metric: str) -> str:
@@ -562,9 +565,11 @@ def analyze_trends(
     """Series, slope, change against the previous window, change points and forecast.
 
     The previous window has the same length and ends where ``window`` starts; it is compared
-    only when history covers at least half of it (see the module docstring). For
-    ``gpu_hours``, partial buckets are left out of the slope, change points and forecast (a
-    part of a day holds fewer GPU-hours than a day). The forecast uses a weekly season for
+    only when history covers at least half of it (see the module docstring). Partial
+    buckets (cut by the window's edges) are left out of the slope, change points and forecast:
+    a part of a day holds fewer GPU-hours than a day, and a rate over half a day is of its
+    busy or its quiet half, not of the day (the daily cycle). A rate keeps them when fewer than
+    three whole buckets remain. The forecast uses a weekly season for
     hourly buckets when there are four weeks of them (daily otherwise) and a weekly one for
     daily buckets; ``horizon`` defaults to a day, a week or four weeks of buckets. It starts
     at the bucket after the series' last one (buckets left out at the end, such as a partial
@@ -581,11 +586,10 @@ def analyze_trends(
     steps = HORIZON[granularity] if horizon is None else horizon
     if steps < 1:
         raise HistoryQueryError(f"horizon must be at least 1 bucket; got {steps}")
-    usable = [
-        p
-        for p in series.points
-        if p.value is not None and not (metric == "gpu_hours" and p.partial)
-    ]
+    usable = [p for p in series.points if p.value is not None and not p.partial]
+    if metric != "gpu_hours" and len(usable) < 3:
+        # Too few whole buckets (a window of a day and a half): a rate's partial ones count.
+        usable = [p for p in series.points if p.value is not None]
     pairs = [(p.mid_s, p.value) for p in usable if p.value is not None]
     previous = Window(window.start_s - window.span_s, window.start_s)
     # As compare_windows(store, previous, window, ...), with this window's total from the
@@ -640,4 +644,5 @@ def analyze_trends(
         comparison=comparison,
         change_points=tuple(change_points(shifted)),
         forecast=fc,
+        shifts_deseasonalized=m is not None,
     )

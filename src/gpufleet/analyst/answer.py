@@ -325,16 +325,20 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
             f"Highest {metric_value(peak['value'], metric)} ({p_at}), "
             f"lowest {metric_value(low['value'], metric)} ({l_at})."
         )
+    net = bool(r.get("shifts_deseasonalized"))
     for cp in r.get("change_points", [])[:2]:
         before, after = cp.get("before_mean"), cp.get("after_mean")
         at = _bucket_time(str(cp.get("ts") or cp.get("start") or ""), gran, zh)
         if before is not None and after is not None:
+            # Levels net of the weekly pattern when one was fitted: say so, they are not the
+            # plain means of the days.
+            basis = ("（已去除周期规律）" if zh else " (weekly pattern removed)") if net else ""
             insights.append(
                 f"{at}出现变化：{metric_value(before, metric, True)} → "
-                f"{metric_value(after, metric, True)}"
+                f"{metric_value(after, metric, True)}{basis}"
                 if zh
                 else f"Shift at {at}: {metric_value(before, metric)} -> "
-                f"{metric_value(after, metric)}."
+                f"{metric_value(after, metric)}{basis}."
             )
     fc = r.get("forecast")
     if fc and fc.get("points"):
