@@ -347,3 +347,23 @@ def test_half_buckets_at_the_edges_are_left_out_of_the_fit(demo_store: Store) ->
     assert result.slope is not None
     assert result.slope.n == len(whole) == 6
     assert len(result.series.points) == 8
+
+
+def test_the_namespace_is_asked_for_and_a_bare_name_keeps_the_window(analyst: Analyst) -> None:
+    asked = _ask(analyst, "how busy was the namespace last week")
+    assert asked.clarification is not None
+    assert (
+        asked.clarification["question"] == "Which namespace? Namespaces with GPU usage last week:"
+    )
+    r = analyst.ask("nlp-team", session_id=asked.session_id)
+    assert (r.entities["namespace"], r.entities["time_range"]["label"]) == ("nlp-team", "last week")
+    bare = _ask(analyst, "utilization last week", "cv-team")
+    assert (bare.entities["namespace"], bare.entities["time_range"]["label"]) == (
+        "cv-team",
+        "last week",
+    )
+
+
+def test_an_unknown_name_among_compared_ones_is_said_of_the_known(analyst: Analyst) -> None:
+    r = _ask(analyst, "cv-team vs nlp-team vs ml-platform utilization this month")
+    assert "this answer is about cv-team and nlp-team." in r.answer

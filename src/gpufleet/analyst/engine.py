@@ -394,6 +394,11 @@ class Analyst:
         if u.unknown and turn.results:
             names = ", ".join(repr(n) for n in u.unknown)
             scope = _name(u.entities, zh)
+            ce = u.entities.compare_entities
+            if ce is not None and u.intent == "compare":
+                # "cv-team vs nlp-team vs ml-platform": the answer is about the ones that exist.
+                known = [ce[1], ce[2], *u.entities.compare_more]
+                scope = ("、" if zh else " and ").join(known)
             said.append(
                 f"没有名为{names}的集群、节点、GPU型号、命名空间、用户或工作负载有数据；以下是{scope}的结果。"
                 if zh
