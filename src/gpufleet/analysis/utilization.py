@@ -74,6 +74,9 @@ class Usage:
     samples: int = 0
     hist: list[float] | None = None
     gpus: set[str] = field(default_factory=set)
+    util_max_pct: float | None = None
+    """Highest utilization reading of the GPU rows added (caps the histogram's p95, which
+    interpolates inside a 5 % bin: all readings at 0 % would otherwise read as p95 4.75 %)."""
     keep_hist: bool = True
     """Whether :meth:`add_gpu` sums the histogram (``hist`` stays None without it: a caller
     that reads no percentile of this group skips twenty additions per row)."""
@@ -96,7 +99,19 @@ class Usage:
         self.samples += row.samples
         if self.keep_hist:
             self.hist = add_bins(self.hist or _NO_HIST, row.util_hist_s)
+        if row.util_max_pct is not None and (
+            self.util_max_pct is None or row.util_max_pct > self.util_max_pct
+        ):
+            self.util_max_pct = row.util_max_pct
         self.gpus.add(row.uuid)
+
+    def p95_util_pct(self) -> float | None:
+        """The 95th percentile of utilization from the histogram, at most the highest
+        reading."""
+        p = hist_percentile(self.hist, 0.95) if self.hist else None
+        if p is None or self.util_max_pct is None:
+            return p
+        return min(p, self.util_max_pct)
 
     def add_workload(self, row: WorkloadUsage) -> None:
         """Add one workload-hour: held time is allocated; idle is held time not busy."""
@@ -231,7 +246,7 @@ def _group_row(key: str, u: Usage) -> GroupUsage:
         allocation_rate=u.share(u.allocated_s),
         idle_fraction=u.share(u.idle_s),
         mean_gpu_util_pct=u.mean_util_pct,
-        p95_gpu_util_pct=hist_percentile(u.hist, 0.95) if u.hist else None,
+        p95_gpu_util_pct=u.p95_util_pct(),
     )
 
 
@@ -439,7 +454,7 @@ def analyze_utilization(
         idle_fraction=total.share(total.idle_s),
         mean_gpu_util_pct=total.mean_util_pct,
         p50_gpu_util_pct=hist_percentile(total.hist, 0.5) if total.hist else None,
-        p95_gpu_util_pct=hist_percentile(total.hist, 0.95) if total.hist else None,
+        p95_gpu_util_pct=total.p95_util_pct(),
         # A GPU's memory readings include other holders; a workload scope reports only its
         # own peak (the per-workload rows carry no mean memory share).
         mean_mem_used_pct=None if scope.workload_level else mem_mean,
