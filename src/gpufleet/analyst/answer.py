@@ -598,8 +598,9 @@ def realtime(r: Result, name: str, zh: bool, idle: bool = False) -> tuple[str, l
         )
     else:
         answer = (
-            f"{name} has {gpus} GPUs reporting, {allocated} of them allocated most of the last "
-            f"two minutes ({frac_pct(r['allocation_rate'])} of their GPU-time), mean utilization "
+            f"{name} has {gpus} GPUs reporting, {allocated} of them allocated for most of the "
+            f"last two minutes (allocation rate {frac_pct(r['allocation_rate'])} of all GPU-time "
+            "then), mean utilization "
             f"{pct(r['mean_gpu_util_pct'])} as of {r['as_of']}."
         )
     busy = sorted(
