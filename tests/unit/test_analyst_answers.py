@@ -13,7 +13,7 @@ import re
 import pytest
 from tests.analyst_eval import EVAL_NOW_S
 
-from gpufleet.analyst import answer as say
+from gpufleet.analyst import answer_trend
 from gpufleet.analyst.engine import Analyst, Reply
 from gpufleet.store.base import Store
 
@@ -135,10 +135,10 @@ def test_a_trend_against_its_end_points_says_both() -> None:
         "comparison": {"value_b": 44.9},
         "slope": {"direction": "falling", "per_day": -2.0},
     }
-    answer, _ = say.trend(result, "the past 5 days", zh=False)
+    answer, _ = answer_trend.trend(result, "the past 5 days", zh=False)
     assert "trending downward across its buckets, though the last (49.8 %)" in answer
     assert "above the first (39.8 %)" in answer
-    zh, _ = say.trend(result, "过去5天", zh=True)
+    zh, _ = answer_trend.trend(result, "过去5天", zh=True)
     assert "虽然最后一个时间段（49.8%）高于第一个（39.8%）" in zh
 
 

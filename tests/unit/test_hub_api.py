@@ -15,6 +15,7 @@ from gpufleet.fleet.hub import Hub
 from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store import open_store
 from gpufleet.store.base import Store
+from gpufleet.store.hub_records import HubRecords
 
 
 class Clock:
@@ -32,7 +33,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def hub(store: Store, clock: Clock) -> Hub:
-    return Hub(store, clock=clock)  # type: ignore[arg-type]
+    assert isinstance(store, HubRecords)
+    return Hub(store, clock=clock)
 
 
 @pytest.fixture
@@ -183,7 +185,8 @@ def test_tokens_are_created_listed_and_revoked_without_secrets(api: TestClient, 
 
 def test_a_hub_restart_keeps_nodes_drains_and_tokens(store_target: str, clock: Clock) -> None:
     first = open_store(store_target)
-    hub = Hub(first, clock=clock)  # type: ignore[arg-type]
+    assert isinstance(first, HubRecords)
+    hub = Hub(first, clock=clock)
     text, _ = hub.create_token("agents", ["node-join"])
     api = TestClient(create_hub_app(hub))
     headers = {"Authorization": f"Bearer {text}"}
@@ -193,7 +196,8 @@ def test_a_hub_restart_keeps_nodes_drains_and_tokens(store_target: str, clock: C
     first.close()
     second = open_store(store_target)
     try:
-        again = TestClient(create_hub_app(Hub(second, clock=clock)))  # type: ignore[arg-type]
+        assert isinstance(second, HubRecords)
+        again = TestClient(create_hub_app(Hub(second, clock=clock)))
         r = again.post("/fleet/v1/ingest", json=_batch("n1", 2), headers=headers)
         assert r.json()["duplicate"] is True  # the batch id survived the restart too
         (n1,) = second.hub_nodes()  # type: ignore[attr-defined]

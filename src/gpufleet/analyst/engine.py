@@ -23,6 +23,7 @@ from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.scope import WORKLOAD_KEYS, Scope, Window
 from gpufleet.analyst import answer as say
+from gpufleet.analyst import answer_trend, answer_waste
 from gpufleet.analyst.answer_drilldown import drilldown
 from gpufleet.analyst.catalog import Catalog
 from gpufleet.analyst.clarify import option_reply
@@ -563,7 +564,7 @@ class Analyst:
             )
             turn.results.append(r)
             now_iso = TimeRange(tools.now_s, tools.now_s, "").iso()["start"]
-            turn.answer, turn.insights = say.trend(r.result, label, zh, now_iso)
+            turn.answer, turn.insights = answer_trend.trend(r.result, label, zh, now_iso)
         elif intent == "compare" and e.compare_entities is not None:
             level, a, b = e.compare_entities
             for other in (b, *e.compare_more):
@@ -626,19 +627,19 @@ class Analyst:
             r = tools.get_gpu_waste(scope=scope, window=window, by=by)
             turn.results.append(r)
             if e.rank is not None:
-                turn.answer, turn.insights = say.waste_ranking(r.result, label, name, zh)
+                turn.answer, turn.insights = answer_waste.waste_ranking(r.result, label, name, zh)
             else:
-                turn.answer, turn.insights = say.waste(r.result, label, name, zh)
+                turn.answer, turn.insights = answer_waste.waste(r.result, label, name, zh)
         elif intent == "recommend":
             r = tools.get_recommendations(scope=scope, window=window)
             turn.results.append(r)
-            turn.answer, turn.insights = say.recommend(r.result, label, zh)
+            turn.answer, turn.insights = answer_waste.recommend(r.result, label, zh)
         elif intent == "alerts":
             # Alerts of the window (the past 7 days unless named), from the store: the ones
             # not resolved yet are the active ones.
             r = tools.get_alerts(window=window, cluster=e.cluster)
             turn.results.append(r)
-            turn.answer, turn.insights = say.alerts(r.result, label, zh)
+            turn.answer, turn.insights = answer_waste.alerts(r.result, label, zh)
         else:
             turn.answer = say.HELP_ZH if zh else say.HELP_EN
 

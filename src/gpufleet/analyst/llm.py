@@ -30,8 +30,9 @@ from typing import Any, Literal
 import httpx
 
 from gpufleet.analyst.catalog import Catalog
+from gpufleet.analyst.intents import INTENTS
 from gpufleet.analyst.timerange import DAY_S, TimeRange
-from gpufleet.analyst.understand import INTENTS, Entities, Understanding
+from gpufleet.analyst.understand import Entities, Understanding
 from gpufleet.settings import LlmSettings
 
 ROUTE_TOOL: dict[str, Any] = {

@@ -1,10 +1,11 @@
 """Offline understanding of a question: its intent and entities, in English or Chinese.
 
-No model and no network: keyword cues decide the intent, :mod:`~gpufleet.analyst.timerange`
-reads the time ranges, and names are matched against the :class:`~gpufleet.analyst.catalog.
-Catalog` of what has data, so only real clusters, namespaces, users, workloads, nodes and GPU
-models are ever recognized. A follow-up ("and last month?", "what about cv-team?", "那上个月
-呢") keeps the previous turn's intent and entities and replaces what it names.
+No model and no network: keyword cues decide the intent (:mod:`~gpufleet.analyst.intents`),
+:mod:`~gpufleet.analyst.timerange` reads the time ranges, and names are matched against the
+:class:`~gpufleet.analyst.catalog.Catalog` of what has data, so only real clusters,
+namespaces, users, workloads, nodes and GPU models are ever recognized. A follow-up ("and
+last month?", "what about cv-team?", "那上个月呢") keeps the previous turn's intent and
+entities and replaces what it names.
 
 Intents (seed 001 and issue 4): ``trend``, ``compare``, ``drilldown``, ``realtime``,
 ``metadata``, ``waste``, ``recommend``, ``alerts``, ``help``.
@@ -17,9 +18,15 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from gpufleet.analyst.catalog import Catalog
+from gpufleet.analyst.intents import (
+    WHY,
+    intent_of,
+    rank_of,
+    scores_of,
+)
 from gpufleet.analyst.timerange import (
     RangeProblem,
     TimeRange,
@@ -28,169 +35,8 @@ from gpufleet.analyst.timerange import (
     previous_period,
 )
 
-Intent = Literal[
-    "trend", "compare", "drilldown", "realtime", "metadata", "waste", "recommend", "alerts", "help"
-]
-INTENTS: tuple[str, ...] = get_args(Intent)
 LEVELS: tuple[str, ...] = ("cluster", "node", "gpu_model", "namespace", "user", "workload")
 
-# Cues per intent: (English regex, Chinese substrings), scored; the highest score wins and
-# ties go to the earlier intent in _PRIORITY.
-_CUES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "drilldown": (
-        r"\bwhy\b|\bcaus(?:e|ed|ing)\b|\breasons?\b|\b(?:which|what) (?:workloads?|jobs?|users?)\b"
-        r"|\bwho(?:'s| is| are)?\s+(?:caus|responsible|eating|using|hogging|behind|driving)"
-        r"|\bexplain\b|\bdrill|\bbreak(?:\s|-)?(?:it\s|that\s)?down\b(?!\s+by\s+(?:hour|day))"
-        r"|\bcontribut|\bdriving\b|\bdrivers? (?:of|behind)\b|\bbehind (?:that|this|it)\b"
-        r"|\bresponsible\b|\btop (?:users|workloads|consumers)\b|\bwho (?:uses|used) the most\b",
-        (
-            "为什么",
-            "原因",
-            "导致",
-            "造成",
-            "哪些工作负载",
-            "哪个工作负载",
-            "哪些任务",
-            "是哪些用户",
-            "哪个用户",
-            "谁导致",
-            "谁在用",
-            "下钻",
-            "归因",
-            "拆分",
-            "为啥",
-            "搞的",
-            "谁用",
-            "用得最多",
-            "用的最多",
-        ),
-    ),
-    "compare": (
-        r"\bcompar|\bvs\.?\b|\bversus\b|\bagainst\b|\bdifference\b|\bthan\b"
-        r"|\b(?:gone|went|go) (?:up|down)\b|\bincreas|\bdecreas|\bchanged\b",
-        ("对比", "比较", "相比", "和上周", "与上周", "差异", "区别", "比上"),
-    ),
-    "waste": (
-        r"\bwast|\bidle\b|\bcost|\bmoney|\bspend|\bspent|\bdollar|\$|\bexpens|\bunused\b"
-        r"|\bburn",
-        ("浪费", "闲置", "空闲", "成本", "花费", "费用", "花了多少钱", "没用"),
-    ),
-    "recommend": (
-        r"\brecommend|\bsuggest|\badvi[cs]e|\bshould\s+(?:we|i|\S+)\s+(?:do|change|shut|move|"
-        r"stop|kill|scale|switch|release)|\bwhat should\b|\boptimi[sz]|\bsav(?:e|ing)"
-        r"|\bconsolidat|\bright-?siz|\bscale (?:up|down)|\bwhat can\s+(?!you\b)\S+\s+do"
-        r"|\bhow can\s+\S+\s+(?:cut|save|reduce|lower|improve|use)|\bcut (?:our|the|my)\b"
-        r"|\bimprove\b|\bbetter\b|\bdifferently\b|\bwhat would you (?:change|do)\b"
-        r"|\breduce (?:our|the|my)?\s*(?:gpu )?(?:bill|cost)",
-        (
-            "建议",
-            "推荐",
-            "优化",
-            "节省",
-            "节约",
-            "省钱",
-            "降低",
-            "怎么才能",
-            "怎么改进",
-            "应该怎么",
-            "扩容",
-            "缩容",
-            "整合",
-            "提高",
-            "调整",
-            "怎么调",
-        ),
-    ),
-    "alerts": (
-        r"\balert|\balarm|\bwarning|\bincident|\bfiring\b|\bproblems?\b|\boverheat",
-        ("告警", "报警", "警报", "报了哪些警", "异常", "故障"),
-    ),
-    "realtime": (
-        r"\bcurrently\b|\bright now\b|\bat the moment\b|\bnow\b|\bin use\b|\bat present"
-        r"|\blatest\b|\bcurrent\b|\bhow many (?:gpus|h100s?|cards)\b|\bfree gpus?\b"
-        r"|\bavailable gpus?\b|\b(?:at )?this (?:very )?moment\b|\bas we speak\b"
-        r"|\breal[- ]?time\b|\blive\b",
-        (
-            "当前",
-            "现在",
-            "目前",
-            "正在",
-            "实时",
-            "此刻",
-            "多少卡",
-            "多少个gpu",
-            "多少块",
-            "几张卡",
-            "空闲卡",
-        ),
-    ),
-    "metadata": (
-        r"\bwhich (?:clusters|namespaces|teams|nodes|label|dimension|keys|gpu models)"
-        r"|\bwhat (?:clusters|namespaces|teams|users|nodes|labels?|dimensions?|keys|gpu models)"
-        r"|\blist (?:the |all )?(?:clusters|namespaces|teams|users|nodes|labels?|workloads)"
-        r"|\bshow (?:me )?(?:the |all )?(?:clusters|namespaces|teams|users|nodes|labels?)\b"
-        r"|\bavailable (?:clusters|namespaces|labels?|dimensions?|keys)|\blabel keys?\b"
-        r"|\bdimension keys?\b|\bexist\b|\bare there\b|\bwho are the users\b"
-        r"|\bwhich users (?:are|belong|work)\b|\busers (?:in|of|belong)\b"
-        r"|\bhow many (?:clusters|namespaces|nodes|users)\b"
-        r"|\b(?:which|what) (?:workload |job )?(?:kinds|types)\b",
-        (
-            "有哪些集群",
-            "哪些集群",
-            "哪些命名空间",
-            "下面有哪些",
-            "有哪些用户",
-            "有哪些命名空间",
-            "有哪些节点",
-            "列出",
-            "都有什么",
-            "有什么集群",
-            "几个集群",
-            "哪几个",
-            "有哪几",
-            "哪些 label",
-            "哪些label",
-            "标签键",
-            "维度",
-            "哪些gpu型号",
-            "哪些型号",
-            "什么型号",
-            "有哪些工作负载",
-            "有哪些任务",
-            "哪些工作负载类型",
-        ),
-    ),
-    "trend": (
-        r"\btrend|\bover (?:the )?(?:past|last)|\bhow (?:has|have|did|is|are|was|were)\b"
-        r"|\butil(?:i[sz]ation)?\b|\busage\b|\ballocation rate\b|\bbusy\b|\bhistory\b"
-        r"|\bover time\b|\bgoing up|\bgoing down|\brising|\bfalling|\bforecast|\bpredict"
-        r"|\bnext week\b|\bplot\b|\bchart\b|\bdoing\b|\bhourly\b|\bdaily\b|\bby (?:hour|day)\b"
-        r"|\bsummar(?:y|ise|ize)\b|\boverview\b",
-        (
-            *("趋势", "利用率", "使用率", "使用情况", "分配率", "走势", "变化", "预测", "忙"),
-            *("怎么样", "汇总", "总结", "概况", "概览"),
-        ),
-    ),
-}
-_PRIORITY = (
-    "alerts",
-    "metadata",
-    "drilldown",
-    "compare",
-    "recommend",
-    "waste",
-    "realtime",
-    "trend",
-)
-_DOMAIN = re.compile(
-    r"\bgpus?\b|\butil|\busage\b|\ballocat|\bh100|\bcards?\b|\bcluster|\bnamespace|\bnode"
-    r"|\bpower draw\b|\bvram\b|\bhbm\b",
-    re.IGNORECASE,
-)
-_ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间", "显存", "功耗")
-_NOW = re.compile(
-    r"\bright now\b|\bcurrently\b|\bat the moment\b|\bthis (?:very )?moment\b|\bnow\b", re.I
-)
 _HELP = re.compile(
     r"^\s*(?:help|\?|examples?|what can you do\??|how do i use (?:this|you)\??|帮助|怎么用)"
     r"\s*[.!?？]*\s*$",
@@ -201,8 +47,6 @@ _PRONOUN = re.compile(
     r"|same period)\b",
     re.I,
 )
-_COMPILED = {k: re.compile(en, re.IGNORECASE) for k, (en, _) in _CUES.items()}
-
 _FOLLOW_UP_EN = re.compile(
     r"^\s*(?:and|what about|how about|and what about|same for|also|then|ok(?:ay)?,?|just|only)\b"
     r"|^\s*(?:which|who)\s+(?:workloads?|jobs?|users?)\s*\??\s*$",
@@ -308,16 +152,6 @@ def language_of(text: str) -> Literal["en", "zh"]:
     return "zh" if re.search(r"[\u4e00-\u9fff\u3000-\u303f\uff01-\uff5e]", text) else "en"
 
 
-def _scores(text: str) -> dict[str, int]:
-    low = text.lower()
-    out: dict[str, int] = {}
-    for intent, (_, zh) in _CUES.items():
-        n = len(_COMPILED[intent].findall(text)) + sum(1 for w in zh if w in low)
-        if n:
-            out[intent] = n
-    return out
-
-
 @functools.lru_cache(maxsize=64)
 def _names_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
     """One alternation of ``values``, longest first (so ``pretrain-small-0037`` wins over a
@@ -372,7 +206,7 @@ def understand(
     """Intent and entities of ``text``; ``previous`` is the session's last understood turn."""
     lang = language_of(text)
     low = text.lower()
-    scores = _scores(text)
+    scores = scores_of(text)
     range_problems: list[RangeProblem] = []
     ranges = find_time_ranges(text, now_s, range_problems)
     if len(ranges) == 1 and _THAN.search(text):
@@ -402,7 +236,7 @@ def understand(
         and previous.intent != "help"
         and _is_follow_up(text, lang, scores, ranges, names, model)
     )
-    intent = _intent(scores, names, ranges, text, model is not None or follow_up)
+    intent = intent_of(scores, names, ranges, text, model is not None or follow_up)
     if follow_up and previous is not None:
         # "which workloads?" after a trend or comparison asks what caused it.
         asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
@@ -424,12 +258,12 @@ def understand(
             # "and the allocation rate?" asks the previous question of another metric.
             intent = previous.intent
 
-    rank = _rank(text) if intent in ("trend", "help", "drilldown", "realtime", "waste") else None
+    rank = rank_of(text) if intent in ("trend", "help", "drilldown", "realtime", "waste") else None
     if rank is not None and "waste" in scores and intent in ("drilldown", "trend", "help"):
         intent = "waste"  # "which user wastes the most?": ranked by idle GPU-hours
     if rank is not None and intent == "help":
         intent = "trend"  # "which node is the busiest?"
-    if rank is not None and intent == "drilldown" and _WHY.search(text):
+    if rank is not None and intent == "drilldown" and WHY.search(text):
         rank = None  # "why is ml-team the busiest?" asks for causes, not a ranking
     # "who is using the most GPUs?": ranked by how much GPU-time, not how busy it was.
     amount = rank is not None and bool(
@@ -679,7 +513,6 @@ def _unknown_names(text: str, catalog: Catalog, model: str | None) -> tuple[str,
 
 
 _IDLE_NOW = re.compile(r"\b(?:idle|free|available|unused|unallocated)\b", re.I)
-_WHY = re.compile(r"\bwhy\b|为什么|为啥", re.I)
 _GPU_HOURS = re.compile(r"\bgpu[- ]?hours?\b|\bgpu-h\b", re.I)
 _UNSUPPORTED = (
     (
@@ -743,46 +576,6 @@ def _said_problems(
     return tuple(out)
 
 
-_RANK_LEVEL = (
-    ("namespace", r"namespaces?|teams?", ("命名空间", "团队")),
-    ("user", r"users?", ("用户",)),
-    ("workload", r"workloads?|jobs?", ("工作负载", "任务")),
-    ("node", r"nodes?|machines?", ("节点", "机器")),
-)
-_RANK_HIGH = re.compile(r"\b(?:most|highest|busiest|top|best|max(?:imum)?)\b", re.I)
-_RANK_LOW = re.compile(r"\b(?:least|lowest|worst|idlest|min(?:imum)?|bottom)\b", re.I)
-
-
-def _rank(text: str) -> tuple[str, str] | None:
-    """``(level, order)`` when ``text`` asks which entity ranks first ("which namespace has
-    the lowest utilization", "利用率最低的命名空间是哪个")."""
-    high = bool(_RANK_HIGH.search(text)) or "最高" in text or "最多" in text or "最忙" in text
-    low = bool(_RANK_LOW.search(text)) or "最低" in text or "最少" in text
-    ranks = re.search(
-        r"\brank(?:ing|ed)?\s+(?:the\s+|all\s+)?(\w+?)s?\s+by\b|\btop\s+(?:\d+\s+)?(\w+?)s?\b",
-        text,
-        re.I,
-    )
-    if ranks:
-        said = (ranks.group(1) or ranks.group(2) or "").lower()
-        for level, en, _ in _RANK_LEVEL:
-            if re.fullmatch(en, said) or re.fullmatch(en, said + "s"):
-                return level, "low" if low and not high else "high"
-    if (re.search(r"\bwho\b", text, re.I) or "谁" in text) and high != low:
-        return "user", "high" if high else "low"  # "who is using the most GPUs?"
-    if high == low:
-        return None
-    asks = re.search(r"\b(?:which|what)\b", text, re.I) or "哪" in text
-    if not asks:
-        return None
-    for level, en, zh in _RANK_LEVEL:
-        if re.search(rf"\b(?:which|what)\s+(?:{en})\b", text, re.I) or any(
-            f"{w}是哪" in text or f"哪个{w}" in text or f"的{w}" in text for w in zh
-        ):
-            return level, "high" if high else "low"
-    return None
-
-
 def _comparison_windows(intent: str, e: Entities) -> Entities:
     """A comparison of windows needs two: "this week" alone compares with last week. A
     comparison of two entities is over one window."""
@@ -798,38 +591,6 @@ def _comparison_windows(intent: str, e: Entities) -> Entities:
 def _first(names: dict[str, list[str]], level: str) -> str | None:
     values = names.get(level)
     return values[0] if values else None
-
-
-def _intent(
-    scores: dict[str, int],
-    names: dict[str, list[str]],
-    ranges: list[TimeRange],
-    text: str,
-    in_context: bool,
-) -> str:
-    domain = bool(names) or in_context or bool(_DOMAIN.search(text))
-    domain = domain or any(w in text.lower() for w in _ZH_DOMAIN)
-    if not scores:
-        # A bare name ("ml-team", "user_a in October") asks for its trend.
-        return "trend" if names or in_context else "help"
-    if len(ranges) >= 2 and not {"drilldown", "recommend", "waste"} & set(scores):
-        return "compare"
-    # "why did utilization change?" asks for causes however many trend words come with it.
-    if _WHY.search(text) and not {"alerts", "recommend", "waste"} & set(scores):
-        return "drilldown"
-    # "which GPUs are idle right now?": the state now, not idle GPU-hours over a week.
-    now_words = _NOW.search(text) or any(w in text for w in ("现在", "当前", "目前", "此刻"))
-    if now_words and not ranges and {"realtime"} <= set(scores) <= {"realtime", "waste", "trend"}:
-        return "realtime"
-    best = max(scores.values())
-    for intent in _PRIORITY:
-        if scores.get(intent) == best:
-            if intent == "realtime" and "trend" in scores and ranges:
-                return "trend"
-            if intent in ("trend", "realtime") and not domain:
-                return "help"  # "how is the weather today?"
-            return intent
-    return "help"
 
 
 def _is_follow_up(

@@ -16,54 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from gpufleet.fleet.discovery import DiscoveryRegistry
 from gpufleet.fleet.health import UNREACHABLE_AFTER_S, Heard, node_health
 from gpufleet.fleet.tokens import TokenError, new_token, token_id, verify
-from gpufleet.model import Snapshot
 from gpufleet.model_wire import WireError, snapshot_from_wire
-from gpufleet.store.hub_records import HubNode, TokenRecord
+from gpufleet.store.hub_records import HubNode, HubRecords, TokenRecord
 
 MAX_BATCH_SNAPSHOTS = 5_000
 """Most snapshots one ingest call may carry (an agent sends a few hundred at a time)."""
-
-
-class HubStore(Protocol):
-    """What the hub needs of its store (the SQL stores provide it)."""
-
-    def save_token(self, record: TokenRecord) -> None: ...
-    def token(self, token_id: str) -> TokenRecord | None: ...
-    def tokens(self) -> list[TokenRecord]: ...
-    def revoke_token(self, token_id: str, now_s: float) -> bool: ...
-    def join_node(
-        self,
-        *,
-        cluster: str,
-        node: str,
-        now_s: float,
-        url: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        zone: str | None = None,
-        pool: str | None = None,
-        token_id: str | None = None,
-    ) -> HubNode: ...
-    def hub_node(self, cluster: str, node: str) -> HubNode | None: ...
-    def hub_nodes(self) -> list[HubNode]: ...
-    def record_heartbeat(
-        self,
-        cluster: str,
-        node: str,
-        *,
-        now_s: float,
-        gpus_lost: int,
-        gpu_errors: int,
-        health_check: Mapping[str, Any],
-    ) -> bool: ...
-    def set_drained(self, cluster: str, node: str, drained: bool, reason: str | None) -> bool: ...
-    def ingest_batch(
-        self, cluster: str, node: str, batch_id: str, snapshots: Sequence[Snapshot], now_s: float
-    ) -> bool: ...
 
 
 class AuthError(Exception):
@@ -142,7 +104,7 @@ class Hub:
 
     def __init__(
         self,
-        store: HubStore,
+        store: HubRecords,
         *,
         clock: Callable[[], float] = time.time,
         unreachable_after_s: float = UNREACHABLE_AFTER_S,
