@@ -200,6 +200,23 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
     assert r.status_code == 403
     assert "evil" not in fleet.nodes()
 
+    # Leases: one on n3 (by its label), held by n3's agent too.
+    submit = fleet.token("alice", "submit")
+    auth = {"Authorization": f"Bearer {submit}"}
+    r = httpx.post(
+        fleet.url + "/fleet/v1/leases",
+        json={"gpus": 2, "labels": {"rack": "3"}, "include_busy": True},
+        headers=auth,
+    )
+    assert r.status_code == 201, r.text
+    on_n3 = r.json()
+    assert on_n3["node"] == "n3"
+    assert on_n3["env"]["CUDA_VISIBLE_DEVICES"].startswith("GPU-")
+    ledger = fleet.tmp / "hub-leases-lab-n3.json"
+    _wait(
+        lambda: on_n3["id"] in ledger.read_text() if ledger.exists() else False, 15, "n3's ledger"
+    )
+
     # A node killed: unreachable within the timeout (3 s), the others stay healthy.
     fleet.agents["n3"].kill()
     fleet.agents["n3"].wait(10)
@@ -207,6 +224,20 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
     _wait(lambda: fleet.nodes()["n3"]["status"] == "unreachable", 15, "n3 unreachable")
     assert time.monotonic() - killed_at < 3 + 5  # timeout plus a push interval or two of slack
     assert fleet.nodes()["n1"]["status"] == "healthy"
+    # Its lease is reclaimed by the hub's sweeper, and the work goes to a node that answers.
+    _wait(
+        lambda: (
+            httpx.get(f"{fleet.url}/fleet/v1/leases/{on_n3['id']}", headers=auth).json()["state"]
+            == "reclaimed"
+        ),
+        10,
+        "n3's lease reclaimed",
+    )
+    again = httpx.post(
+        fleet.url + "/fleet/v1/leases", json={"gpus": 2, "include_busy": True}, headers=auth
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["node"] in ("n1", "n2")
 
     # A hub outage: the agents keep sampling into their spools; after the restart every
     # sample reaches the hub, nothing twice.
@@ -214,6 +245,8 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
     time.sleep(3)
     fleet.start_hub()
     _wait(lambda: fleet.nodes()["n1"]["status"] == "healthy", 30, "n1 back")
+    kept = httpx.get(f"{fleet.url}/fleet/v1/leases/{again.json()['id']}", headers=auth).json()
+    assert kept["state"] == "active"  # the restart lost no lease
     for node in ("n1", "n2"):
         fleet.agents[node].send_signal(signal.SIGINT)
         fleet.agents[node].wait(30)

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from gpufleet.agent.hub_spool import HubSpool
+from gpufleet.agent.lease_ledger import LeaseLedger
 from gpufleet.agent.logonce import LogOnce
 from gpufleet.model import Snapshot
 
@@ -59,8 +60,10 @@ class HubPusher:
         token: a token with the ``node-join`` scope.
         spool: the disk buffer the sampler appends to.
         identity: ``cluster``, ``node`` and optional ``url``, ``labels``, ``zone``, ``pool``.
-        health: called for each heartbeat: counts of lost GPUs and errors, and the health
-            check (resource use, active allocations).
+        health: called for each heartbeat: counts of lost GPUs and errors, the health
+            check (resource use, active allocations) and the node's ``inventory``.
+        ledger: the leases this agent enforces (reported in heartbeats, updated from the
+            answers); none kept without one.
         batch_size: snapshots per ingest call.
         interval_s: seconds between pushes and heartbeats.
         client: an httpx client (tests pass one bound to an app); one is made otherwise.
@@ -80,6 +83,7 @@ class HubPusher:
         timeout_s: float = 10.0,
         client: httpx.Client | None = None,
         agent_id: str | None = None,
+        ledger: LeaseLedger | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -88,6 +92,7 @@ class HubPusher:
         self.identity = dict(identity)
         self.agent_id = agent_id or secrets.token_hex(6)
         self._health = health
+        self.ledger = ledger
         self._batch = batch_size
         self._interval = interval_s
         self._max_backoff = max_backoff_s
@@ -185,15 +190,26 @@ class HubPusher:
             check["response_ms"] = round(self.stats.last_round_trip_ms, 2)
         check["spooled_samples"] = len(self.spool)
         check["dropped_samples"] = self.spool.dropped
-        self._post(
+        leases = [] if self.ledger is None else self.ledger.current()
+        check["active_leases"] = len(leases)
+        answer = self._post(
             "/fleet/v1/heartbeat",
             {
                 **self._ids(),
                 "gpus_lost": int(report.get("gpus_lost", 0)),
                 "gpu_errors": int(report.get("gpu_errors", 0)),
                 "health_check": check,
+                "inventory": report.get("inventory") or {"gpus": []},
+                "leases": leases,
             },
         )
+        if self.ledger is not None:
+            active = answer.get("leases")
+            ended = answer.get("ended_leases")
+            self.ledger.update(
+                [x for x in active if isinstance(x, dict)] if isinstance(active, list) else [],
+                [str(x) for x in ended] if isinstance(ended, list) else [],
+            )
 
     def _who(self) -> tuple[str, str]:
         return str(self.identity["cluster"]), str(self.identity["node"])

@@ -11,6 +11,7 @@ from gpufleet.agent.alerts import AlertEngine
 from gpufleet.agent.context import AgentContext
 from gpufleet.agent.hub_push import HubPusher
 from gpufleet.agent.hub_spool import HubSpool
+from gpufleet.agent.lease_ledger import LeaseLedger
 from gpufleet.agent.live import LiveState
 from gpufleet.agent.sampler import Sampler
 from gpufleet.agent.webhook import WebhookNotifier
@@ -18,6 +19,7 @@ from gpufleet.collectors.base import GpuSource, SystemSource
 from gpufleet.collectors.procs import ProcessAttributor
 from gpufleet.collectors.registry import open_gpu_source
 from gpufleet.collectors.system import PsutilSystemSource
+from gpufleet.fleet.inventory import inventory_of
 from gpufleet.model import Snapshot
 from gpufleet.settings import Settings, default_db_path
 from gpufleet.store import open_store
@@ -119,6 +121,9 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
         / f"hub-spool-{settings.cluster}-{settings.node}.db"
     )
     spool = HubSpool(spool_path, max_snapshots=hub.spool_max_snapshots)
+    ledger = LeaseLedger(
+        Path(spool_path).with_name(f"hub-leases-{settings.cluster}-{settings.node}.json")
+    )
     identity = {
         "cluster": settings.cluster,
         "node": settings.node,
@@ -131,7 +136,7 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
     def health() -> dict[str, Any]:
         snap = live.latest
         if snap is None:
-            return {"health_check": {"samples": 0}}
+            return {"health_check": {"samples": 0}, "inventory": inventory_of(None)}
         system = snap.system
         return {
             "gpus_lost": sum(1 for g in snap.gpus if g.lost),
@@ -145,6 +150,7 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
                 "allocated_gpus": sum(1 for g in snap.gpus if g.allocated),
                 "last_sample_ts_s": snap.ts_s,
             },
+            "inventory": inventory_of(snap),
         }
 
     return HubPusher(
@@ -154,6 +160,7 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
         identity,
         health=health,
         interval_s=hub.push_interval_s,
+        ledger=ledger,
     )
 
 

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gpufleet.analysis.history import HistoryQueryError, UnknownSubjectError
-from gpufleet.fleet.hub import AuthError, HubRequestError
+from gpufleet.fleet.errors import AuthError, HubRequestError
 from gpufleet.store.base import QueryTooLargeError, StoreError, StoreUnavailable
 from gpufleet.timeparse import TimeParseError
 

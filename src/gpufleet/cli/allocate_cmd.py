@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gpufleet.cli.common import console, err_console, fail, print_json
 
 allocate_app = typer.Typer(
-    help="The allocation engine offline: replay a request stream onto a node inventory.",
+    help="GPU leases from a hub (gpus, leases, renew, release) and the allocation engine "
+    "offline (replay a request stream onto a node inventory).",
     no_args_is_help=True,
 )
 

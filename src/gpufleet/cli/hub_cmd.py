@@ -22,10 +22,11 @@ from rich.table import Table
 from gpufleet.cli.common import console, err_console, fail, get_json, print_json, settings_from
 from gpufleet.cli.serve import check_port_free
 from gpufleet.fleet.discovery import UDP_PORT
+from gpufleet.fleet.errors import HubRequestError
 from gpufleet.fleet.health import UNREACHABLE_AFTER_S
-from gpufleet.fleet.hub import Hub, HubRequestError, NodeView
+from gpufleet.fleet.hub import Hub, NodeView
 from gpufleet.settings import is_loopback_host
-from gpufleet.store.hub_records import HubRecords
+from gpufleet.store.lease_records import LeaseRecords
 
 hub_app = typer.Typer(
     help="A hub: one view of a fleet's nodes; agents join it with --hub URL --token T.",
@@ -53,7 +54,7 @@ def _open_hub(db: str | None, config: Path | None, unreachable_after_s: float) -
         store = open_store(settings.db)
     except StoreError as exc:
         fail(f"cannot open the hub's store: {exc}")
-    if not isinstance(store, HubRecords):
+    if not isinstance(store, LeaseRecords):
         store.close()
         fail(f"{settings.db}: this store cannot hold a hub's records")
     try:

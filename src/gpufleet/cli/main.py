@@ -17,7 +17,9 @@ from gpufleet.cli import (
     demo_cmd,
     history_cmd,
     hub_cmd,
+    hub_groups_cmd,
     import_cmd,
+    lease_cmd,
     mcp_cmd,
     optimize_cmd,
     status_cmd,
@@ -168,6 +170,9 @@ app.add_typer(ask_cmd.sessions_app, name="sessions")
 app.command(name="mcp")(mcp_cmd.mcp)
 app.add_typer(allocate_cmd.allocate_app, name="allocate")
 app.add_typer(hub_cmd.hub_app, name="hub")
+hub_cmd.hub_app.add_typer(hub_groups_cmd.group_app, name="group")
+hub_cmd.hub_app.add_typer(hub_groups_cmd.pool_app, name="pool")
+del lease_cmd  # its commands join the allocate group when it is imported
 
 
 def main() -> None:

@@ -19,31 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpufleet.fleet.discovery import DiscoveryRegistry
+from gpufleet.fleet.errors import AuthError, HubRequestError
 from gpufleet.fleet.health import UNREACHABLE_AFTER_S, Heard, node_health
+from gpufleet.fleet.inventory import InventoryError, inventory_from_wire, inventory_wire
+from gpufleet.fleet.lease_desk import LeaseDesk, agent_lease_wire
+from gpufleet.fleet.names import check_name
+from gpufleet.fleet.pools_groups import PoolsAndGroups
 from gpufleet.fleet.tokens import TokenError, new_token, token_id, verify
 from gpufleet.model_wire import WireError, snapshot_from_wire
-from gpufleet.store.hub_records import HubNode, HubRecords, TokenRecord
+from gpufleet.store.hub_records import HubNode, TokenRecord
+from gpufleet.store.lease_records import LeaseRecords
 
 MAX_BATCH_SNAPSHOTS = 5_000
 """Most snapshots one ingest call may carry (an agent sends a few hundred at a time)."""
-
-
-class AuthError(Exception):
-    """A call without a valid token (401) or without the scope it needs (403)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-class HubRequestError(ValueError):
-    """A request that cannot be done as asked (422/404); the message says what to fix."""
-
-    def __init__(self, detail: str, status: int = 422) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,24 +61,35 @@ class NodeView:
             "drained": n.drained,
             "drain_reason": n.drain_reason,
             "health_check": n.health_check,
+            "gpus": n.inventory.get("gpus") or [],
+            "cpu_cores": n.inventory.get("cpu_cores"),
+            "mem_total_mib": n.inventory.get("mem_total_mib"),
         }
+
+
+def _agent_leases(raw: object) -> list[dict[str, Any]]:
+    """The ``leases`` of a heartbeat: each an object with an ``id`` and its ``gpus``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise HubRequestError("leases must be a list")
+    out = []
+    for i, x in enumerate(raw):
+        if (
+            not isinstance(x, Mapping)
+            or not isinstance(x.get("id"), str)
+            or not isinstance(x.get("gpus"), list)
+            or not all(isinstance(u, str) for u in x["gpus"])
+        ):
+            raise HubRequestError(f"leases[{i}] must be an object with an id and a list of gpus")
+        out.append(dict(x))
+    return out
 
 
 def _iso(ts_s: float | None) -> str | None:
     if ts_s is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_s))
-
-
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-
-
-def _check_name(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > 200 or set(value) - _NAME_CHARS:
-        raise HubRequestError(
-            f"{what} must be 1-200 characters of letters, digits and - _ . : (got {value!r})"
-        )
-    return value
 
 
 class Hub:
@@ -104,7 +103,7 @@ class Hub:
 
     def __init__(
         self,
-        store: HubRecords,
+        store: LeaseRecords,
         *,
         clock: Callable[[], float] = time.time,
         unreachable_after_s: float = UNREACHABLE_AFTER_S,
@@ -116,6 +115,9 @@ class Hub:
         self.clock = clock
         self.unreachable_after_s = unreachable_after_s
         self.discovery = discovery or DiscoveryRegistry(clock=clock)
+        self.started_s = clock()
+        self.leases = LeaseDesk(store, clock=clock, status_of=lambda n: self.view(n).status)
+        self.pools_groups = PoolsAndGroups(store, clock)
 
     # ---- access ------------------------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class Hub:
         self, name: str, scopes: Sequence[str], *, ttl_s: float | None = None
     ) -> tuple[str, TokenRecord]:
         """A new token; its text is returned once and never stored."""
-        _check_name("a token's name", name)
+        check_name("a token's name", name)
         try:
             text, record = new_token(name, list(scopes), now_s=self.clock(), ttl_s=ttl_s)
         except TokenError as exc:
@@ -155,8 +157,8 @@ class Hub:
     def join(self, body: Mapping[str, Any], joined_by: TokenRecord) -> NodeView:
         """Register the node ``body`` describes (``cluster``, ``node``, optional ``url``,
         ``labels``, ``zone``, ``pool``)."""
-        cluster = _check_name("cluster", body.get("cluster"))
-        node = _check_name("node", body.get("node"))
+        cluster = check_name("cluster", body.get("cluster"))
+        node = check_name("node", body.get("node"))
         labels = body.get("labels") or {}
         if not isinstance(labels, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
@@ -171,7 +173,7 @@ class Hub:
         pool = body.get("pool")
         for what, value in (("zone", zone), ("pool", pool)):
             if value is not None:
-                _check_name(what, value)
+                check_name(what, value)
         joined = self.store.join_node(
             cluster=cluster,
             node=node,
@@ -184,10 +186,12 @@ class Hub:
         )
         return self.view(joined)
 
-    def heartbeat(self, body: Mapping[str, Any]) -> NodeView:
-        """Note that ``body``'s node is alive, with its health check."""
-        cluster = _check_name("cluster", body.get("cluster"))
-        node = _check_name("node", body.get("node"))
+    def heartbeat(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Note that ``body``'s node is alive, with its health check, its ``inventory`` and
+        the ``leases`` its agent enforces; the answer is the node's view and its active
+        leases (what the agent is to enforce from now on)."""
+        cluster = check_name("cluster", body.get("cluster"))
+        node = check_name("node", body.get("node"))
         lost, errors = body.get("gpus_lost", 0), body.get("gpu_errors", 0)
         for what, value in (("gpus_lost", lost), ("gpu_errors", errors)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -195,19 +199,38 @@ class Hub:
         check = body.get("health_check") or {}
         if not isinstance(check, Mapping):
             raise HubRequestError("health_check must be an object")
+        try:
+            inventory = inventory_wire(inventory_from_wire(body.get("inventory")))
+        except InventoryError as exc:
+            raise HubRequestError(str(exc)) from None
+        enforced = _agent_leases(body.get("leases"))
         if not self.store.record_heartbeat(
-            cluster, node, now_s=self.clock(), gpus_lost=lost, gpu_errors=errors, health_check=check
+            cluster,
+            node,
+            now_s=self.clock(),
+            gpus_lost=lost,
+            gpu_errors=errors,
+            health_check=check,
+            inventory=inventory,
+            agent_leases=enforced,
         ):
             raise HubRequestError(f"node {cluster}/{node} has not joined: join first", 404)
         found = self.store.hub_node(cluster, node)
         assert found is not None
-        return self.view(found)
+        active = self.leases.of_node(cluster, node)
+        reported = sorted({str(x["id"]) for x in enforced})
+        known = self.store.known_lease_ids(reported)
+        return {
+            **self.view(found).wire(),
+            "leases": [agent_lease_wire(x) for x in active],
+            "ended_leases": sorted(known - {x.id for x in active}),
+        }
 
     def ingest(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Store one batch of a joined node's samples, once per ``batch_id``."""
-        cluster = _check_name("cluster", body.get("cluster"))
-        node = _check_name("node", body.get("node"))
-        batch_id = _check_name("batch_id", body.get("batch_id"))
+        cluster = check_name("cluster", body.get("cluster"))
+        node = check_name("node", body.get("node"))
+        batch_id = check_name("batch_id", body.get("batch_id"))
         raw = body.get("snapshots")
         if not isinstance(raw, list):
             raise HubRequestError("snapshots must be a list")
@@ -235,9 +258,15 @@ class Hub:
         return {"batch_id": batch_id, "snapshots": len(snapshots), "duplicate": not stored}
 
     def view(self, node: HubNode) -> NodeView:
+        # Silence while the hub itself was down is not the node's: after a restart a node
+        # has the whole timeout to be heard again before it counts as unreachable (and its
+        # leases are reclaimed).
+        heard = node.last_heartbeat_s
+        if heard is not None:
+            heard = max(heard, self.started_s)
         health = node_health(
             Heard(
-                last_heartbeat_s=node.last_heartbeat_s,
+                last_heartbeat_s=heard,
                 last_sample_s=node.last_sample_s,
                 gpus_lost=node.gpus_lost,
                 gpu_errors=node.gpu_errors,

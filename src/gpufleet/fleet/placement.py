@@ -245,6 +245,20 @@ class ClusterState:
         self.node_used[i] -= taken
         return placed
 
+    def hold(self, i: int, takes: Sequence[tuple[int, int]]) -> None:
+        """Take ``(gpu, milli)`` pairs of node ``i`` outside any placement: leases placed
+        earlier, or GPUs busy with work the engine did not place (``GPU_MILLI`` blocks one
+        whole). Never takes more than is free."""
+        free = self.free[i]
+        total = 0
+        for g, milli in takes:
+            taken = max(0, min(milli, free[g]))
+            free[g] -= taken
+            total += taken
+        self.used_milli += total
+        self.node_used[i] += total
+        self._refresh(i)
+
     def _refresh(self, i: int) -> None:
         free = self.free[i]
         self.full_free[i] = free.count(GPU_MILLI)

@@ -58,11 +58,15 @@ class HubNode:
     health_check: dict[str, Any] = field(default_factory=dict)
     """The last heartbeat's report: response time, resource use, active allocations."""
     token_id: str | None = None
+    inventory: dict[str, Any] = field(default_factory=dict)
+    """The last heartbeat's GPUs, CPU and memory (see :mod:`gpufleet.fleet.inventory`)."""
+    agent_leases: list[dict[str, Any]] = field(default_factory=list)
+    """The leases the agent said it enforces in its last heartbeat (``id``, ``gpus``)."""
 
 
 _NODE_COLUMNS = (
     "cluster, node, url, labels, zone, pool, joined, last_heartbeat, last_sample, gpus_lost, "
-    "gpu_errors, drained, drain_reason, health_check, token_id"
+    "gpu_errors, drained, drain_reason, health_check, token_id, inventory, agent_leases"
 )
 _TOKEN_COLUMNS = "id, name, scopes, secret_sha256, created, expires, revoked, groups_json"
 
@@ -92,7 +96,17 @@ def _node(row: Row) -> HubNode:
         drain_reason=row[12],
         health_check=_json(row[13]),
         token_id=row[14],
+        inventory=_json(row[15]),
+        agent_leases=_json_list(row[16]),
     )
+
+
+def _json_list(text: object) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(str(text)) if text else []
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _token(row: Row) -> TokenRecord:
@@ -181,18 +195,20 @@ class HubRecords(ABC):
         token_id: str | None = None,
     ) -> HubNode:
         """Register a node, or refresh what it says of itself when it joins again (a restart):
-        its join time and drain state are kept."""
+        its join time and drain state are kept, and so is a pool an operator set when the
+        agent names none."""
         labels_text = json.dumps(dict(labels or {}), sort_keys=True)
         with self._writing() as tx:
             changed = tx.execute(
-                "UPDATE hub_nodes SET url = ?, labels = ?, zone = ?, pool = ?, token_id = ?, "
+                "UPDATE hub_nodes SET url = ?, labels = ?, zone = ?, pool = COALESCE(?, pool), "
+                "token_id = ?, "
                 "last_heartbeat = ? WHERE cluster = ? AND node = ?",
                 (url, labels_text, zone, pool, token_id, now_s, cluster, node),
             )
             if not changed:
                 tx.execute(
                     f"INSERT INTO hub_nodes ({_NODE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0, 0, NULL, '{}', ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0, 0, NULL, '{}', ?, '{}', '[]')",
                     (cluster, node, url, labels_text, zone, pool, now_s, now_s, token_id),
                 )
         found = self.hub_node(cluster, node)
@@ -219,21 +235,47 @@ class HubRecords(ABC):
         gpus_lost: int,
         gpu_errors: int,
         health_check: Mapping[str, Any],
+        inventory: Mapping[str, Any] | None = None,
+        agent_leases: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
-        """Note a heartbeat; False when the node has not joined."""
+        """Note a heartbeat, with the node's inventory and the leases its agent enforces;
+        False when the node has not joined."""
         with self._writing() as tx:
             return bool(
                 tx.execute(
                     "UPDATE hub_nodes SET last_heartbeat = ?, gpus_lost = ?, gpu_errors = ?, "
-                    "health_check = ? WHERE cluster = ? AND node = ?",
+                    "health_check = ?, inventory = ?, agent_leases = ? "
+                    "WHERE cluster = ? AND node = ?",
                     (
                         now_s,
                         gpus_lost,
                         gpu_errors,
                         json.dumps(dict(health_check), sort_keys=True, default=str),
+                        json.dumps(dict(inventory or {}), sort_keys=True),
+                        json.dumps([dict(x) for x in agent_leases], sort_keys=True),
                         cluster,
                         node,
                     ),
+                )
+            )
+
+    def set_node_pool(self, cluster: str, node: str, pool: str | None) -> bool:
+        """Put a node in ``pool`` (None: in no pool); False when it has not joined."""
+        with self._writing() as tx:
+            return bool(
+                tx.execute(
+                    "UPDATE hub_nodes SET pool = ? WHERE cluster = ? AND node = ?",
+                    (pool, cluster, node),
+                )
+            )
+
+    def set_token_groups(self, token_id: str, groups: Sequence[str]) -> bool:
+        """The groups a token is a member of; False when there is no such token."""
+        with self._writing() as tx:
+            return bool(
+                tx.execute(
+                    "UPDATE hub_tokens SET groups_json = ? WHERE id = ?",
+                    (json.dumps(sorted(set(groups))), token_id),
                 )
             )
 

@@ -340,6 +340,66 @@ HUB_BATCHES = Table(
 """Sample batches a hub has stored, by the agent's id for them (schema version 4): a batch
 re-sent after a lost acknowledgement is recognized and not stored twice."""
 
+HUB_LEASES = Table(
+    "hub_leases",
+    (
+        Column("id", "text", not_null=True),
+        Column("token_id", "text", not_null=True),
+        Column("request_id", "text"),
+        Column("holder", "text", not_null=True),
+        Column("cluster", "text", not_null=True),
+        Column("node", "text", not_null=True),
+        Column("gpus", "text", not_null=True),
+        Column("milli_per_gpu", "int", not_null=True),
+        Column("memory_budget_mib", "int"),
+        Column("cpu_milli", "int", not_null=True),
+        Column("memory_mib", "int", not_null=True),
+        Column("pool", "text"),
+        Column("group_name", "text"),
+        Column("priority", "int", not_null=True),
+        Column("request", "text", not_null=True),
+        Column("created", "real", not_null=True),
+        Column("expires", "real", not_null=True),
+        Column("state", "text", not_null=True),
+        Column("ended", "real"),
+        Column("end_reason", "text"),
+        Column("renewals", "int", not_null=True),
+    ),
+    primary_key=("id",),
+    indexes=(Index(("state",)), Index(("token_id", "request_id")), Index(("cluster", "node"))),
+)
+"""GPU leases a hub handed out (schema version 5): where (node, GPU uuids as JSON, milli-GPUs
+of each), for whom (token, holder, group charged), until when, and how each ended
+(``released``, ``expired``, ``reclaimed``); ``request`` is the request as JSON."""
+
+HUB_GROUPS = Table(
+    "hub_groups",
+    (
+        Column("name", "text", not_null=True),
+        Column("description", "text"),
+        Column("max_members", "int", not_null=True),
+        Column("pools", "text", not_null=True),
+        Column("max_gpus", "real"),
+        Column("max_queued", "int"),
+        Column("created", "real", not_null=True),
+    ),
+    primary_key=("name",),
+)
+"""Swarm groups (schema version 5): members are tokens (their ``groups_json``); ``pools``
+(JSON, empty: every pool) is where members may allocate, ``max_gpus`` / ``max_queued`` the
+group's quotas."""
+
+HUB_POOLS = Table(
+    "hub_pools",
+    (
+        Column("name", "text", not_null=True),
+        Column("description", "text"),
+        Column("created", "real", not_null=True),
+    ),
+    primary_key=("name",),
+)
+"""Named resource pools (schema version 5); a node's pool is ``hub_nodes.pool``."""
+
 VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
@@ -600,11 +660,24 @@ def _hub_registry(dialect: Dialect) -> list[str]:
     ]
 
 
+def _hub_allocation(dialect: Dialect) -> list[str]:
+    return [
+        "ALTER TABLE hub_nodes ADD COLUMN inventory TEXT",
+        "ALTER TABLE hub_nodes ADD COLUMN agent_leases TEXT",
+        *(
+            stmt
+            for table in (HUB_LEASES, HUB_GROUPS, HUB_POOLS)
+            for stmt in create_table_sql(table, dialect)
+        ),
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
     Migration(3, "analyst chat sessions", _chat_turns),
     Migration(4, "hub registry: nodes, tokens, ingested batches", _hub_registry),
+    Migration(5, "hub allocation: node inventory, leases, groups, pools", _hub_allocation),
 )
 """Applied in order; a database records the highest version it has reached."""
 

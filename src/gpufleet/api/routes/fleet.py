@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 
+from gpufleet.fleet.errors import HubRequestError
 from gpufleet.fleet.health import STATUSES
-from gpufleet.fleet.hub import Hub, HubRequestError
+from gpufleet.fleet.hub import Hub
 from gpufleet.store.hub_records import TokenRecord
 
 router = APIRouter(prefix="/fleet/v1", tags=["fleet"])
@@ -33,6 +34,7 @@ def _requires(scope: str) -> Any:
 
 
 NodeToken = Annotated[TokenRecord, Depends(_requires("node-join"))]
+SubmitToken = Annotated[TokenRecord, Depends(_requires("submit"))]
 ReadToken = Annotated[TokenRecord, Depends(_requires("read"))]
 AdminToken = Annotated[TokenRecord, Depends(_requires("admin"))]
 
@@ -58,7 +60,7 @@ def join(hub: HubDep, body: JsonBody, token: NodeToken) -> dict[str, Any]:
 @router.post("/heartbeat")
 def heartbeat(hub: HubDep, body: JsonBody, _token: NodeToken) -> dict[str, Any]:
     """A joined node is alive; ``gpus_lost``, ``gpu_errors`` and its ``health_check``."""
-    return hub.heartbeat(body).wire()
+    return hub.heartbeat(body)
 
 
 @router.post("/ingest")

@@ -1,0 +1,138 @@
+"""``gpufleet allocate gpus | leases | renew | release`` and ``gpufleet hub group | pool``
+against a hub served over real HTTP (uvicorn in a thread, SQLite store)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from tests.unit.store_samples import gpu, snap
+from typer.testing import CliRunner
+
+from gpufleet.api.hub_app import create_hub_app
+from gpufleet.cli.main import app
+from gpufleet.fleet.hub import Hub
+from gpufleet.model_wire import snapshot_to_wire
+from gpufleet.store import open_store
+from gpufleet.store.lease_records import LeaseRecords
+
+runner = CliRunner()
+
+
+class LiveHub:
+    def __init__(self, tmp: Path) -> None:
+        store = open_store(str(tmp / "hub.db"))
+        assert isinstance(store, LeaseRecords)
+        self.hub = Hub(store)
+        self.admin, _ = self.hub.create_token("ops", ["admin"])
+        self.user, self.user_record = self.hub.create_token("alice", ["submit"])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(create_hub_app(self.hub), port=port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the hub did not start"
+            time.sleep(0.05)
+        self._node()
+
+    def _node(self) -> None:
+        join, _ = self.hub.create_token("agents", ["node-join"])
+        from gpufleet.store.hub_records import TokenRecord
+
+        record: TokenRecord = self.hub.authorize(f"Bearer {join}", "node-join")
+        self.hub.join({"cluster": "lab", "node": "n1"}, record)
+        now = time.time()
+        s = snap(now, gpu("GPU-a", 0.0), gpu("GPU-b", 0.0, index=1), node="n1", cluster="lab")
+        self.hub.ingest(
+            {"cluster": "lab", "node": "n1", "batch_id": "b1", "snapshots": [snapshot_to_wire(s)]}
+        )
+        inventory = {
+            "gpus": [
+                {"uuid": u, "index": i, "name": "H100", "mem_total_mib": 81559, "mem_used_mib": 0}
+                for i, u in enumerate(("GPU-a", "GPU-b"))
+            ]
+        }
+        self.hub.heartbeat({"cluster": "lab", "node": "n1", "inventory": inventory})
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.hub.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveHub]:
+    h = LiveHub(tmp_path)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def _run(live: LiveHub, *args: str, token: str | None = None) -> Any:
+    return runner.invoke(app, [*args, "--url", live.url, "--token", token or live.user])
+
+
+def test_allocate_list_renew_and_release(live: LiveHub) -> None:
+    r = _run(live, "allocate", "gpus", "--gpus", "1", "--env")
+    assert r.exit_code == 0, r.output
+    assert "export CUDA_VISIBLE_DEVICES=GPU-a" in r.output
+    assert "export CUDA_DEVICE_ORDER=PCI_BUS_ID" in r.output
+    lease_id = next(
+        line.split("=")[1] for line in r.output.splitlines() if "GPUFLEET_LEASE_ID" in line
+    )
+    listed = _run(live, "allocate", "leases")
+    assert lease_id in listed.output
+    assert _run(live, "allocate", "renew", lease_id, "--ttl", "600").exit_code == 0
+    too_many = _run(live, "allocate", "gpus", "--gpus", "2")
+    assert too_many.exit_code == 2
+    assert "409" in too_many.output
+    assert "the most on one node is 1" in too_many.output
+    done = _run(live, "allocate", "release", lease_id)
+    assert f"released {lease_id}" in done.output
+    again = _run(live, "allocate", "release", lease_id)
+    assert "had ended already (released)" in again.output
+    bad = _run(live, "allocate", "gpus", "--gpus", "1", "--label", "rack")
+    assert bad.exit_code != 0
+    assert "key=value" in bad.output
+
+
+def test_without_a_token_the_cli_says_so(live: LiveHub) -> None:
+    r = runner.invoke(app, ["allocate", "gpus", "--url", live.url], env={"GPUFLEET_HUB_TOKEN": ""})
+    assert r.exit_code == 2
+    assert "needs a hub token" in r.output
+
+
+def test_groups_and_pools(live: LiveHub) -> None:
+    made = _run(
+        live,
+        "hub", "group", "create", "ml", "--max-members", "2", "--pool", "train", "--max-gpus", "1",
+        token=live.admin,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "0/2 members" in made.output
+    added = _run(live, "hub", "group", "add", "ml", live.user_record.id, token=live.admin)
+    assert "1/2 members" in added.output
+    pool = _run(live, "hub", "pool", "set", "train", "--node", "lab/n1", token=live.admin)
+    assert "lab/n1" in pool.output
+    assert "train" in _run(live, "hub", "pool", "list", token=live.admin).output
+    assert _run(live, "allocate", "gpus", "--gpus", "1").exit_code == 0
+    over = _run(live, "allocate", "gpus", "--gpus", "1")
+    assert over.exit_code == 2
+    assert "quota" in over.output
+    listed = _run(live, "hub", "group", "list", token=live.admin)
+    assert "ml" in listed.output
+    not_admin = _run(live, "hub", "group", "create", "x")
+    assert not_admin.exit_code == 2
+    assert "403" in not_admin.output
