@@ -195,6 +195,14 @@ class HubSettings(BaseModel):
     advertise: bool = Field(
         False, description="announce this agent on the LAN (mDNS _gpufleet._tcp, UDP broadcast)"
     )
+    run_tasks: bool = Field(
+        False,
+        description="run task parts the hub places here (any submit token's commands, as this "
+        "agent's user): off unless asked for",
+    )
+    task_dir: str | None = Field(
+        None, description="where task parts run, one folder each (default: beside db)"
+    )
 
     @field_validator("url", "advertise_url")
     @classmethod
@@ -205,6 +213,8 @@ class HubSettings(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> HubSettings:
+        if self.run_tasks and not self.url:
+            raise ValueError("run_tasks takes tasks from a hub: give the hub's url too")
         if self.url and not self.token:
             raise ValueError(
                 "a hub url needs a token (--token, or GPUFLEET_HUB__TOKEN): ask the hub's "

@@ -1,9 +1,11 @@
-"""``gpufleet allocate gpus | leases | renew | release`` and ``gpufleet hub group | pool``
+"""``gpufleet allocate gpus | leases | renew | release``, ``submit`` / ``tasks`` and
+``gpufleet hub group | pool``
 against a hub served over real HTTP (uvicorn in a thread, SQLite store)."""
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,12 +17,17 @@ import uvicorn
 from tests.unit.store_samples import gpu, snap
 from typer.testing import CliRunner
 
+from gpufleet.agent.hub_push import HubPusher
+from gpufleet.agent.hub_spool import HubSpool
+from gpufleet.agent.lease_ledger import LeaseLedger
+from gpufleet.agent.task_runner import TaskRunner
 from gpufleet.api.hub_app import create_hub_app
 from gpufleet.cli.main import app
 from gpufleet.fleet.hub import Hub
+from gpufleet.fleet.inventory import inventory_of
 from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store import open_store
-from gpufleet.store.lease_records import LeaseRecords
+from gpufleet.store.task_records import TaskRecords
 
 runner = CliRunner()
 
@@ -28,7 +35,7 @@ runner = CliRunner()
 class LiveHub:
     def __init__(self, tmp: Path) -> None:
         store = open_store(str(tmp / "hub.db"))
-        assert isinstance(store, LeaseRecords)
+        assert isinstance(store, TaskRecords)
         self.hub = Hub(store)
         self.admin, _ = self.hub.create_token("ops", ["admin"])
         self.user, self.user_record = self.hub.create_token("alice", ["submit"])
@@ -81,7 +88,11 @@ def live(tmp_path: Path) -> Iterator[LiveHub]:
 
 
 def _run(live: LiveHub, *args: str, token: str | None = None) -> Any:
-    return runner.invoke(app, [*args, "--url", live.url, "--token", token or live.user])
+    opts = ["--url", live.url, "--token", token or live.user]
+    if "--" in args:
+        cut = args.index("--")
+        return runner.invoke(app, [*args[:cut], *opts, *args[cut:]])
+    return runner.invoke(app, [*args, *opts])
 
 
 def test_allocate_list_renew_and_release(live: LiveHub) -> None:
@@ -136,3 +147,71 @@ def test_groups_and_pools(live: LiveHub) -> None:
     not_admin = _run(live, "hub", "group", "create", "x")
     assert not_admin.exit_code == 2
     assert "403" in not_admin.output
+
+
+@pytest.fixture
+def worker(live: LiveHub, tmp_path: Path) -> Iterator[HubPusher]:
+    """An agent's pusher for lab/n1 that runs tasks, pushing every 0.2 s over real HTTP."""
+    join, _ = live.hub.create_token("worker", ["node-join"])
+
+    def snapshot() -> Any:
+        return snap(
+            time.time(), gpu("GPU-a", 0.0), gpu("GPU-b", 0.0, index=1), node="n1", cluster="lab"
+        )
+
+    spool = HubSpool(str(tmp_path / "spool.db"))
+    spool.append(snapshot())
+    pusher = HubPusher(
+        live.url,
+        join,
+        spool,
+        {"cluster": "lab", "node": "n1"},
+        health=lambda: {"inventory": inventory_of(snapshot())},
+        interval_s=0.2,
+        ledger=LeaseLedger(tmp_path / "leases.json"),
+        tasks=TaskRunner(tmp_path / "tasks"),
+    )
+    pusher.start()
+    try:
+        yield pusher
+    finally:
+        pusher.stop()
+
+
+def test_submit_wait_tasks_show_and_cancel(live: LiveHub, worker: HubPusher) -> None:
+    code = (
+        "print('hello from', __import__('os').environ['CUDA_VISIBLE_DEVICES']); raise SystemExit(3)"
+    )
+    r = _run(live, "submit", "--gpus", "1", "--wait", "--", sys.executable, "-c", code)
+    assert r.exit_code == 3, r.output
+    assert "hello from GPU-a" in r.output
+    listed = _run(live, "tasks")
+    assert "failed" in listed.output
+    long = _run(
+        live,
+        "submit",
+        "--gpus",
+        "2",
+        "--name",
+        "sleeper",
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(60)",
+    )
+    assert long.exit_code == 0, long.output
+    task_id = long.output.split()[1]
+    shown = _run(live, "tasks", "show", task_id)
+    assert "sleeper" in shown.output
+    deadline = time.monotonic() + 20
+    while "running" not in _run(live, "tasks", "show", task_id).output:
+        assert time.monotonic() < deadline, "the task did not start"
+        time.sleep(0.2)
+    assert "cancelled" in _run(live, "tasks", "cancel", task_id).output
+    assert worker.tasks is not None
+    while worker.tasks.running():
+        assert time.monotonic() < deadline + 20, "the agent did not stop the task"
+        time.sleep(0.2)
+    bad = _run(live, "submit", "--env", "X", "--", "ls")
+    assert bad.exit_code == 2
+    assert "--env must be key=value" in bad.output

@@ -15,7 +15,7 @@ from gpufleet.api.hub_app import create_hub_app
 from gpufleet.fleet.hub import Hub
 from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store.base import Store
-from gpufleet.store.lease_records import LeaseRecords
+from gpufleet.store.task_records import TaskRecords
 
 
 class Clock:
@@ -33,7 +33,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def hub(store: Store, clock: Clock) -> Hub:
-    assert isinstance(store, LeaseRecords)
+    assert isinstance(store, TaskRecords)
     return Hub(store, clock=clock)
 
 
@@ -265,7 +265,7 @@ def test_a_hub_restart_keeps_its_leases(fleet: Fleet, store: Store, clock: Clock
     fleet.join("n1", 2)
     user = _auth(fleet.hub, "submit")
     lease = _lease(fleet.api, user, gpus=2).json()
-    assert isinstance(store, LeaseRecords)
+    assert isinstance(store, TaskRecords)
     restarted = TestClient(create_hub_app(Hub(store, clock=clock)))
     assert restarted.get(f"/fleet/v1/leases/{lease['id']}", headers=user).json()["state"] == (
         "active"
@@ -280,7 +280,7 @@ def test_a_hub_down_longer_than_the_timeout_does_not_reclaim_on_restart(
     user = _auth(fleet.hub, "submit")
     lease = _lease(fleet.api, user, gpus=1).json()
     clock.now += 120  # the hub was down two minutes; the node could not reach it
-    assert isinstance(store, LeaseRecords)
+    assert isinstance(store, TaskRecords)
     restarted = Hub(store, clock=clock)
     assert restarted.leases.sweep().reclaimed == ()
     (view,) = restarted.nodes()
@@ -374,7 +374,7 @@ def test_allocation_calls_need_the_right_token(
     fleet: Fleet, api: TestClient, hub: Hub, store: Store, method: str, path: str, body: Any
 ) -> None:
     fleet.join("n1", 2)
-    assert isinstance(store, LeaseRecords)
+    assert isinstance(store, TaskRecords)
     before = (store.leases(), store.groups(), store.pools())
     for headers, status in (({}, 401), (_auth(hub, "read"), 403)):
         r = api.request(method, path, json=body, headers=headers)

@@ -132,6 +132,7 @@ class Fleet:
                 self.join,
                 "--label",
                 f"rack={node[-1]}",
+                "--run-tasks",
             ],
             env=_env(),
             stdout=log,
@@ -205,7 +206,7 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
     auth = {"Authorization": f"Bearer {submit}"}
     r = httpx.post(
         fleet.url + "/fleet/v1/leases",
-        json={"gpus": 2, "labels": {"rack": "3"}, "include_busy": True},
+        json={"gpus": 1, "labels": {"rack": "3"}, "include_busy": True},
         headers=auth,
     )
     assert r.status_code == 201, r.text
@@ -216,6 +217,35 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
     _wait(
         lambda: on_n3["id"] in ledger.read_text() if ledger.exists() else False, 15, "n3's ledger"
     )
+
+    # Tasks: a short one runs on an agent and its output comes back.
+    def task(task_id: str) -> dict[str, Any]:
+        got = httpx.get(f"{fleet.url}/fleet/v1/tasks/{task_id}", headers=auth)
+        return dict(got.json())
+
+    short = httpx.post(
+        fleet.url + "/fleet/v1/tasks",
+        json={
+            "command": [sys.executable, "-c", "import os; print(os.environ['GPUFLEET_TASK_ID'])"],
+            "gpus": 1,
+            "include_busy": True,
+        },
+        headers=auth,
+    ).json()
+    _wait(lambda: task(short["id"])["state"] == "succeeded", 30, "the short task")
+    assert task(short["id"])["parts"][0]["output"].strip() == short["id"]
+    # A long one lands on n3 (best_fit: the fullest node) and is running when n3 dies.
+    long = httpx.post(
+        fleet.url + "/fleet/v1/tasks",
+        json={
+            "command": [sys.executable, "-c", "import time; time.sleep(120)"],
+            "gpus": 1,
+            "include_busy": True,
+        },
+        headers=auth,
+    ).json()
+    assert long["parts"][0]["node"] == "lab/n3", long
+    _wait(lambda: task(long["id"])["state"] == "running", 30, "the long task running on n3")
 
     # A node killed: unreachable within the timeout (3 s), the others stay healthy.
     fleet.agents["n3"].kill()
@@ -233,11 +263,21 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
         10,
         "n3's lease reclaimed",
     )
+    # n3's task part is placed again on a node that answers, and runs there.
+    _wait(
+        lambda: task(long["id"])["parts"][0]["node"] in ("lab/n1", "lab/n2"),
+        15,
+        "the long task placed elsewhere",
+    )
+    _wait(lambda: task(long["id"])["state"] == "running", 30, "the long task running again")
+    assert task(long["id"])["parts"][0]["attempts"] == 2
     again = httpx.post(
         fleet.url + "/fleet/v1/leases", json={"gpus": 2, "include_busy": True}, headers=auth
     )
     assert again.status_code == 201, again.text
     assert again.json()["node"] in ("n1", "n2")
+    cancelled = httpx.post(f"{fleet.url}/fleet/v1/tasks/{long['id']}/cancel", headers=auth)
+    assert cancelled.json()["state"] == "cancelled"
 
     # A hub outage: the agents keep sampling into their spools; after the restart every
     # sample reaches the hub, nothing twice.

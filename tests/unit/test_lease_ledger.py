@@ -17,7 +17,7 @@ from gpufleet.api.hub_app import create_hub_app
 from gpufleet.fleet.hub import Hub
 from gpufleet.fleet.inventory import inventory_of
 from gpufleet.store import open_store
-from gpufleet.store.lease_records import LeaseRecords
+from gpufleet.store.task_records import TaskRecords
 
 
 class Clock:
@@ -81,7 +81,7 @@ def _pusher(client: TestClient, token: str, tmp: Path, clock: Clock) -> HubPushe
 def test_a_hub_that_lost_its_records_respects_the_agents_leases(tmp_path: Path) -> None:
     clock = Clock()
     first = open_store(str(tmp_path / "hub1.db"))
-    assert isinstance(first, LeaseRecords)
+    assert isinstance(first, TaskRecords)
     hub = Hub(first, clock=clock)
     join, _ = hub.create_token("agents", ["node-join"])
     user, _ = hub.create_token("alice", ["submit"])
@@ -100,7 +100,7 @@ def test_a_hub_that_lost_its_records_respects_the_agents_leases(tmp_path: Path) 
     # A new hub over an empty database (a restore gone wrong): the agent joins again and
     # reports its lease; the hub does not hand that GPU out.
     second = open_store(str(tmp_path / "hub2.db"))
-    assert isinstance(second, LeaseRecords)
+    assert isinstance(second, TaskRecords)
     hub2 = Hub(second, clock=clock)
     hub2.store.save_token(hub.store.token(join.split("_")[1]))  # type: ignore[arg-type]
     hub2.store.save_token(hub.store.token(user.split("_")[1]))  # type: ignore[arg-type]

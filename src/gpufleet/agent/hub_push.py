@@ -28,6 +28,7 @@ import httpx
 from gpufleet.agent.hub_spool import HubSpool
 from gpufleet.agent.lease_ledger import LeaseLedger
 from gpufleet.agent.logonce import LogOnce
+from gpufleet.agent.task_runner import TaskRunner
 from gpufleet.model import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class HubPusher:
             check (resource use, active allocations) and the node's ``inventory``.
         ledger: the leases this agent enforces (reported in heartbeats, updated from the
             answers); none kept without one.
+        tasks: runs the task parts the hub places here (``--run-tasks``); None: the agent
+            takes no tasks, and says so.
         batch_size: snapshots per ingest call.
         interval_s: seconds between pushes and heartbeats.
         client: an httpx client (tests pass one bound to an app); one is made otherwise.
@@ -84,6 +87,7 @@ class HubPusher:
         client: httpx.Client | None = None,
         agent_id: str | None = None,
         ledger: LeaseLedger | None = None,
+        tasks: TaskRunner | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -93,9 +97,11 @@ class HubPusher:
         self.agent_id = agent_id or secrets.token_hex(6)
         self._health = health
         self.ledger = ledger
+        self.tasks = tasks
         self._batch = batch_size
         self._interval = interval_s
         self._max_backoff = max_backoff_s
+        self._own_client = client is None
         self._client = client or httpx.Client(timeout=timeout_s)
         self._headers = {"Authorization": f"Bearer {token}"}
         self._stop = threading.Event()
@@ -124,7 +130,12 @@ class HubPusher:
         if self._thread is not None:
             self._thread.join(timeout)
         self._thread = None
+        if self.tasks is not None:
+            self.tasks.stop_all()
+            time.sleep(0.2)  # let the parts' threads queue their last reports
         self.push_once()
+        if self._own_client:
+            self._client.close()
 
     def _run(self) -> None:
         backoff = self._interval
@@ -144,6 +155,7 @@ class HubPusher:
                 self.stats.joined = True
                 logger.info("joined hub %s as %s/%s", self.hub_url, *self._who())
             self._heartbeat()
+            self._send_reports()
             while True:
                 batch = self.spool.oldest(self._batch)
                 if batch is None:
@@ -192,6 +204,8 @@ class HubPusher:
         check["dropped_samples"] = self.spool.dropped
         leases = [] if self.ledger is None else self.ledger.current()
         check["active_leases"] = len(leases)
+        check["runs_tasks"] = self.tasks is not None
+        running = [] if self.tasks is None else self.tasks.running()
         answer = self._post(
             "/fleet/v1/heartbeat",
             {
@@ -201,6 +215,7 @@ class HubPusher:
                 "health_check": check,
                 "inventory": report.get("inventory") or {"gpus": []},
                 "leases": leases,
+                "running_tasks": running,
             },
         )
         if self.ledger is not None:
@@ -210,6 +225,31 @@ class HubPusher:
                 [x for x in active if isinstance(x, dict)] if isinstance(active, list) else [],
                 [str(x) for x in ended] if isinstance(ended, list) else [],
             )
+        if self.tasks is not None:
+            cancel = answer.get("cancel")
+            self.tasks.cancel([str(x) for x in cancel] if isinstance(cancel, list) else [])
+            start = answer.get("tasks")
+            held = set() if self.ledger is None else {str(x["id"]) for x in self.ledger.current()}
+            self.tasks.offer(
+                [x for x in start if isinstance(x, dict)] if isinstance(start, list) else [], held
+            )
+
+    def _send_reports(self) -> None:
+        """Send the task runner's reports, oldest first; those the hub refuses for good (a
+        part cancelled meanwhile) are logged and dropped, the rest wait for the next round."""
+        if self.tasks is None:
+            return
+        reports = self.tasks.take_reports()
+        for i, r in enumerate(reports):
+            path = f"/fleet/v1/tasks/{r['task_id']}/parts/{r['part']}/report"
+            body = {**self._ids(), **{k: v for k, v in r.items() if k not in ("task_id", "part")}}
+            try:
+                self._post(path, body, refusable=True)
+            except _RefusedError as exc:
+                logger.info("the hub did not take the report on %s: %s", path, exc.detail)
+            except _RetryLaterError:
+                self.tasks.put_back(reports[i:])
+                raise
 
     def _who(self) -> tuple[str, str]:
         return str(self.identity["cluster"]), str(self.identity["node"])
@@ -218,7 +258,9 @@ class HubPusher:
         cluster, node = self._who()
         return {"cluster": cluster, "node": node}
 
-    def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _post(
+        self, path: str, body: Mapping[str, Any], *, refusable: bool = False
+    ) -> dict[str, Any]:
         started = time.monotonic()
         try:
             r = self._client.post(self.hub_url + path, json=body, headers=self._headers)
@@ -233,7 +275,7 @@ class HubPusher:
             raise _RetryLaterError(
                 r.status_code, f"hub answered {r.status_code} to {path}: {detail}"
             )
-        if path != "/fleet/v1/ingest":
+        if path != "/fleet/v1/ingest" and not refusable:
             # A join or heartbeat the hub rejects (bad identity): nothing to drop, retry later.
             raise _RetryLaterError(
                 r.status_code, f"hub answered {r.status_code} to {path}: {detail}"

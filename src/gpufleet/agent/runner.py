@@ -14,6 +14,7 @@ from gpufleet.agent.hub_spool import HubSpool
 from gpufleet.agent.lease_ledger import LeaseLedger
 from gpufleet.agent.live import LiveState
 from gpufleet.agent.sampler import Sampler
+from gpufleet.agent.task_runner import TaskRunner
 from gpufleet.agent.webhook import WebhookNotifier
 from gpufleet.collectors.base import GpuSource, SystemSource
 from gpufleet.collectors.procs import ProcessAttributor
@@ -161,6 +162,9 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
         health=health,
         interval_s=hub.push_interval_s,
         ledger=ledger,
+        tasks=TaskRunner(hub.task_dir or Path(spool_path).with_name("hub-tasks"))
+        if hub.run_tasks
+        else None,
     )
 
 

@@ -1,7 +1,8 @@
 """The hub's FastAPI app: the fleet routes over an injected :class:`~gpufleet.fleet.hub.Hub`.
 
-While the app runs, a thread sweeps leases every ``sweep_interval_s``: expired ones end and
-those on unreachable nodes are reclaimed even when nobody calls the API.
+While the app runs, a thread sweeps every ``sweep_interval_s``: expired leases end, those on
+unreachable nodes are reclaimed (their task parts queued again) and waiting task parts are
+placed, even when nobody calls the API.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 
 from gpufleet import __version__
 from gpufleet.api.errors import install_error_handlers
-from gpufleet.api.routes import fleet, fleet_alloc
+from gpufleet.api.routes import fleet, fleet_alloc, fleet_tasks
 from gpufleet.fleet.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -25,9 +26,14 @@ def _sweeper(hub: Hub, stop: threading.Event, interval_s: float) -> None:
     while not stop.wait(interval_s):
         try:
             done = hub.leases.sweep()
+            placed = hub.tasks.schedule()
         except Exception:  # a store hiccup must not end the sweeps
             logger.exception("sweeping leases failed; trying again in %.0f s", interval_s)
             continue
+        for p in placed:
+            logger.info(
+                "task %s part %d placed on %s (lease %s)", p.task_id, p.part, p.node, p.lease_id
+            )
         for lease_id in done.expired:
             logger.info("lease %s expired", lease_id)
         for lease_id in done.reclaimed:
@@ -66,4 +72,5 @@ def create_hub_app(hub: Hub, *, sweep_interval_s: float = 1.0) -> FastAPI:
     install_error_handlers(app)
     app.include_router(fleet.router)
     app.include_router(fleet_alloc.router)
+    app.include_router(fleet_tasks.router)
     return app

@@ -26,7 +26,7 @@ from gpufleet.fleet.errors import HubRequestError
 from gpufleet.fleet.health import UNREACHABLE_AFTER_S
 from gpufleet.fleet.hub import Hub, NodeView
 from gpufleet.settings import is_loopback_host
-from gpufleet.store.lease_records import LeaseRecords
+from gpufleet.store.task_records import TaskRecords
 
 hub_app = typer.Typer(
     help="A hub: one view of a fleet's nodes; agents join it with --hub URL --token T.",
@@ -54,7 +54,7 @@ def _open_hub(db: str | None, config: Path | None, unreachable_after_s: float) -
         store = open_store(settings.db)
     except StoreError as exc:
         fail(f"cannot open the hub's store: {exc}")
-    if not isinstance(store, LeaseRecords):
+    if not isinstance(store, TaskRecords):
         store.close()
         fail(f"{settings.db}: this store cannot hold a hub's records")
     try:

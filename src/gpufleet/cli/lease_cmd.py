@@ -28,18 +28,19 @@ TokenOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _need(token: str | None) -> str:
+def need_token(token: str | None) -> str:
     if not token:
         fail("this needs a hub token: pass --token or set GPUFLEET_HUB_TOKEN")
     return token
 
 
-def _labels(pairs: list[str] | None) -> dict[str, str]:
+def parse_pairs(pairs: list[str] | None, flag: str = "--label") -> dict[str, str]:
+    """``key=value`` options as a dict, or a one-line error naming ``flag``."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            fail(f"--label must be key=value, got {pair!r}")
+            fail(f"{flag} must be key=value, got {pair!r}")
         out[key] = value
     return out
 
@@ -128,7 +129,7 @@ def gpus_cmd(
         "memory_mib": memory,
         "zone": zone,
         "strict_zone": strict_zone or None,
-        "labels": _labels(label) or None,
+        "labels": parse_pairs(label) or None,
         "pool": pool,
         "priority": priority,
         "ttl_s": ttl,
@@ -139,7 +140,7 @@ def gpus_cmd(
         "request_id": request_id,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    lease = send_json("POST", url, "/fleet/v1/leases", body, token=_need(token))
+    lease = send_json("POST", url, "/fleet/v1/leases", body, token=need_token(token))
     if env:
         for key, value in lease["env"].items():
             typer.echo(f"export {key}={shlex.quote(value)}")
@@ -161,7 +162,7 @@ def leases_cmd(
 ) -> None:
     """The hub's leases (active ones unless --state or --all)."""
     params = {"state": None if all_states else state}
-    data = get_json(url, "/fleet/v1/leases", params, token=_need(token))
+    data = get_json(url, "/fleet/v1/leases", params, token=need_token(token))
     if json_out:
         print_json(data)
         return
@@ -191,7 +192,9 @@ def renew_cmd(
 ) -> None:
     """Push a lease's expiry out."""
     body = {} if ttl is None else {"ttl_s": ttl}
-    lease = send_json("POST", url, f"/fleet/v1/leases/{lease_id}/renew", body, token=_need(token))
+    lease = send_json(
+        "POST", url, f"/fleet/v1/leases/{lease_id}/renew", body, token=need_token(token)
+    )
     print_json(lease) if json_out else _show(lease)
 
 
@@ -203,7 +206,7 @@ def release_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Give a lease's GPUs back (releasing twice is harmless)."""
-    lease = send_json("DELETE", url, f"/fleet/v1/leases/{lease_id}", None, token=_need(token))
+    lease = send_json("DELETE", url, f"/fleet/v1/leases/{lease_id}", None, token=need_token(token))
     if json_out:
         print_json(lease)
     elif lease["released_now"]:

@@ -23,6 +23,7 @@ from gpufleet.cli import (
     mcp_cmd,
     optimize_cmd,
     status_cmd,
+    task_cmd,
 )
 from gpufleet.cli.common import console, fail, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
@@ -105,10 +106,19 @@ def agent(
             "--advertise", help="Announce this agent on the LAN (mDNS and UDP) for hubs to list"
         ),
     ] = False,
+    run_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--run-tasks",
+            help="Run the task parts the hub places on this node (commands of any submit "
+            "token, as this agent's user)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Sample this machine's GPUs and host, keep history, raise alerts, serve the API; with
-    --hub, also push the samples to a hub (buffered on disk while it is away)."""
+    --hub, also push the samples to a hub (buffered on disk while it is away) and, with
+    --run-tasks, run the hub's tasks."""
     labels = None
     if label:
         labels = {}
@@ -124,6 +134,7 @@ def agent(
         "zone": zone,
         "pool": pool,
         "advertise": advertise or None,
+        "run_tasks": run_tasks or None,
     }
     hub_given = {k: v for k, v in hub_flags.items() if v is not None}
     settings = settings_from(
@@ -173,6 +184,8 @@ app.add_typer(hub_cmd.hub_app, name="hub")
 hub_cmd.hub_app.add_typer(hub_groups_cmd.group_app, name="group")
 hub_cmd.hub_app.add_typer(hub_groups_cmd.pool_app, name="pool")
 del lease_cmd  # its commands join the allocate group when it is imported
+app.command(name="submit")(task_cmd.submit)
+app.add_typer(task_cmd.tasks_app, name="tasks")
 
 
 def main() -> None:

@@ -25,10 +25,11 @@ from gpufleet.fleet.inventory import InventoryError, inventory_from_wire, invent
 from gpufleet.fleet.lease_desk import LeaseDesk, agent_lease_wire
 from gpufleet.fleet.names import check_name
 from gpufleet.fleet.pools_groups import PoolsAndGroups
+from gpufleet.fleet.task_queue import TaskQueue
 from gpufleet.fleet.tokens import TokenError, new_token, token_id, verify
 from gpufleet.model_wire import WireError, snapshot_from_wire
 from gpufleet.store.hub_records import HubNode, TokenRecord
-from gpufleet.store.lease_records import LeaseRecords
+from gpufleet.store.task_records import TaskRecords
 
 MAX_BATCH_SNAPSHOTS = 5_000
 """Most snapshots one ingest call may carry (an agent sends a few hundred at a time)."""
@@ -103,7 +104,7 @@ class Hub:
 
     def __init__(
         self,
-        store: LeaseRecords,
+        store: TaskRecords,
         *,
         clock: Callable[[], float] = time.time,
         unreachable_after_s: float = UNREACHABLE_AFTER_S,
@@ -118,6 +119,7 @@ class Hub:
         self.started_s = clock()
         self.leases = LeaseDesk(store, clock=clock, status_of=lambda n: self.view(n).status)
         self.pools_groups = PoolsAndGroups(store, clock)
+        self.tasks = TaskQueue(store, self.leases, clock)
 
     # ---- access ------------------------------------------------------------------------------
 
@@ -188,8 +190,9 @@ class Hub:
 
     def heartbeat(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Note that ``body``'s node is alive, with its health check, its ``inventory`` and
-        the ``leases`` its agent enforces; the answer is the node's view and its active
-        leases (what the agent is to enforce from now on)."""
+        the ``leases`` its agent enforces and the task parts it runs; the answer is the
+        node's view, its active leases (what the agent is to enforce from now on), the task
+        parts to start and those to stop."""
         cluster = check_name("cluster", body.get("cluster"))
         node = check_name("node", body.get("node"))
         lost, errors = body.get("gpus_lost", 0), body.get("gpu_errors", 0)
@@ -204,6 +207,9 @@ class Hub:
         except InventoryError as exc:
             raise HubRequestError(str(exc)) from None
         enforced = _agent_leases(body.get("leases"))
+        running = body.get("running_tasks") or []
+        if not isinstance(running, list) or not all(isinstance(x, str) for x in running):
+            raise HubRequestError("running_tasks must be a list of task:part names")
         if not self.store.record_heartbeat(
             cluster,
             node,
@@ -220,10 +226,12 @@ class Hub:
         active = self.leases.of_node(cluster, node)
         reported = sorted({str(x["id"]) for x in enforced})
         known = self.store.known_lease_ids(reported)
+        work = self.tasks.for_node(found, running)
         return {
             **self.view(found).wire(),
-            "leases": [agent_lease_wire(x) for x in active],
+            "leases": [agent_lease_wire(x) for x in self.leases.of_node(cluster, node)],
             "ended_leases": sorted(known - {x.id for x in active}),
+            **work,
         }
 
     def ingest(self, body: Mapping[str, Any]) -> dict[str, Any]:

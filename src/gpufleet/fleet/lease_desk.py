@@ -46,6 +46,13 @@ from gpufleet.store.lease_records import ACTIVE, GroupRecord, LeaseRecord, Lease
 HEALTHY = "healthy"
 
 
+class NoCapacityError(HubRequestError):
+    """Nothing fits the request now (409); waiting may help, changing the request may too."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, status=409)
+
+
 def lease_env(lease: LeaseRecord) -> dict[str, str]:
     """The environment a lease's holder runs under."""
     env = {
@@ -151,7 +158,26 @@ class LeaseDesk:
             self.sweep()
             return self._allocate(request, token), True
 
-    def _allocate(self, request: LeaseRequest, token: TokenRecord) -> LeaseRecord:
+    def place(
+        self, request: LeaseRequest, token: TokenRecord, *, node_ok: Callable[[HubNode], bool]
+    ) -> LeaseRecord:
+        """A lease for ``request`` on a node ``node_ok`` accepts (the task queue's way in;
+        no sweep: the caller sweeps once per round).
+
+        Raises:
+            NoCapacityError: nothing fits now.
+            HubRequestError: a group quota is used up (409).
+            AuthError: the token's groups do not allow the pool.
+        """
+        with self._lock:
+            return self._allocate(request, token, node_ok)
+
+    def _allocate(
+        self,
+        request: LeaseRequest,
+        token: TokenRecord,
+        node_ok: Callable[[HubNode], bool] | None = None,
+    ) -> LeaseRecord:
         groups = self._groups_of(token)
         active = self.store.leases(state=ACTIVE, limit=1_000_000)
         usable = self._usable_groups(groups, active, request)
@@ -163,7 +189,7 @@ class LeaseDesk:
                 f"({', '.join(g.name for g in groups)}) allow "
                 + (", ".join(sorted(allowed)) or "no pool"),
             )
-        nodes, left_out = self._live_nodes(request.pool, allowed)
+        nodes, left_out = self._live_nodes(request.pool, allowed, node_ok)
         holdings = self._holdings(active)
         name = request.strategy or self.default_strategy
         strategy = self._strategies.setdefault(name, make_strategy(name))
@@ -175,7 +201,7 @@ class LeaseDesk:
                 detail += "; nodes that cannot take leases now: " + ", ".join(
                     f"{k} {why}" for why, k in left_out.most_common()
                 )
-            raise HubRequestError(detail, status=409) from None
+            raise NoCapacityError(detail) from None
         group = _charged(usable, plan.node.pool)
         now = self.clock()
         lease = LeaseRecord(
@@ -236,7 +262,10 @@ class LeaseDesk:
         return usable
 
     def _live_nodes(
-        self, pool: str | None, allowed: set[str] | None
+        self,
+        pool: str | None,
+        allowed: set[str] | None,
+        node_ok: Callable[[HubNode], bool] | None = None,
     ) -> tuple[list[LiveNode], Counter[str]]:
         """Nodes that may take leases now, and why the others cannot (counts)."""
         nodes: list[LiveNode] = []
@@ -245,6 +274,9 @@ class LeaseDesk:
             if pool is not None and n.pool != pool:
                 continue
             if allowed is not None and (n.pool is None or n.pool not in allowed):
+                continue
+            if node_ok is not None and not node_ok(n):
+                left_out["not running tasks (no --run-tasks)"] += 1
                 continue
             status = self.status_of(n)
             if status != HEALTHY:
@@ -270,7 +302,7 @@ class LeaseDesk:
             where = f" in pool {pool}" if pool else ""
             if allowed is not None:
                 where += f" in the pools the token's groups allow ({', '.join(sorted(allowed))})"
-            raise HubRequestError(f"no node has joined{where}", status=409)
+            raise NoCapacityError(f"no node has joined{where}")
         return nodes, left_out
 
     def _holdings(self, active: Sequence[LeaseRecord]) -> list[Holding]:
@@ -353,10 +385,12 @@ class LeaseDesk:
                 )
         return self.get(lease_id)
 
-    def release(self, lease_id: str, token: TokenRecord) -> tuple[LeaseRecord, bool]:
+    def release(
+        self, lease_id: str, token: TokenRecord, reason: str = "released by its holder"
+    ) -> tuple[LeaseRecord, bool]:
         """End a lease; False when it had ended already (nothing changes)."""
         self._own(lease_id, token)
-        ended = self.store.end_lease(lease_id, "released", self.clock(), "released by its holder")
+        ended = self.store.end_lease(lease_id, "released", self.clock(), reason)
         return self.get(lease_id), ended
 
     def sweep(self) -> Sweep:

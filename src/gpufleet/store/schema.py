@@ -400,6 +400,51 @@ HUB_POOLS = Table(
 )
 """Named resource pools (schema version 5); a node's pool is ``hub_nodes.pool``."""
 
+HUB_TASKS = Table(
+    "hub_tasks",
+    (
+        Column("id", "text", not_null=True),
+        Column("token_id", "text", not_null=True),
+        Column("holder", "text", not_null=True),
+        Column("name", "text", not_null=True),
+        Column("command", "text", not_null=True),
+        Column("request", "text", not_null=True),
+        Column("parts", "int", not_null=True),
+        Column("priority", "int", not_null=True),
+        Column("group_name", "text"),
+        Column("created", "real", not_null=True),
+        Column("timeout_s", "real"),
+        Column("env", "text"),
+    ),
+    primary_key=("id",),
+    indexes=(Index(("created",)),),
+)
+"""Tasks submitted to a hub (schema version 6): the command (JSON argv), the lease request
+each part is placed with (JSON), how many parts, priority, the group charged."""
+
+HUB_TASK_PARTS = Table(
+    "hub_task_parts",
+    (
+        Column("task_id", "text", not_null=True),
+        Column("part", "int", not_null=True),
+        Column("state", "text", not_null=True),
+        Column("attempts", "int", not_null=True),
+        Column("cluster", "text"),
+        Column("node", "text"),
+        Column("lease_id", "text"),
+        Column("placed", "real"),
+        Column("started", "real"),
+        Column("ended", "real"),
+        Column("exit_code", "int"),
+        Column("output", "text", not_null=True),
+        Column("error", "text"),
+    ),
+    primary_key=("task_id", "part"),
+    indexes=(Index(("state",)),),
+)
+"""Each part of a task (schema version 6): where it was placed (node, lease), when it ran,
+its exit code and the tail of its output."""
+
 VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
@@ -672,12 +717,19 @@ def _hub_allocation(dialect: Dialect) -> list[str]:
     ]
 
 
+def _hub_tasks(dialect: Dialect) -> list[str]:
+    return [
+        stmt for table in (HUB_TASKS, HUB_TASK_PARTS) for stmt in create_table_sql(table, dialect)
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
     Migration(3, "analyst chat sessions", _chat_turns),
     Migration(4, "hub registry: nodes, tokens, ingested batches", _hub_registry),
     Migration(5, "hub allocation: node inventory, leases, groups, pools", _hub_allocation),
+    Migration(6, "hub task queue: tasks and their parts", _hub_tasks),
 )
 """Applied in order; a database records the highest version it has reached."""
 

@@ -28,7 +28,6 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
-from gpufleet.store.lease_records import LeaseRecords
 from gpufleet.store.record_queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
@@ -55,6 +54,7 @@ from gpufleet.store.schema import (
     version_table_sql,
 )
 from gpufleet.store.sum_queries import SqlUsageSums
+from gpufleet.store.task_records import TaskRecords
 
 Clock = Callable[[], float]
 
@@ -99,7 +99,7 @@ class Tx(Protocol):
         ...
 
 
-class SqlStore(SqlUsageSums, LeaseRecords, ABC):
+class SqlStore(SqlUsageSums, TaskRecords, ABC):
     """Store protocol implemented once over a backend's :class:`Tx` and read primitive.
 
     Thread-safe: backends guard their write and read connections with separate locks, so a
