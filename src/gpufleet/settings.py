@@ -200,6 +200,11 @@ class HubSettings(BaseModel):
         description="run task parts the hub places here (any submit token's commands, as this "
         "agent's user): off unless asked for",
     )
+    model_servers: list[str] = Field(
+        default_factory=list,
+        description="base URLs of model servers on this node (Ollama, vLLM, llama.cpp...) "
+        "whose models the hub may route requests to; give URLs the hub can reach",
+    )
     task_dir: str | None = Field(
         None, description="where task parts run, one folder each (default: beside db)"
     )
@@ -210,6 +215,14 @@ class HubSettings(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("model_servers")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must be an http:// or https:// URL")
+        return [u.rstrip("/") for u in value]
 
     @model_validator(mode="after")
     def _complete(self) -> HubSettings:

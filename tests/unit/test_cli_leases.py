@@ -215,3 +215,17 @@ def test_submit_wait_tasks_show_and_cancel(live: LiveHub, worker: HubPusher) -> 
     bad = _run(live, "submit", "--env", "X", "--", "ls")
     assert bad.exit_code == 2
     assert "--env must be key=value" in bad.output
+
+
+def test_ask_a_hub_with_a_token(live: LiveHub) -> None:
+    read, _ = live.hub.create_token("viewer", ["read"])
+    r = runner.invoke(
+        app, ["ask", "--url", live.url, "--token", read, "--json", "which clusters are there?"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "lab" in r.output
+    denied = runner.invoke(
+        app, ["ask", "--url", live.url, "which clusters are there?"], env={"GPUFLEET_HUB_TOKEN": ""}
+    )
+    assert denied.exit_code == 2
+    assert "401" in denied.output

@@ -13,6 +13,7 @@ from gpufleet.agent.hub_push import HubPusher
 from gpufleet.agent.hub_spool import HubSpool
 from gpufleet.agent.lease_ledger import LeaseLedger
 from gpufleet.agent.live import LiveState
+from gpufleet.agent.model_probe import ModelProbe
 from gpufleet.agent.sampler import Sampler
 from gpufleet.agent.task_runner import TaskRunner
 from gpufleet.agent.webhook import WebhookNotifier
@@ -134,10 +135,18 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
         "pool": hub.pool,
     }
 
+    probe = ModelProbe(hub.model_servers) if hub.model_servers else None
+
+    def inventory(snap: Snapshot | None) -> dict[str, Any]:
+        inv = inventory_of(snap)
+        if probe is not None:
+            inv["models"] = probe.models()
+        return inv
+
     def health() -> dict[str, Any]:
         snap = live.latest
         if snap is None:
-            return {"health_check": {"samples": 0}, "inventory": inventory_of(None)}
+            return {"health_check": {"samples": 0}, "inventory": inventory(None)}
         system = snap.system
         return {
             "gpus_lost": sum(1 for g in snap.gpus if g.lost),
@@ -151,7 +160,7 @@ def _hub_pusher(settings: Settings, live: LiveState) -> HubPusher:
                 "allocated_gpus": sum(1 for g in snap.gpus if g.allocated),
                 "last_sample_ts_s": snap.ts_s,
             },
-            "inventory": inventory_of(snap),
+            "inventory": inventory(snap),
         }
 
     return HubPusher(

@@ -117,6 +117,16 @@ class Scope:
     workload: str | None = None
     gpu_model: str | None = None
     workload_kind: str | None = None
+    nodes: str | None = None
+    """Comma-separated ``cluster/node`` names (a hub's pool or label): only GPUs on these
+    nodes; None: any. A string like every level, so a scope stays hashable and plain."""
+    nodes_label: str | None = None
+    """What ``nodes`` stands for in messages (``pool train``)."""
+
+    @property
+    def node_set(self) -> frozenset[str] | None:
+        """``nodes`` as a set (None when not set)."""
+        return None if self.nodes is None else frozenset(self.nodes.split(","))
 
     @property
     def workload_level(self) -> bool:
@@ -301,6 +311,16 @@ def _select_gpus(
         if all(g.node != scope.node for g in present):
             raise _missing("node", scope.node, label, (g.node for g in present))
         present = [g for g in present if g.node == scope.node]
+    on_nodes = scope.node_set
+    if on_nodes is not None:
+        on = [g for g in present if f"{g.cluster}/{g.node}" in on_nodes]
+        if not on:
+            what = scope.nodes_label or "the nodes asked for"
+            raise UnknownSubjectError(
+                f"no GPU of {what} ({_known(on_nodes)}) has data in {label}; nodes with "
+                f"data: {_known(f'{g.cluster}/{g.node}' for g in present)}"
+            )
+        present = on
     if scope.gpu is not None:
         uuid = resolve_gpu(present, scope.gpu, cluster=scope.cluster, node=scope.node)
         present = [g for g in present if g.uuid == uuid]

@@ -234,7 +234,7 @@ def _usage_by_bucket(
         offset_s=offset,
         # A series adds every GPU of the scope into each bucket: SQL can, unless the scope
         # picks GPUs the store's filters cannot (one GPU, a model).
-        per_gpu=scope.gpu is not None or scope.gpu_model is not None,
+        per_gpu=scope.gpu is not None or scope.gpu_model is not None or scope.nodes is not None,
     )
     out: dict[float, Usage] = {}
     # No trend metric is a percentile: the histograms are not summed.
@@ -352,6 +352,7 @@ def _history_start(store: Store, scope: Scope) -> float | None:
         for g in store.inventory()
         if (scope.cluster is None or g.cluster == scope.cluster)
         and (scope.node is None or g.node == scope.node)
+        and (scope.nodes is None or f"{g.cluster}/{g.node}" in scope.nodes.split(","))
     ]
     if scope.gpu is not None:
         # A UUID, or an index (on the scope's node); an index on several nodes takes them all.

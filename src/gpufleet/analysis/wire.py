@@ -59,9 +59,15 @@ def window_wire(window: Window) -> dict[str, Any]:
     }
 
 
-def scope_wire(scope: Scope) -> dict[str, str]:
-    """The levels of ``scope`` that are set (an empty dict is the whole fleet)."""
-    return {f.name: v for f in dataclasses.fields(scope) if (v := getattr(scope, f.name))}
+def scope_wire(scope: Scope) -> dict[str, Any]:
+    """The levels of ``scope`` that are set (an empty dict is the whole fleet); ``nodes`` is a
+    list."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(scope):
+        v = getattr(scope, f.name)
+        if v:
+            out[f.name] = v.split(",") if f.name == "nodes" else v
+    return out
 
 
 def to_wire(value: Any) -> Any:

@@ -36,4 +36,5 @@ def create_app(ctx: AgentContext) -> FastAPI:
     install_error_handlers(app)
     for module in (root, health, gpu, system, alerts, analysis, optimize, chat, metrics):
         app.include_router(module.router)
+    app.include_router(optimize.execute_router)
     return app

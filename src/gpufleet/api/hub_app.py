@@ -7,17 +7,36 @@ placed, even when nobody calls the API.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Query, Request
 
 from gpufleet import __version__
+from gpufleet.agent.context import AgentContext
+from gpufleet.agent.live import LiveState
+from gpufleet.analysis.scope import Scope
+from gpufleet.api.cache import SnapshotResponseCache
 from gpufleet.api.errors import install_error_handlers
-from gpufleet.api.routes import fleet, fleet_alloc, fleet_tasks
+from gpufleet.api.routes import (
+    analysis,
+    chat,
+    fleet,
+    fleet_alloc,
+    fleet_tasks,
+    fleet_view,
+    openai_proxy,
+    optimize,
+)
+from gpufleet.api.routes.fleet import get_hub
+from gpufleet.fleet.errors import HubRequestError
 from gpufleet.fleet.hub import Hub
+from gpufleet.model import GpuSourceStatus
+from gpufleet.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +59,54 @@ def _sweeper(hub: Hub, stop: threading.Event, interval_s: float) -> None:
             logger.warning("lease %s reclaimed: its node is unreachable", lease_id)
 
 
-def create_hub_app(hub: Hub, *, sweep_interval_s: float = 1.0) -> FastAPI:
-    """Build the hub's API (its lease sweeper starts with the app)."""
+def _hub_scope(
+    request: Request,
+    cluster: str | None = None,
+    node: str | None = None,
+    gpu: Annotated[str | None, Query(description="GPU UUID, or index with node")] = None,
+    namespace: str | None = None,
+    user: str | None = None,
+    workload: str | None = None,
+    gpu_model: Annotated[str | None, Query(description="substring, e.g. h100")] = None,
+    workload_kind: str | None = None,
+    pool: Annotated[str | None, Query(description="only the nodes of this pool")] = None,
+    label: Annotated[str | None, Query(description="only nodes with this key=value")] = None,
+) -> Scope:
+    """The analysis scope on a hub: the agent's levels plus a pool or a node label."""
+    base = analysis.scope_query(
+        cluster=cluster,
+        node=node,
+        gpu=gpu,
+        namespace=namespace,
+        user=user,
+        workload=workload,
+        gpu_model=gpu_model,
+        workload_kind=workload_kind,
+    )
+    if pool is None and label is None:
+        return base
+    views = fleet_view.selected(
+        get_hub(request), cluster=cluster, node=None, pool=pool, label=label, status=None
+    )
+    what = " and ".join(
+        x for x in (f"pool {pool}" if pool else "", f"label {label}" if label else "") if x
+    )
+    if not views:
+        raise HubRequestError(f"no node of the hub has {what}")
+    nodes = ",".join(sorted(f"{v.node.cluster}/{v.node.node}" for v in views))
+    return dataclasses.replace(base, nodes=nodes, nodes_label=what)
+
+
+def create_hub_app(
+    hub: Hub, *, settings: Settings | None = None, sweep_interval_s: float = 1.0
+) -> FastAPI:
+    """Build the hub's API (its lease sweeper starts with the app).
+
+    Beside the fleet's own routes the hub serves the agents' history routes over its store:
+    ``/analysis/*``, ``/optimize/*`` and the analyst (``/api/gpu-analysis/*``), for every
+    node that pushes to it, with ``pool`` and ``label`` as extra scope filters; reading needs
+    a ``read`` token, executing recommendations an ``admin`` one.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,8 +134,29 @@ def create_hub_app(hub: Hub, *, sweep_interval_s: float = 1.0) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.ctx = AgentContext(
+        settings=settings or Settings(),
+        live=LiveState(
+            GpuSourceStatus(
+                source="none",
+                available=False,
+                gpu_count=0,
+                library_installed=False,
+                reason="a hub reads no GPUs itself: see /fleet/v1/gpus",
+            )
+        ),
+        store=hub.store,  # type: ignore[arg-type]
+    )
+    app.state.response_cache = SnapshotResponseCache()
     install_error_handlers(app)
     app.include_router(fleet.router)
     app.include_router(fleet_alloc.router)
     app.include_router(fleet_tasks.router)
+    app.include_router(fleet_view.router)
+    app.include_router(openai_proxy.router)
+    read = [Depends(fleet.requires("read"))]
+    for module in (analysis, optimize, chat):
+        app.include_router(module.router, dependencies=read)
+    app.include_router(optimize.execute_router, dependencies=[Depends(fleet.requires("admin"))])
+    app.dependency_overrides[analysis.scope_query] = _hub_scope
     return app

@@ -34,6 +34,12 @@ UrlOpt = Annotated[
     typer.Option("--url", help="Ask a running agent instead, e.g. http://127.0.0.1:8003"),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="GPUFLEET_HUB_TOKEN", help="A read token, to ask a hub with --url."
+    ),
+]
 SessionOpt = Annotated[
     str | None, typer.Option("--session", help="Continue this session (default: a new one)")
 ]
@@ -59,10 +65,13 @@ def _print_reply(reply: dict[str, Any]) -> None:
 class _Asker:
     """One way to ask: a local store or an agent's HTTP API."""
 
-    def __init__(self, db: str | None, url: str | None, config: Path | None) -> None:
+    def __init__(
+        self, db: str | None, url: str | None, config: Path | None, token: str | None = None
+    ) -> None:
         if db and url:
             fail("give --db or --url, not both")
         self.url = url
+        self.token = token
         self.store: Any = None
         self.analyst: Any = None
         if url is None:
@@ -82,7 +91,11 @@ class _Asker:
         if self.url is not None:
             body = {"query": query, "session_id": session, "cluster_name": cluster}
             answered: dict[str, Any] = send_json(
-                "POST", self.url, "/api/gpu-analysis/chat", {k: v for k, v in body.items() if v}
+                "POST",
+                self.url,
+                "/api/gpu-analysis/chat",
+                {k: v for k, v in body.items() if v},
+                token=self.token,
             )
             return answered
         from gpufleet.analyst.engine import UnknownSessionError
@@ -108,10 +121,11 @@ def ask(
     session: SessionOpt = None,
     cluster: ClusterOpt = None,
     json_out: JsonOpt = False,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ask the analyst one question about GPU usage (offline: no LLM needed)."""
-    asker = _Asker(db, url, config)
+    asker = _Asker(db, url, config, token)
     try:
         reply = asker.ask(question, session, cluster)
     finally:
@@ -127,13 +141,14 @@ def chat(
     url: UrlOpt = None,
     session: SessionOpt = None,
     cluster: ClusterOpt = None,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Talk with the analyst in one session (follow-ups keep their context).
 
     'exit' or Ctrl-D ends it.
     """
-    asker = _Asker(db, url, config)
+    asker = _Asker(db, url, config, token)
     console.print(
         "Ask about GPU usage (e.g. 'utilization trend over the past 7 days'); 'help' for "
         "examples, 'exit' to leave.",
@@ -165,12 +180,14 @@ def chat(
         )
 
 
-def _session_rows(db: str | None, url: str | None, config: Path | None, limit: int) -> list[Any]:
+def _session_rows(
+    db: str | None, url: str | None, config: Path | None, limit: int, token: str | None = None
+) -> list[Any]:
     """``{session_id, updated_at, turns, title}`` per session, from a store or an agent."""
     if db and url:
         fail("give --db or --url, not both")
     if url is not None:
-        listed = send_json("GET", url, f"/api/gpu-analysis/sessions?limit={limit}")
+        listed = send_json("GET", url, f"/api/gpu-analysis/sessions?limit={limit}", token=token)
         return [
             {k: s[k] for k in ("session_id", "updated_at", "turns", "title")}
             for s in listed["sessions"]
@@ -199,10 +216,11 @@ def sessions_list(
     url: UrlOpt = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
     json_out: JsonOpt = False,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Sessions, most recently updated first."""
-    rows = _session_rows(db, url, config, limit)
+    rows = _session_rows(db, url, config, limit, token)
     if json_out:
         print_json({"sessions": rows})
         return
@@ -218,7 +236,11 @@ def sessions_list(
 
 
 def _session_turns(
-    session_id: str, db: str | None, url: str | None, config: Path | None
+    session_id: str,
+    db: str | None,
+    url: str | None,
+    config: Path | None,
+    token: str | None = None,
 ) -> list[dict[str, Any]]:
     """``{seq, query, reply}`` per turn of a session, from a store or an agent."""
     if db and url:
@@ -226,7 +248,7 @@ def _session_turns(
     if url is not None:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", session_id):
             fail(f"no session {session_id!r}; gpufleet sessions list shows the ids", code=1)
-        shown = send_json("GET", url, f"/api/gpu-analysis/sessions/{session_id}")
+        shown = send_json("GET", url, f"/api/gpu-analysis/sessions/{session_id}", token=token)
         return [{k: t[k] for k in ("seq", "query", "reply")} for t in shown["turns"]]
     from gpufleet.analyst.engine import Analyst, UnknownSessionError
 
@@ -246,10 +268,11 @@ def sessions_show(
     db: DbOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """A session's questions and answers."""
-    turns = _session_turns(session_id, db, url, config)
+    turns = _session_turns(session_id, db, url, config, token)
     if json_out:
         print_json({"session_id": session_id, "turns": turns})
         return
@@ -263,6 +286,7 @@ def sessions_delete(
     session_id: Annotated[str, typer.Argument(help="The session id")],
     db: DbOpt = None,
     url: UrlOpt = None,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Delete a session."""
@@ -271,7 +295,7 @@ def sessions_delete(
     if url is not None:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", session_id):
             fail(f"no session {session_id!r}; gpufleet sessions list shows the ids", code=1)
-        done = send_json("DELETE", url, f"/api/gpu-analysis/sessions/{session_id}")
+        done = send_json("DELETE", url, f"/api/gpu-analysis/sessions/{session_id}", token=token)
         deleted = int(done["deleted_turns"])
     else:
         store = open_for_reading(db, config)

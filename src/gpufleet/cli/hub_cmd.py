@@ -45,7 +45,12 @@ ConfigOpt = Annotated[
 DEFAULT_PORT = 8100
 
 
-def _open_hub(db: str | None, config: Path | None, unreachable_after_s: float) -> Hub:
+def _open_hub(
+    db: str | None,
+    config: Path | None,
+    unreachable_after_s: float,
+    route_strategy: str = "least_loaded",
+) -> Hub:
     from gpufleet.store import open_store
     from gpufleet.store.base import StoreError
 
@@ -58,7 +63,7 @@ def _open_hub(db: str | None, config: Path | None, unreachable_after_s: float) -
         store.close()
         fail(f"{settings.db}: this store cannot hold a hub's records")
     try:
-        return Hub(store, unreachable_after_s=unreachable_after_s)
+        return Hub(store, unreachable_after_s=unreachable_after_s, route_strategy=route_strategy)
     except ValueError as exc:
         store.close()
         fail(str(exc))
@@ -94,6 +99,13 @@ def hub(
         list[str] | None,
         typer.Option("--peer", help="An agent's URL to look up (static peer list; repeat)"),
     ] = None,
+    route_strategy: Annotated[
+        str,
+        typer.Option(
+            "--route-strategy",
+            help="How /v1 model requests pick a node: least_loaded, round_robin, weighted, random",
+        ),
+    ] = "least_loaded",
     config: ConfigOpt = None,
 ) -> None:
     """Serve the hub's API (a subcommand instead: manage tokens, list nodes).
@@ -116,7 +128,7 @@ def hub(
     from gpufleet.api.hub_app import create_hub_app
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    the_hub = _open_hub(db, config, unreachable_after)
+    the_hub = _open_hub(db, config, unreachable_after, route_strategy)
     store: Any = the_hub.store
     if not store.has_tokens():
         err_console.print(
@@ -134,7 +146,12 @@ def hub(
     closers = _start_discovery(the_hub, mdns=mdns, udp_port=udp_port, peers=peer or [])
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_hub_app(the_hub), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_hub_app(the_hub, settings=settings_from(config, db=db)),
+            host=host,
+            port=port,
+            log_level="warning",
+        )
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise

@@ -106,6 +106,14 @@ def agent(
             "--advertise", help="Announce this agent on the LAN (mDNS and UDP) for hubs to list"
         ),
     ] = False,
+    model_server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-server",
+            help="A model server on this node (http://node:11434) whose models the hub "
+            "routes to (repeatable)",
+        ),
+    ] = None,
     run_tasks: Annotated[
         bool,
         typer.Option(
@@ -135,6 +143,7 @@ def agent(
         "pool": pool,
         "advertise": advertise or None,
         "run_tasks": run_tasks or None,
+        "model_servers": model_server or None,
     }
     hub_given = {k: v for k, v in hub_flags.items() if v is not None}
     settings = settings_from(

@@ -18,15 +18,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from gpufleet.fleet.discovery import DiscoveryRegistry
 from gpufleet.fleet.errors import AuthError, HubRequestError
 from gpufleet.fleet.health import UNREACHABLE_AFTER_S, Heard, node_health
 from gpufleet.fleet.inventory import InventoryError, inventory_from_wire, inventory_wire
 from gpufleet.fleet.lease_desk import LeaseDesk, agent_lease_wire
+from gpufleet.fleet.model_router import ModelRouter
 from gpufleet.fleet.names import check_name
 from gpufleet.fleet.pools_groups import PoolsAndGroups
 from gpufleet.fleet.task_queue import TaskQueue
 from gpufleet.fleet.tokens import TokenError, new_token, token_id, verify
+from gpufleet.model import Snapshot
 from gpufleet.model_wire import WireError, snapshot_from_wire
 from gpufleet.store.hub_records import HubNode, TokenRecord
 from gpufleet.store.task_records import TaskRecords
@@ -109,6 +113,8 @@ class Hub:
         clock: Callable[[], float] = time.time,
         unreachable_after_s: float = UNREACHABLE_AFTER_S,
         discovery: DiscoveryRegistry | None = None,
+        route_strategy: str = "least_loaded",
+        model_client: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         if unreachable_after_s <= 0:
             raise ValueError(f"unreachable_after_s must be positive, got {unreachable_after_s}")
@@ -117,9 +123,17 @@ class Hub:
         self.unreachable_after_s = unreachable_after_s
         self.discovery = discovery or DiscoveryRegistry(clock=clock)
         self.started_s = clock()
+        self.latest: dict[tuple[str, str], Snapshot] = {}
+        """Each node's newest snapshot received since the hub started (fleet-scope live
+        views); history is in the store."""
         self.leases = LeaseDesk(store, clock=clock, status_of=lambda n: self.view(n).status)
         self.pools_groups = PoolsAndGroups(store, clock)
         self.tasks = TaskQueue(store, self.leases, clock)
+        self.router = ModelRouter(
+            lambda: [(n, self.view(n).status) for n in self.store.hub_nodes()],
+            strategy=route_strategy,
+            client_factory=model_client,
+        )
 
     # ---- access ------------------------------------------------------------------------------
 
@@ -263,6 +277,11 @@ class Hub:
         if self.store.hub_node(cluster, node) is None:
             raise HubRequestError(f"node {cluster}/{node} has not joined: join first", 404)
         stored = self.store.ingest_batch(cluster, node, batch_id, snapshots, self.clock())
+        if snapshots:
+            newest = max(snapshots, key=lambda x: x.ts_s)
+            known = self.latest.get((cluster, node))
+            if known is None or newest.ts_s >= known.ts_s:
+                self.latest[(cluster, node)] = newest
         return {"batch_id": batch_id, "snapshots": len(snapshots), "duplicate": not stored}
 
     def view(self, node: HubNode) -> NodeView:

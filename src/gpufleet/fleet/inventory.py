@@ -54,13 +54,26 @@ class GpuInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedModel:
+    """A model a server on the node answers for: its name, the server's base URL and its
+    API (``openai``: ``/v1/models``; ``ollama``: ``/api/tags``, which also serves the
+    OpenAI-compatible ``/v1`` routes)."""
+
+    name: str
+    url: str
+    api: str = "openai"
+
+
+@dataclass(frozen=True, slots=True)
 class NodeInventory:
-    """A node's GPUs, CPU cores and memory (None where the agent could not read them)."""
+    """A node's GPUs, CPU cores and memory (None where the agent could not read them), and
+    the models its servers answer for."""
 
     gpus: tuple[GpuInfo, ...] = ()
     cpu_cores: int | None = None
     mem_total_mib: int | None = None
     mem_available_mib: int | None = None
+    models: tuple[ServedModel, ...] = ()
 
 
 def parse_capability(text: str | None) -> tuple[int, int] | None:
@@ -173,7 +186,29 @@ def inventory_from_wire(obj: object) -> NodeInventory:
         cpu_cores=_opt_int(obj, "cpu_cores", "inventory."),
         mem_total_mib=_opt_int(obj, "mem_total_mib", "inventory."),
         mem_available_mib=_opt_int(obj, "mem_available_mib", "inventory."),
+        models=_models_from_wire(obj.get("models")),
     )
+
+
+def _models_from_wire(raw: object) -> tuple[ServedModel, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InventoryError("inventory.models must be a list")
+    out = []
+    for i, m in enumerate(raw):
+        where = f"inventory.models[{i}]"
+        if not isinstance(m, Mapping):
+            raise InventoryError(f"{where} must be an object")
+        name, url, api = m.get("name"), m.get("url"), m.get("api", "openai")
+        if not isinstance(name, str) or not name or len(name) > 300:
+            raise InventoryError(f"{where}.name must be a model name")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InventoryError(f"{where}.url must be an http:// or https:// URL")
+        if api not in ("openai", "ollama"):
+            raise InventoryError(f"{where}.api must be openai or ollama, got {api!r}")
+        out.append(ServedModel(name=name, url=url.rstrip("/"), api=str(api)))
+    return tuple(out)
 
 
 def inventory_wire(inv: NodeInventory) -> dict[str, Any]:
@@ -198,4 +233,5 @@ def inventory_wire(inv: NodeInventory) -> dict[str, Any]:
         "cpu_cores": inv.cpu_cores,
         "mem_total_mib": inv.mem_total_mib,
         "mem_available_mib": inv.mem_available_mib,
+        "models": [{"name": m.name, "url": m.url, "api": m.api} for m in inv.models],
     }

@@ -26,17 +26,19 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 AuthHeader = Annotated[str | None, Header(alias="Authorization")]
 
 
-def _requires(scope: str) -> Any:
+def requires(scope: str) -> Any:
+    """A dependency that refuses calls without a token of ``scope`` (401/403)."""
+
     def check(hub: HubDep, authorization: AuthHeader = None) -> TokenRecord:
         return hub.authorize(authorization, scope)
 
     return check
 
 
-NodeToken = Annotated[TokenRecord, Depends(_requires("node-join"))]
-SubmitToken = Annotated[TokenRecord, Depends(_requires("submit"))]
-ReadToken = Annotated[TokenRecord, Depends(_requires("read"))]
-AdminToken = Annotated[TokenRecord, Depends(_requires("admin"))]
+NodeToken = Annotated[TokenRecord, Depends(requires("node-join"))]
+SubmitToken = Annotated[TokenRecord, Depends(requires("submit"))]
+ReadToken = Annotated[TokenRecord, Depends(requires("read"))]
+AdminToken = Annotated[TokenRecord, Depends(requires("admin"))]
 
 
 def _token_wire(t: TokenRecord) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from gpufleet.api.schemas.analysis import ExecuteIn, RecommendIn, scope_from
 from gpufleet.store.base import Store
 
 router = APIRouter(prefix="/optimize", tags=["optimize"])
+execute_router = APIRouter(prefix="/optimize", tags=["optimize"])
+"""Executing and its log (a hub guards it with an admin token, reading with a read one)."""
 
 
 def _recommend(
@@ -103,7 +105,7 @@ def recommendations_post(ctx: Ctx, store: HistoryStore, body: RecommendIn | None
     return to_wire(_recommend(ctx, store, req, kinds_of(req.kinds)))
 
 
-@router.post("/execute")
+@execute_router.post("/execute")
 def execute(ctx: Ctx, store: HistoryStore, body: ExecuteIn, request: Request) -> Any:
     """Run the named recommendations' actions through the configured executor.
 
@@ -129,7 +131,7 @@ def execute(ctx: Ctx, store: HistoryStore, body: ExecuteIn, request: Request) ->
     }
 
 
-@router.get("/executions")
+@execute_router.get("/executions")
 def executions(
     store: HistoryStore,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
