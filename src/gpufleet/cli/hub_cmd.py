@@ -50,6 +50,7 @@ def _open_hub(
     config: Path | None,
     unreachable_after_s: float,
     route_strategy: str = "least_loaded",
+    engines: dict[str, Any] | None = None,
 ) -> Hub:
     from gpufleet.store import open_store
     from gpufleet.store.base import StoreError
@@ -63,7 +64,12 @@ def _open_hub(
         store.close()
         fail(f"{settings.db}: this store cannot hold a hub's records")
     try:
-        return Hub(store, unreachable_after_s=unreachable_after_s, route_strategy=route_strategy)
+        return Hub(
+            store,
+            unreachable_after_s=unreachable_after_s,
+            route_strategy=route_strategy,
+            engines=engines,
+        )
     except ValueError as exc:
         store.close()
         fail(str(exc))
@@ -106,6 +112,14 @@ def hub(
             help="How /v1 model requests pick a node: least_loaded, round_robin, weighted, random",
         ),
     ] = "least_loaded",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="A Ray cluster's dashboard (http://head:8265): tasks submitted with "
+            "--engine ray run there",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve the hub's API (a subcommand instead: manage tokens, list nodes).
@@ -128,7 +142,15 @@ def hub(
     from gpufleet.api.hub_app import create_hub_app
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    the_hub = _open_hub(db, config, unreachable_after, route_strategy)
+    engines: dict[str, Any] = {}
+    if ray_address is not None:
+        from gpufleet.fleet.scaleout_ray import RayJobs
+
+        try:
+            engines["ray"] = RayJobs(ray_address)
+        except ValueError as exc:
+            fail(str(exc))
+    the_hub = _open_hub(db, config, unreachable_after, route_strategy, engines)
     store: Any = the_hub.store
     if not store.has_tokens():
         err_console.print(

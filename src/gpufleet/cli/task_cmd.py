@@ -54,6 +54,10 @@ def submit(
     include_busy: Annotated[
         bool, typer.Option("--include-busy", help="Also GPUs running others' processes.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Hand it to a scale-out engine of the hub (ray)."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow it to the end.")] = False,
     url: UrlOpt = DEFAULT_HUB,
     token: TokenOpt = None,
@@ -74,6 +78,7 @@ def submit(
         "env": parse_pairs(env, "--env") or None,
         "name": name,
         "include_busy": include_busy or None,
+        "engine": engine,
     }
     body = {k: v for k, v in body.items() if v is not None}
     auth = need_token(token)

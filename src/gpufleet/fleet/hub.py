@@ -28,6 +28,7 @@ from gpufleet.fleet.lease_desk import LeaseDesk, agent_lease_wire
 from gpufleet.fleet.model_router import ModelRouter
 from gpufleet.fleet.names import check_name
 from gpufleet.fleet.pools_groups import PoolsAndGroups
+from gpufleet.fleet.scaleout import Engine
 from gpufleet.fleet.task_queue import TaskQueue
 from gpufleet.fleet.tokens import TokenError, new_token, token_id, verify
 from gpufleet.model import Snapshot
@@ -115,6 +116,7 @@ class Hub:
         discovery: DiscoveryRegistry | None = None,
         route_strategy: str = "least_loaded",
         model_client: Callable[[], httpx.AsyncClient] | None = None,
+        engines: Mapping[str, Engine] | None = None,
     ) -> None:
         if unreachable_after_s <= 0:
             raise ValueError(f"unreachable_after_s must be positive, got {unreachable_after_s}")
@@ -128,7 +130,7 @@ class Hub:
         views); history is in the store."""
         self.leases = LeaseDesk(store, clock=clock, status_of=lambda n: self.view(n).status)
         self.pools_groups = PoolsAndGroups(store, clock)
-        self.tasks = TaskQueue(store, self.leases, clock)
+        self.tasks = TaskQueue(store, self.leases, clock, engines=engines)
         self.router = ModelRouter(
             lambda: [(n, self.view(n).status) for n in self.store.hub_nodes()],
             strategy=route_strategy,
@@ -217,9 +219,10 @@ class Hub:
         if not isinstance(check, Mapping):
             raise HubRequestError("health_check must be an object")
         try:
-            inventory = inventory_wire(inventory_from_wire(body.get("inventory")))
+            parsed = inventory_from_wire(body.get("inventory"))
         except InventoryError as exc:
             raise HubRequestError(str(exc)) from None
+        inventory = inventory_wire(parsed)
         enforced = _agent_leases(body.get("leases"))
         running = body.get("running_tasks") or []
         if not isinstance(running, list) or not all(isinstance(x, str) for x in running):
@@ -235,6 +238,7 @@ class Hub:
             agent_leases=enforced,
         ):
             raise HubRequestError(f"node {cluster}/{node} has not joined: join first", 404)
+        self.leases.note_inventory(cluster, node, parsed)
         found = self.store.hub_node(cluster, node)
         assert found is not None
         active = self.leases.of_node(cluster, node)

@@ -31,7 +31,7 @@ from typing import Any
 
 from gpufleet.fleet.allocator import Holding, LiveNode, NoFitError, plan_lease
 from gpufleet.fleet.errors import AuthError, HubRequestError
-from gpufleet.fleet.inventory import InventoryError, inventory_from_wire
+from gpufleet.fleet.inventory import InventoryError, NodeInventory, inventory_from_wire
 from gpufleet.fleet.lease_request import (
     MAX_TTL_S,
     MIN_TTL_S,
@@ -134,6 +134,25 @@ class LeaseDesk:
         self.default_strategy = default_strategy
         self._strategies: dict[str, Strategy] = {}
         self._lock = threading.Lock()
+        self._inventories: dict[tuple[str, str], NodeInventory | None] = {}
+        """Each node's inventory as its last heartbeat gave it (None: unreadable)."""
+
+    def note_inventory(self, cluster: str, node: str, inventory: NodeInventory) -> None:
+        """The inventory a heartbeat just brought (the hub calls this for every one)."""
+        self._inventories[(cluster, node)] = inventory
+
+    def _inventory(self, n: HubNode) -> NodeInventory | None:
+        key = (n.cluster, n.node)
+        if key not in self._inventories:
+            # Not heard from since this hub started: the stored copy of the last heartbeat.
+            row = n if n.inventory else self.store.hub_node(n.cluster, n.node)
+            try:
+                self._inventories[key] = inventory_from_wire(
+                    (row.inventory if row is not None else None) or None
+                )
+            except InventoryError:
+                self._inventories[key] = None
+        return self._inventories[key]
 
     # ---- handing out -------------------------------------------------------------------------
 
@@ -155,7 +174,6 @@ class LeaseDesk:
                 earlier = self.store.lease_by_request(token.id, request.request_id)
                 if earlier is not None:
                     return earlier, False
-            self.sweep()
             return self._allocate(request, token), True
 
     def place(
@@ -170,14 +188,19 @@ class LeaseDesk:
             AuthError: the token's groups do not allow the pool.
         """
         with self._lock:
-            return self._allocate(request, token, node_ok)
+            return self._allocate(request, token, node_ok, sweep=False)
 
     def _allocate(
         self,
         request: LeaseRequest,
         token: TokenRecord,
         node_ok: Callable[[HubNode], bool] | None = None,
+        *,
+        sweep: bool = True,
     ) -> LeaseRecord:
+        hub_nodes = self.store.hub_nodes(with_inventory=False)
+        if sweep:
+            self.sweep(hub_nodes)
         groups = self._groups_of(token)
         active = self.store.leases(state=ACTIVE, limit=1_000_000)
         usable = self._usable_groups(groups, active, request)
@@ -189,8 +212,8 @@ class LeaseDesk:
                 f"({', '.join(g.name for g in groups)}) allow "
                 + (", ".join(sorted(allowed)) or "no pool"),
             )
-        nodes, left_out = self._live_nodes(request.pool, allowed, node_ok)
-        holdings = self._holdings(active)
+        nodes, left_out = self._live_nodes(hub_nodes, request.pool, allowed, node_ok)
+        holdings = self._holdings(hub_nodes, active)
         name = request.strategy or self.default_strategy
         strategy = self._strategies.setdefault(name, make_strategy(name))
         try:
@@ -263,6 +286,7 @@ class LeaseDesk:
 
     def _live_nodes(
         self,
+        hub_nodes: Sequence[HubNode],
         pool: str | None,
         allowed: set[str] | None,
         node_ok: Callable[[HubNode], bool] | None = None,
@@ -270,7 +294,7 @@ class LeaseDesk:
         """Nodes that may take leases now, and why the others cannot (counts)."""
         nodes: list[LiveNode] = []
         left_out: Counter[str] = Counter()
-        for n in self.store.hub_nodes():
+        for n in hub_nodes:
             if pool is not None and n.pool != pool:
                 continue
             if allowed is not None and (n.pool is None or n.pool not in allowed):
@@ -282,9 +306,8 @@ class LeaseDesk:
             if status != HEALTHY:
                 left_out[status] += 1
                 continue
-            try:
-                inventory = inventory_from_wire(n.inventory or None)
-            except InventoryError:
+            inventory = self._inventory(n)
+            if inventory is None:
                 left_out["without a readable inventory"] += 1
                 continue
             nodes.append(
@@ -305,7 +328,9 @@ class LeaseDesk:
             raise NoCapacityError(f"no node has joined{where}")
         return nodes, left_out
 
-    def _holdings(self, active: Sequence[LeaseRecord]) -> list[Holding]:
+    def _holdings(
+        self, hub_nodes: Sequence[HubNode], active: Sequence[LeaseRecord]
+    ) -> list[Holding]:
         """What the hub's active leases hold, plus what agents enforce that the hub has no
         record of."""
         held = [
@@ -320,25 +345,32 @@ class LeaseDesk:
             )
             for lease in active
         ]
-        for n in self.store.hub_nodes():
-            reported = {str(x.get("id")): x for x in n.agent_leases if x.get("id")}
-            unknown = set(reported) - self.store.known_lease_ids(sorted(reported))
-            for lease_id in sorted(unknown):
-                x = reported[lease_id]
-                gpus = x.get("gpus")
-                if not isinstance(gpus, list):
-                    continue
-                held.append(
-                    Holding(
-                        cluster=n.cluster,
-                        node=n.node,
-                        gpus=tuple(str(u) for u in gpus),
-                        milli_per_gpu=_int(x.get("milli_per_gpu"), 1000),
-                        memory_budget_mib=_int(x.get("memory_budget_mib"), 0) or None,
-                        cpu_milli=_int(x.get("cpu_milli"), 0),
-                        memory_mib=_int(x.get("memory_mib"), 0),
-                    )
+        reported = {
+            (n.cluster, n.node, str(x.get("id"))): x
+            for n in hub_nodes
+            for x in n.agent_leases
+            if x.get("id")
+        }
+        if not reported:
+            return held
+        known = set(self.store.known_lease_ids(sorted({k[2] for k in reported})))
+        for (cluster, node, lease_id), x in sorted(reported.items()):
+            if lease_id in known:
+                continue
+            gpus = x.get("gpus")
+            if not isinstance(gpus, list):
+                continue
+            held.append(
+                Holding(
+                    cluster=cluster,
+                    node=node,
+                    gpus=tuple(str(u) for u in gpus),
+                    milli_per_gpu=_int(x.get("milli_per_gpu"), 1000),
+                    memory_budget_mib=_int(x.get("memory_budget_mib"), 0) or None,
+                    cpu_milli=_int(x.get("cpu_milli"), 0),
+                    memory_mib=_int(x.get("memory_mib"), 0),
                 )
+            )
         return held
 
     # ---- a lease's life ----------------------------------------------------------------------
@@ -393,14 +425,16 @@ class LeaseDesk:
         ended = self.store.end_lease(lease_id, "released", self.clock(), reason)
         return self.get(lease_id), ended
 
-    def sweep(self) -> Sweep:
+    def sweep(self, hub_nodes: Sequence[HubNode] | None = None) -> Sweep:
         """Expire leases past their time and reclaim those on unreachable nodes."""
         now = self.clock()
         expired = self.store.expire_leases(now)
         reclaimed = []
         active = self.store.leases(state=ACTIVE, limit=1_000_000)
         if active:
-            status = {(n.cluster, n.node): self.status_of(n) for n in self.store.hub_nodes()}
+            if hub_nodes is None:
+                hub_nodes = self.store.hub_nodes(with_inventory=False)
+            status = {(n.cluster, n.node): self.status_of(n) for n in hub_nodes}
             for lease in active:
                 if status.get((lease.cluster, lease.node), "unreachable") == "unreachable":
                     why = f"node {lease.cluster}/{lease.node} stopped answering (unreachable)"

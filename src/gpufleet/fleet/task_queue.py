@@ -28,6 +28,7 @@ loss of a node. Cancelling ends the lease, and the agent stops the process.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import threading
@@ -38,8 +39,11 @@ from typing import Any
 from gpufleet.fleet.errors import AuthError, HubRequestError
 from gpufleet.fleet.lease_desk import LeaseDesk, NoCapacityError, lease_env
 from gpufleet.fleet.lease_request import LeaseRequestError, lease_request_from_wire
+from gpufleet.fleet.scaleout import Engine, EngineError
 from gpufleet.store.hub_records import HubNode, TokenRecord
 from gpufleet.store.task_records import FINAL_STATES, PartRecord, TaskRecord, TaskRecords
+
+logger = logging.getLogger(__name__)
 
 MAX_PARTS = 64
 MAX_COMMAND_BYTES = 64 * 1024
@@ -68,7 +72,7 @@ _LEASE_FIELDS = frozenset(
         "include_busy",
     }
 )
-_TASK_FIELDS = frozenset({"command", "name", "parts", "priority", "timeout_s", "env"})
+_TASK_FIELDS = frozenset({"command", "name", "parts", "priority", "timeout_s", "env", "engine"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
 
@@ -114,7 +118,9 @@ class TaskQueue:
         aging_s: float = 60.0,
         starve_after_s: float = 300.0,
         max_attempts: int = 3,
+        engines: Mapping[str, Engine] | None = None,
     ) -> None:
+        self.engines = dict(engines or {})
         self.store = store
         self.leases = leases
         self.clock = clock
@@ -178,6 +184,12 @@ class TaskQueue:
             clash = sorted(k for k in env if k in _RESERVED_ENV or k.startswith("GPUFLEET_"))
             if clash:
                 raise HubRequestError(f"env cannot set {', '.join(clash)}: the lease sets them")
+        engine = body.get("engine")
+        if engine is not None and engine not in self.engines:
+            configured = ", ".join(sorted(self.engines)) or "none (gpufleet hub --ray-address URL)"
+            raise HubRequestError(
+                f"no scale-out engine {engine!r} on this hub; configured: {configured}"
+            )
         name = body.get("name") or command[0].rsplit("/", 1)[-1]
         if not isinstance(name, str) or len(name) > 200:
             raise HubRequestError("name must be a string of at most 200 characters")
@@ -206,6 +218,7 @@ class TaskQueue:
             created_s=self.clock(),
             timeout_s=None if timeout is None else float(timeout),
             env=None if env is None else dict(env),
+            engine=engine,
         )
         self.store.save_task(task)
         return task
@@ -229,6 +242,7 @@ class TaskQueue:
             "request": task.request,
             "priority": task.priority,
             "timeout_s": task.timeout_s,
+            "engine": task.engine,
             "created_s": task.created_s,
             "state": _task_state(parts),
             "exit_codes": codes,
@@ -240,6 +254,7 @@ class TaskQueue:
                     "attempts": p.attempts,
                     "node": None if p.node is None else f"{p.cluster}/{p.node}",
                     "lease_id": p.lease_id,
+                    "engine_id": p.engine_id,
                     "placed_s": p.placed_s,
                     "started_s": p.started_s,
                     "ended_s": p.ended_s,
@@ -260,31 +275,40 @@ class TaskQueue:
         for p in self.store.parts(task_id):
             if p.state in FINAL_STATES:
                 continue
-            if (
-                self.store.move_part(
-                    task_id,
-                    p.part,
-                    from_states=("queued", "placed", "running"),
-                    to="cancelled",
-                    ended=now,
-                    error=f"cancelled by {token.name}",
-                )
-                and p.lease_id is not None
+            if not self.store.move_part(
+                task_id,
+                p.part,
+                from_states=("queued", "placed", "running"),
+                to="cancelled",
+                ended=now,
+                error=f"cancelled by {token.name}",
             ):
+                continue
+            if p.lease_id is not None:
                 self.store.end_lease(p.lease_id, "released", now, "its task was cancelled")
+            engine = self.engines.get(task.engine or "")
+            if p.engine_id is not None and engine is not None:
+                try:
+                    engine.stop(p.engine_id)
+                except EngineError as exc:
+                    logger.warning("could not stop %s in %s: %s", p.engine_id, engine.name, exc)
         return task
 
     # ---- scheduling --------------------------------------------------------------------------
 
     def schedule(self) -> list[Placed]:
-        """Requeue parts whose lease was taken back, then place waiting parts."""
+        """Requeue parts whose lease was taken back, bring engines' parts up to date, then
+        place waiting parts."""
         with self._lock:
             self._requeue_lost()
+            self._follow_engines()
             return self._place_waiting()
 
     def _requeue_lost(self) -> None:
         now = self.clock()
         for p in self.store.parts_in(("placed", "running")):
+            if p.engine_id is not None:
+                continue  # the engine looks after it
             lease = None if p.lease_id is None else self.store.lease(p.lease_id)
             if lease is not None and lease.state == "active":
                 continue
@@ -328,6 +352,11 @@ class TaskQueue:
             token = self.store.token(task.token_id)
             for p in self.store.parts(task.id):
                 if p.state != "queued":
+                    continue
+                if task.engine is not None:
+                    outcome = self._hand_off(task, p, now)
+                    if isinstance(outcome, Placed):
+                        placed.append(outcome)
                     continue
                 outcome = self._place_part(task, p, token, now)
                 if isinstance(outcome, Placed):
@@ -386,6 +415,85 @@ class TaskQueue:
             self.store.end_lease(lease.id, "released", now, "its task was cancelled")
             return "cancelled"
         return Placed(task.id, p.part, lease.id, f"{lease.cluster}/{lease.node}")
+
+    # ---- scale-out engines --------------------------------------------------------------------
+
+    def _hand_off(self, task: TaskRecord, p: PartRecord, now: float) -> Placed | str:
+        """Submit a queued part to its task's engine."""
+        engine = self.engines.get(task.engine or "")
+        if engine is None:
+            self._fail(task, p, f"the hub has no engine {task.engine!r} any more", now)
+            return "failed"
+        request = lease_request_from_wire(task.request)
+        gpus = request.gpus * (request.gpu_fraction if request.gpu_fraction else 1.0)
+        job_id = f"gpufleet-{task.id}-{p.part}-{p.attempts + 1}"
+        env = {
+            **(task.env or {}),
+            "GPUFLEET_TASK_ID": task.id,
+            "GPUFLEET_TASK_PART": str(p.part),
+            "GPUFLEET_TASK_PARTS": str(task.parts),
+        }
+        try:
+            engine_id = engine.submit(
+                job_id,
+                task.command,
+                gpus=gpus,
+                cpus=request.cpu_cores,
+                env=env,
+                metadata={"gpufleet_task": task.id, "gpufleet_part": str(p.part)},
+            )
+        except EngineError as exc:
+            self.store.move_part(
+                task.id, p.part, from_states=("queued",), to="queued", error=str(exc)
+            )
+            return "wait"
+        if not self.store.move_part(
+            task.id,
+            p.part,
+            from_states=("queued",),
+            to="placed",
+            cluster=engine.name,
+            node=engine.where,
+            engine_id=engine_id,
+            placed=now,
+            error=None,
+            bump=True,
+        ):
+            engine.stop(engine_id)
+            return "cancelled"
+        return Placed(task.id, p.part, engine_id, f"{engine.name} {engine.where}")
+
+    def _follow_engines(self) -> None:
+        """Bring the parts engines run up to date: started, ended with code and output."""
+        now = self.clock()
+        for p in self.store.parts_in(("placed", "running")):
+            if p.engine_id is None:
+                continue
+            task = self.store.task(p.task_id)
+            engine = None if task is None else self.engines.get(task.engine or "")
+            if engine is None:
+                continue
+            try:
+                status = engine.status(p.engine_id)
+                if status.state == "running" and p.state == "placed":
+                    self.store.move_part(
+                        p.task_id, p.part, from_states=("placed",), to="running", started=now
+                    )
+                elif status.state in FINAL_STATES:
+                    output = engine.logs(p.engine_id)
+                    self.store.move_part(
+                        p.task_id,
+                        p.part,
+                        from_states=("placed", "running"),
+                        to=status.state,
+                        ended=now,
+                        started=p.started_s or now,
+                        exit_code=status.exit_code,
+                        output=output[-MAX_OUTPUT_CHARS:],
+                        error=None if status.state == "succeeded" else status.message,
+                    )
+            except EngineError as exc:
+                logger.warning("cannot follow %s in %s: %s", p.engine_id, engine.name, exc)
 
     def _fail(self, task: TaskRecord, p: PartRecord, why: str, now: float) -> None:
         self.store.move_part(

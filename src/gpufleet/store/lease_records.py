@@ -189,11 +189,13 @@ class LeaseRecords(HubRecords):
 
     def known_lease_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the hub has a record of (in any state)."""
-        if not ids:
-            return set()
-        marks = ", ".join("?" for _ in ids)
-        rows = self._read(f"SELECT id FROM hub_leases WHERE id IN ({marks})", tuple(ids))
-        return {str(r[0]) for r in rows}
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = tuple(ids[i : i + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._read(f"SELECT id FROM hub_leases WHERE id IN ({marks})", chunk)
+            found.update(str(r[0]) for r in rows)
+        return found
 
     def end_lease(self, lease_id: str, state: str, now_s: float, reason: str) -> bool:
         """End an active lease; False when it is not active (already ended: nothing changes)."""

@@ -723,6 +723,14 @@ def _hub_tasks(dialect: Dialect) -> list[str]:
     ]
 
 
+def _hub_engines(dialect: Dialect) -> list[str]:
+    del dialect
+    return [
+        "ALTER TABLE hub_tasks ADD COLUMN engine TEXT",
+        "ALTER TABLE hub_task_parts ADD COLUMN engine_id TEXT",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
@@ -730,6 +738,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "hub registry: nodes, tokens, ingested batches", _hub_registry),
     Migration(5, "hub allocation: node inventory, leases, groups, pools", _hub_allocation),
     Migration(6, "hub task queue: tasks and their parts", _hub_tasks),
+    Migration(7, "hub scale-out: a task's engine, a part's id there", _hub_engines),
 )
 """Applied in order; a database records the highest version it has reached."""
 

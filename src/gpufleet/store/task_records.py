@@ -37,6 +37,8 @@ class TaskRecord:
     created_s: float
     timeout_s: float | None = None
     env: dict[str, str] | None = None
+    engine: str | None = None
+    """A scale-out engine (``ray``) that runs the parts instead of the hub's agents."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +56,17 @@ class PartRecord:
     exit_code: int | None = None
     output: str = ""
     error: str | None = None
+    engine_id: str | None = None
+    """The part's id in its task's engine (a Ray submission id)."""
 
 
 _TASK_COLUMNS = (
     "id, token_id, holder, name, command, request, parts, priority, group_name, created, "
-    "timeout_s, env"
+    "timeout_s, env, engine"
 )
 _PART_COLUMNS = (
     "task_id, part, state, attempts, cluster, node, lease_id, placed, started, ended, "
-    "exit_code, output, error"
+    "exit_code, output, error, engine_id"
 )
 
 
@@ -80,6 +84,7 @@ def _task(row: Row) -> TaskRecord:
         created_s=float(row[9]),
         timeout_s=None if row[10] is None else float(row[10]),
         env=dict(json.loads(row[11])) if row[11] else None,
+        engine=row[12],
     )
 
 
@@ -98,6 +103,7 @@ def _part(row: Row) -> PartRecord:
         exit_code=None if row[10] is None else int(row[10]),
         output=str(row[11] or ""),
         error=row[12],
+        engine_id=row[13],
     )
 
 
@@ -109,7 +115,7 @@ class TaskRecords(LeaseRecords):
         with self._writing() as tx:
             tx.execute(
                 f"INSERT INTO hub_tasks ({_TASK_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     task.id,
                     task.token_id,
@@ -123,6 +129,7 @@ class TaskRecords(LeaseRecords):
                     task.created_s,
                     task.timeout_s,
                     None if task.env is None else json.dumps(task.env, sort_keys=True),
+                    task.engine,
                 ),
             )
             for part in range(task.parts):
@@ -189,7 +196,8 @@ class TaskRecords(LeaseRecords):
     ) -> bool:
         """Move a part to ``to`` if it is in one of ``from_states``, setting ``fields``
         (``cluster``, ``node``, ``lease_id``, ``placed``, ``started``, ``ended``,
-        ``exit_code``, ``output``, ``error``; ``attempts`` +1 with ``bump=True``)."""
+        ``exit_code``, ``output``, ``error``, ``engine_id``; ``attempts`` +1 with
+        ``bump=True``)."""
         allowed = {
             "cluster",
             "node",
@@ -200,6 +208,7 @@ class TaskRecords(LeaseRecords):
             "exit_code",
             "output",
             "error",
+            "engine_id",
         }
         bump = bool(fields.pop("bump", False))
         unknown = set(fields) - allowed
