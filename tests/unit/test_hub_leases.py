@@ -392,3 +392,17 @@ def test_only_the_holder_or_an_admin_ends_a_lease(fleet: Fleet, api: TestClient,
     assert api.get(f"/fleet/v1/leases/{lease['id']}", headers=bob).json()["state"] == "active"
     admin = _auth(hub, "admin")
     assert api.delete(f"/fleet/v1/leases/{lease['id']}", headers=admin).json()["released_now"]
+
+
+def test_only_nodes_serving_a_model(fleet: Fleet, api: TestClient, hub: Hub) -> None:
+    fleet.join("n1", 2)
+    fleet.join("n2", 2)
+    with_model = _inventory("n2", 2)
+    with_model["models"] = [{"name": "llama3", "url": "http://n2:11434", "api": "ollama"}]
+    fleet.beat("n2", with_model)
+    user = _auth(hub, "submit")
+    lease = _lease(api, user, gpus=1, serves_model="llama3").json()
+    assert lease["node"] == "n2"
+    missing = _lease(api, user, gpus=1, serves_model="qwen")
+    assert missing.status_code == 409
+    assert "serves model 'qwen'" in missing.json()["detail"]

@@ -133,6 +133,7 @@ class Fleet:
                 "--label",
                 f"rack={node[-1]}",
                 "--run-tasks",
+                "--advertise",
             ],
             env=_env(),
             stdout=log,
@@ -186,6 +187,19 @@ def test_a_fleet_of_processes(fleet: Fleet) -> None:
         "three healthy nodes",
     )
     assert fleet.nodes()["n2"]["labels"] == {"rack": "2"}
+
+    # Discovery: the agents announce themselves (mDNS and UDP); the hub lists them as heard
+    # of and joined. Discovery alone grants nothing: joining took the node-join token.
+    def discovered() -> dict[str, Any]:
+        r = httpx.get(
+            fleet.url + "/fleet/v1/discovered",
+            headers={"Authorization": f"Bearer {fleet.admin}"},
+            timeout=5,
+        )
+        return {a["node"]: a for a in r.json()["agents"]}
+
+    _wait(lambda: {"n1", "n2", "n3"} <= set(discovered()), 30, "the agents discovered")
+    assert all(a["joined"] for a in discovered().values())
 
     # Tokens over real HTTP: none, a wrong one, and too small a scope change nothing.
     for headers in ({}, {"Authorization": "Bearer gf_00000000_" + "x" * 43}):

@@ -110,6 +110,9 @@ def gpus_cmd(
         bool,
         typer.Option("--include-busy", help="Take GPUs running processes the hub did not give."),
     ] = False,
+    serves_model: Annotated[
+        str | None, typer.Option("--serves-model", help="Only nodes serving this model.")
+    ] = None,
     request_id: Annotated[
         str | None, typer.Option("--request-id", help="Makes a retry return the same lease.")
     ] = None,
@@ -137,6 +140,7 @@ def gpus_cmd(
         "min_free_memory_mib": min_free_memory,
         "max_gpu_utilization": max_util,
         "include_busy": include_busy or None,
+        "serves_model": serves_model,
         "request_id": request_id,
     }
     body = {k: v for k, v in body.items() if v is not None}

@@ -166,6 +166,11 @@ def plan_lease(
     """
     if not nodes:
         raise NoFitError("no node can take leases now")
+    if request.serves_model is not None:
+        model = request.serves_model
+        nodes = [n for n in nodes if any(m.name == model for m in n.inventory.models)]
+        if not nodes:
+            raise NoFitError(f"no node that can take leases now serves model {model!r}")
     ordered = sorted(nodes, key=lambda n: n.key)
     specs = [
         NodeSpec(

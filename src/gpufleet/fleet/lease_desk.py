@@ -501,5 +501,6 @@ def _request_wire(request: LeaseRequest) -> dict[str, Any]:
         "max_gpu_utilization": request.max_gpu_utilization,
         "max_memory_utilization": request.max_memory_utilization,
         "include_busy": request.include_busy,
+        "serves_model": request.serves_model,
     }
     return {k: v for k, v in out.items() if v not in (None, [], {}, False)}

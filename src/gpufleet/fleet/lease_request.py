@@ -16,6 +16,7 @@ Every field is optional but the meaning is exact:
 * Filters as nvitop's ``select_devices``: ``min_free_memory_mib``, ``max_gpu_utilization``,
   ``max_memory_utilization`` (percent, from the agent's last reading). A GPU running
   processes the hub did not hand out is busy and is not given out, unless ``include_busy``.
+* ``serves_model``: only nodes that serve this model (their agents' ``--model-server``).
 * ``priority``, ``ttl_s`` (default 3600 s, 10 s to 7 days), ``strategy`` (the hub's default
   when absent), ``holder`` (who holds it; the token's name when absent), ``request_id``: a
   retry with the same id returns the lease the first call made instead of a second lease.
@@ -59,6 +60,7 @@ _FIELDS = frozenset(
         "max_gpu_utilization",
         "max_memory_utilization",
         "include_busy",
+        "serves_model",
     }
 )
 
@@ -87,6 +89,8 @@ class LeaseRequest:
     max_gpu_utilization: float | None = None
     max_memory_utilization: float | None = None
     include_busy: bool = False
+    serves_model: str | None = None
+    """Only nodes whose model servers serve this model (as listed for model routing)."""
     holder: str | None = None
     request_id: str | None = None
 
@@ -213,6 +217,7 @@ def lease_request_from_wire(body: Mapping[str, Any]) -> LeaseRequest:
         max_gpu_utilization=_number(body, "max_gpu_utilization", low=0.0, high=100.0),
         max_memory_utilization=_number(body, "max_memory_utilization", low=0.0, high=100.0),
         include_busy=_flag(body, "include_busy"),
+        serves_model=_text(body, "serves_model"),
         holder=_text(body, "holder"),
         request_id=_text(body, "request_id"),
     )

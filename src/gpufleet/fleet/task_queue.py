@@ -70,6 +70,7 @@ _LEASE_FIELDS = frozenset(
         "max_gpu_utilization",
         "max_memory_utilization",
         "include_busy",
+        "serves_model",
     }
 )
 _TASK_FIELDS = frozenset({"command", "name", "parts", "priority", "timeout_s", "env", "engine"})
