@@ -45,19 +45,38 @@ def test_seasonal_pattern_on_a_trend_is_extrapolated() -> None:
 
 def test_intervals_by_hand() -> None:
     # Theil-Sen through 0,1,2,3,10: slope 1 (median of 1,1,1,1,1,1,2.5,3,4,7), intercept
-    # median(y) - 1 * median(t) = 0, residuals 0,0,0,0,6, inflated by sqrt(5 / 3).
+    # median(y) - 1 * median(t) = 0, residuals 0,0,0,0,6. Five residuals are too few for
+    # their quantiles: the interval is +- t(3) x s x sqrt(1 + 1/5), s = sqrt(36 / 3).
     f = forecast([0.0, 1.0, 2.0, 3.0, 10.0], horizon=2)
     assert (f.method, f.season, f.note) == ("trend", None, "")
     one, two = f.points
     assert one.value == pytest.approx(5.0)
-    inflate = math.sqrt(5 / 3)
-    # 80 %: residual quantiles 0 and 3.6; Sen's 80 % slope bounds are slopes[1] = 1 and
-    # slopes[8] = 4, so h steps out the upper bound moves by 3 h.
-    assert (one.lo80, one.hi80) == (pytest.approx(5.0), pytest.approx(5 + 3.6 * inflate + 3))
-    # 95 %: quantiles 0 and 5.4; slope bounds slopes[0] = 1 and slopes[9] = 7.
-    assert (one.lo95, one.hi95) == (pytest.approx(5.0), pytest.approx(5 + 5.4 * inflate + 6))
+    scale = math.sqrt(12.0) * math.sqrt(1.2)
+    # 80 %: t 1.638; Sen's 80 % slope bounds are slopes[1] = 1 and slopes[8] = 4, so h
+    # steps out the upper bound moves by 3 h (the lower one not at all).
+    assert (one.lo80, one.hi80) == (
+        pytest.approx(5.0 - 1.638 * scale),
+        pytest.approx(5.0 + 1.638 * scale + 3),
+    )
+    # 95 %: t 3.182; slope bounds slopes[0] = 1 and slopes[9] = 7.
+    assert (one.lo95, one.hi95) == (
+        pytest.approx(5.0 - 3.182 * scale),
+        pytest.approx(5.0 + 3.182 * scale + 6),
+    )
     assert two.value == pytest.approx(6.0)
-    assert two.hi95 == pytest.approx(6 + 5.4 * inflate + 12)
+    assert two.hi95 == pytest.approx(6 + 3.182 * scale + 12)
+
+
+def test_many_residuals_give_their_own_quantiles() -> None:
+    # 40 points on a line with one residual of +8 every 10th point: from 30 residuals on,
+    # the intervals are the residuals' quantiles (inflated), lopsided as the data are.
+    values = [float(t) + (8.0 if t % 10 == 9 else 0.0) for t in range(40)]
+    f = forecast(values, horizon=1)
+    p = f.points[0]
+    assert f.n == 40
+    # Every residual is one value or 8 above it: the interval reaches far up, little down.
+    assert p.hi95 - p.value > 5.0
+    assert p.value - p.lo95 < 2.0
 
 
 def test_intervals_nest_and_widen_with_the_horizon() -> None:
@@ -88,15 +107,18 @@ def test_too_short_for_a_season_falls_back_to_the_trend() -> None:
 
 def test_a_flat_slope_forecasts_the_level_with_residual_intervals() -> None:
     # No shift and a slope interval around 0: the median 10.5 goes on, with intervals from
-    # the residuals -1.5, -0.5, 0.5, 1.5 (each twice) inflated by sqrt(8 / 7) for the level.
+    # the residuals -1.5, -0.5, 0.5, 1.5 (each twice): +- t(7) x s x sqrt(1 + 1/8), with
+    # s = sqrt(10 / 7) over 7 degrees of freedom (one level fitted).
     f = forecast([10.0, 12.0, 9.0, 11.0, 10.0, 12.0, 9.0, 11.0], horizon=3)
     assert (f.method, f.season, f.trend_per_step) == ("level", None, 0.0)
     assert "median of the 8 points, not the slope" in f.note
-    half = 1.5 * math.sqrt(8 / 7)
+    scale = math.sqrt(10 / 7) * math.sqrt(1 + 1 / 8)
     for p in f.points:
         assert p.value == pytest.approx(10.5)
+        half = 1.415 * scale
         assert (p.lo80, p.hi80) == (pytest.approx(10.5 - half), pytest.approx(10.5 + half))
         # No trend term: the interval does not widen with the horizon.
+        half = 2.365 * scale
         assert (p.lo95, p.hi95) == (pytest.approx(10.5 - half), pytest.approx(10.5 + half))
 
 
@@ -133,7 +155,7 @@ def test_skipped_buckets_are_not_forecast() -> None:
         (2, 600.0, pytest.approx(7.0)),
     ]
     # Its interval is that of two steps ahead (see test_intervals_by_hand).
-    assert f.points[0].hi95 == pytest.approx(6 + 5.4 * math.sqrt(5 / 3) + 12)
+    assert f.points[0].hi95 == pytest.approx(6 + 3.182 * math.sqrt(12.0 * 1.2) + 12)
     with pytest.raises(ValueError, match="skip"):
         forecast([1.0, 2.0], horizon=1, skip=-1)
 

@@ -400,3 +400,21 @@ def test_realtime_and_window_words_read_as_sentences(analyst: Analyst) -> None:
     assert analyst.ask("实时利用率", cluster="lab").intent == "realtime"
     reply = analyst.ask("utilization since Monday", cluster="lab")
     assert not reply.answer.startswith("Over since")
+
+
+def test_typos_and_spaced_names_are_read_as_the_one_known_name(analyst: Analyst) -> None:
+    typo = analyst.ask("utilization of namespace tem-a over the past 6 hours", cluster="lab")
+    assert typo.answer.startswith("Read 'tem-a' as team-a.")
+    assert typo.entities["namespace"] == "team-a"
+    spaced = analyst.ask("how busy was team b over the past 6 hours?", cluster="prod")
+    assert spaced.answer.startswith("Read 'team b' as team-b.")
+    assert spaced.entities["namespace"] == "team-b"
+    # team-z differs from team-a only in its id part: another team, not a typo.
+    vague = analyst.ask("utilization of team-z over the past 6 hours", cluster="lab")
+    assert vague.answer.startswith("Nothing named 'team-z' has data")
+    zh = analyst.ask("过去6小时teem-a的GPU利用率", cluster="lab")
+    assert zh.answer.startswith("把'teem-a'理解为team-a。")
+    # A name that is nowhere near any still answers for the fleet, saying so.
+    fleet = analyst.ask("how busy was nobody-team over the past 6 hours", cluster="lab")
+    assert fleet.intent == "trend"
+    assert fleet.answer.startswith("Nothing named 'nobody-team' has data")

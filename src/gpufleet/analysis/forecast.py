@@ -18,12 +18,15 @@ Method (stdlib only, deterministic), chosen by how much history there is:
   interval is ``mean +- max(range, |mean|)`` (the whole of ``bounds`` when given) and the 80 %
   one half as wide.
 
-Prediction intervals (80 % and 95 %) come from the empirical distribution of the in-sample
-residuals ``y_t - fitted_t``, inflated by ``sqrt(n / (n - parameters))`` because the fit has
-seen those points, plus the uncertainty of extrapolating the trend: ``h`` steps past the data
+Prediction intervals (80 % and 95 %) come from the in-sample residuals ``y_t - fitted_t``:
+with at least 30 of them, their empirical quantiles inflated by ``sqrt(n / (n - parameters))``
+because the fit has seen those points; with fewer, a symmetric Student's t interval on their
+root mean square (a handful of residuals' extreme quantiles are chance, and made intervals
+that ended at the forecast itself). To that comes the uncertainty of extrapolating the trend:
+``h`` steps past the data
 the bounds move out by ``h x`` the distance from the slope to its Sen confidence bound at the
-same level (a ``level`` forecast has no trend term: its intervals are the residuals' alone,
-inflated by ``sqrt(n / (n - 2 segments + 1))`` for the levels and shifts fitted). ``h`` counts
+same level (a ``level`` forecast has no trend term: its intervals are the residuals' alone, with
+``2 segments - 1`` parameters for the levels and shifts fitted). ``h`` counts
 from the last value: when the caller skips buckets (a partial last bucket it left out of the
 fit), the first forecast point is ``h = skip + 1``. Fit residuals are not one-step-ahead
 errors, so with strongly autocorrelated noise the intervals are optimistic for the first
@@ -132,10 +135,50 @@ def _start(times: tuple[float, float] | None, step: int) -> float | None:
     return None if times is None else times[0] + (step - 1) * times[1]
 
 
+SMALL_SAMPLE = 30
+"""Below this many residuals the intervals are symmetric, from Student's t (see
+:func:`_spread`); from it on, the residuals' own quantiles."""
+
+_T90 = (3.078, 1.886, 1.638, 1.533, 1.476, 1.440, 1.415, 1.397, 1.383, 1.372,
+        1.363, 1.356, 1.350, 1.345, 1.341, 1.337, 1.333, 1.330, 1.328, 1.325,
+        1.323, 1.321, 1.319, 1.318, 1.316, 1.315, 1.314, 1.313, 1.311, 1.310)  # fmt: skip
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+"""Student's t quantiles 0.90 and 0.975 for 1..30 degrees of freedom (80 % and 95 %
+two-sided)."""
+
+
+def t_quantile(level: float, df: int) -> float:
+    """The two-sided ``level`` (0.8 or 0.95) quantile of Student's t with ``df`` degrees of
+    freedom (the normal's beyond 30)."""
+    table = {0.8: _T90, 0.95: _T975}[level]
+    if df <= len(table):
+        return table[max(df, 1) - 1]
+    return statistics.NormalDist().inv_cdf((1.0 + level) / 2.0)
+
+
 def _spread(residuals: Sequence[float], params: int) -> dict[float, tuple[float, float]]:
-    """Residual quantiles at each of :data:`LEVELS`, inflated for ``params`` fitted values."""
+    """Offsets of the interval at each of :data:`LEVELS` around a fitted value.
+
+    From :data:`SMALL_SAMPLE` residuals on: their own quantiles, inflated by
+    ``sqrt(n / (n - params))`` for the values fitted (skew in the data shows as a lopsided
+    interval, which enough points can support). Fewer: a few residuals' extreme quantiles
+    are mostly chance (five points put the 2.5 % and 97.5 % quantiles at their smallest and
+    largest), so the interval is symmetric, ``+- t(df) x s x sqrt(1 + 1/n)`` with ``s`` the
+    residuals' root mean square over ``df = n - params`` degrees of freedom, as for a
+    regression's prediction interval.
+    """
     n = len(residuals)
-    inflate = math.sqrt(n / max(n - params, 1))
+    df = max(n - params, 1)
+    if n < SMALL_SAMPLE:
+        s = math.sqrt(sum(r * r for r in residuals) / df)
+        out = {}
+        for c in LEVELS:
+            half = t_quantile(c, df) * s * math.sqrt(1.0 + 1.0 / n)
+            out[c] = (-half, half)
+        return out
+    inflate = math.sqrt(n / df)
     return {
         c: (
             inflate * quantile(residuals, (1.0 - c) / 2.0),

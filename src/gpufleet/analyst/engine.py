@@ -392,6 +392,9 @@ class Analyst:
         u = turn.u
         zh = u.language == "zh"
         said: list[str] = []
+        if u.corrected:
+            pairs = [f"'{a}'" + ("理解为" if zh else " as ") + b for a, b in u.corrected]
+            said.append(f"把{'、'.join(pairs)}。" if zh else f"Read {', '.join(pairs)}.")
         if u.unknown and turn.results:
             names = ", ".join(repr(n) for n in u.unknown)
             scope = _name(u.entities, zh)

@@ -172,7 +172,7 @@ PRIORITY = (
 )
 DOMAIN = re.compile(
     r"\bgpus?\b|\butil|\busage\b|\ballocat|\bh100|\bcards?\b|\bcluster|\bnamespace|\bnode"
-    r"|\bpower draw\b|\bvram\b|\bhbm\b",
+    r"|\bpower draw\b|\bvram\b|\bhbm\b|\bfleet\b|\bteams?\b|\bworkloads?\b|\bjobs?\b",
     re.IGNORECASE,
 )
 ZH_DOMAIN = ("gpu", "卡", "利用率", "使用", "分配", "集群", "节点", "命名空间", "显存", "功耗")

@@ -14,6 +14,7 @@ Intents (seed 001 and issue 4): ``trend``, ``compare``, ``drilldown``, ``realtim
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 from collections.abc import Sequence
@@ -137,6 +138,9 @@ class Understanding:
     missing: tuple[str, ...] = field(default_factory=tuple)
     """What must be asked before answering (``cluster``, ``namespace``)."""
     unknown: tuple[str, ...] = ()
+    corrected: tuple[tuple[str, str], ...] = ()
+    """Names read as another (``("ml-tem", "ml-team")``): a typo close to one known name, or
+    a name written with spaces (``nlp team``); the answer says so."""
     """Words that look like names (``nobody-team``) but name nothing with data: the answer
     says it is not about them."""
     problems: tuple[str, ...] = ()
@@ -161,6 +165,68 @@ def _names_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     alternation = "|".join(re.escape(n) for n in names)
     return re.compile(f"{_NAME_EDGE}(?:{alternation}){_NAME_END}", re.IGNORECASE)
+
+
+_NAME_LEVELS = ("cluster", "node", "namespace", "user", "workload")
+TYPO_CUTOFF = 0.8
+"""How alike (difflib's ratio) a word and a known name must be for the word to be read as
+the name; two names that close to the word make it ambiguous, and it is left unknown."""
+
+
+@functools.lru_cache(maxsize=64)
+def _spaced_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Known names with ``-`` or ``_`` written with spaces instead (``nlp team``)."""
+    parts = sorted(
+        (v for v in values if re.search(r"[-_]", v) and v != "unknown"), key=len, reverse=True
+    )
+    if not parts:
+        return None
+    spaced = "|".join(r"\s+".join(re.escape(p) for p in re.split(r"[-_]+", v) if p) for v in parts)
+    return re.compile(f"{_NAME_EDGE}(?:{spaced}){_NAME_END}", re.IGNORECASE)
+
+
+def _spelled(text: str, catalog: Catalog) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``text`` with names written with spaces, or misspelled close to exactly one known
+    name, replaced by that name; and what was replaced."""
+    values = tuple(v for level in _NAME_LEVELS for v in catalog.values(level))
+    known = {v.lower(): v for v in values if v and v != "unknown"}
+    if not known:
+        return text, ()
+    fixes: list[tuple[str, str]] = []
+    spaced = _spaced_pattern(values)
+    if spaced is not None:
+        squash = {re.sub(r"[-_]+", " ", k): v for k, v in known.items()}
+
+        def respace(m: re.Match[str]) -> str:
+            canon = squash.get(re.sub(r"\s+", " ", m.group(0).lower()))
+            if canon is None:
+                return m.group(0)
+            fixes.append((m.group(0), canon))
+            return canon
+
+        text = spaced.sub(respace, text)
+    model = _gpu_model(text, catalog.gpu_models)
+    for word in _unknown_names(text, catalog, model):
+        close = difflib.get_close_matches(word.lower(), list(known), n=2, cutoff=TYPO_CUTOFF)
+        if len(close) != 1 or _other_id(word.lower(), close[0]):
+            continue
+        canon = known[close[0]]
+        text = re.sub(f"{_NAME_EDGE}{re.escape(word)}{_NAME_END}", canon, text)
+        fixes.append((word, canon))
+    return text, tuple(fixes)
+
+
+def _other_id(word: str, name: str) -> bool:
+    """Whether ``word`` differs from ``name`` only in short parts (``team-z`` / ``team-a``,
+    ``node-3`` / ``node-2``, ``user_b`` / ``user_a``): such parts are ids, and a different id
+    is another thing, not a typo."""
+    a, b = re.split(r"[-_]+", word), re.split(r"[-_]+", name)
+    if len(a) != len(b):
+        return False
+    differing = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return bool(differing) and all(
+        max(len(x), len(y)) <= 2 or (x.isdigit() and y.isdigit()) for x, y in differing
+    )
 
 
 def _find_names(text: str, values: Sequence[str]) -> list[tuple[int, str]]:
@@ -204,6 +270,7 @@ def understand(
     previous: Understanding | None = None,
 ) -> Understanding:
     """Intent and entities of ``text``; ``previous`` is the session's last understood turn."""
+    text, corrected = _spelled(text, catalog)
     lang = language_of(text)
     low = text.lower()
     scores = scores_of(text)
@@ -236,7 +303,10 @@ def understand(
         and previous.intent != "help"
         and _is_follow_up(text, lang, scores, ranges, names, model)
     )
-    intent = intent_of(scores, names, ranges, text, model is not None or follow_up)
+    # A name that names nothing with data ("nobody-team") still makes it a question about
+    # the fleet: the answer says the name was not found.
+    named_unknown = bool(_unknown_names(text, catalog, model))
+    intent = intent_of(scores, names, ranges, text, model is not None or follow_up or named_unknown)
     if follow_up and previous is not None:
         # "which workloads?" after a trend or comparison asks what caused it.
         asks_who = r"(?:which|what) (?:workloads?|jobs?|users?)|哪些(?:工作负载|任务|用户)"
@@ -382,6 +452,7 @@ def understand(
         cues=tuple(sorted(scores)),
         missing=missing,
         unknown=_unknown_names(text, catalog, model),
+        corrected=corrected,
         problems=_said_problems(range_problems, entities, lang == "zh")
         + _metric_problem(unsupported, intent, lang == "zh"),
         asks_idle=bool(_IDLE_NOW.search(text)) or any(w in text for w in ("空闲", "闲置", "可用")),
