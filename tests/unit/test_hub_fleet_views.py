@@ -128,3 +128,42 @@ def test_the_analyst_answers_per_cluster(fleet: tuple[Hub, TestClient, dict[str,
     assert "n3" in one["answer"]
     assert "n1" not in one["answer"]
     assert api.post("/api/gpu-analysis/chat", json={"query": "hi"}).status_code == 401
+
+
+def test_a_drain_recommendation_drains_the_node_on_the_hub(store: Store) -> None:
+    assert isinstance(store, TaskRecords)
+    hub = Hub(store, clock=lambda: END + 30.0)
+    _, record = hub.create_token("agents", ["node-join"])
+    hub.join({"cluster": "c1", "node": "spare"}, record)
+    # Two GPUs nobody held for six hours: a recommendation to drain the node.
+    snaps = [
+        snap(T0 + 60.0 * i, gpu("GPU-s0", 0.0), gpu("GPU-s1", 0.0, index=1), node="spare")
+        for i in range(6 * 60)
+    ]
+    hub.ingest(
+        {
+            "cluster": "c1",
+            "node": "spare",
+            "batch_id": "s:1",
+            "snapshots": [snapshot_to_wire(s) for s in snaps],
+        }
+    )
+    hub.heartbeat({"cluster": "c1", "node": "spare"})
+    admin, _ = hub.create_token("ops", ["admin"])
+    auth = {"Authorization": f"Bearer {admin}"}
+    api = TestClient(create_hub_app(hub))
+    window = {"from": str(T0), "to": str(END)}
+    recs = api.get("/optimize/recommendations", params=window, headers=auth).json()
+    drain = [r for r in recs["recommendations"] if r["action"]["type"] == "drain_node"]
+    assert drain, recs
+    r = api.post(
+        "/optimize/execute",
+        json={**window, "recommendation_ids": [drain[0]["id"]], "dry_run": False},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    (done,) = r.json()["executions"]
+    assert (done["executor"], done["status"]) == ("hub", "succeeded")
+    (node,) = hub.nodes()
+    assert node.status == "drained"
+    assert node.node.drain_reason == f"recommendation {drain[0]['id']}"

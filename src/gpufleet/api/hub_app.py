@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from gpufleet import __version__
 from gpufleet.agent.context import AgentContext
 from gpufleet.agent.live import LiveState
+from gpufleet.analysis.recommend_types import Recommendation
 from gpufleet.analysis.scope import Scope
 from gpufleet.api.cache import SnapshotResponseCache
 from gpufleet.api.errors import install_error_handlers
@@ -159,4 +160,22 @@ def create_hub_app(
         app.include_router(module.router, dependencies=read)
     app.include_router(optimize.execute_router, dependencies=[Depends(fleet.requires("admin"))])
     app.dependency_overrides[analysis.scope_query] = _hub_scope
+    app.state.action_handlers = {"drain_node": ("hub", _drainer(hub))}
     return app
+
+
+def _drainer(hub: Hub) -> Callable[[Recommendation], tuple[bool, str]]:
+    """Carries out a ``drain_node`` recommendation on the hub: the node takes no new leases
+    or tasks (what it runs goes on); ``undrain`` puts it back."""
+
+    def drain(rec: Recommendation) -> tuple[bool, str]:
+        cluster, node = rec.action.params.get("cluster"), rec.action.params.get("node")
+        if not isinstance(cluster, str) or not isinstance(node, str):
+            return False, "the recommendation names no cluster and node to drain"
+        try:
+            view = hub.drain(cluster, node, drained=True, reason=f"recommendation {rec.id}")
+        except HubRequestError as exc:
+            return False, exc.detail
+        return True, f"drained {cluster}/{node} on the hub (status {view.status})"
+
+    return drain

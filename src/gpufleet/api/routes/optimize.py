@@ -119,6 +119,9 @@ def execute(ctx: Ctx, store: HistoryStore, body: ExecuteIn, request: Request) ->
         f"api:{request.client.host}" if request.client is not None else "api"
     )
     executor = Executor(store, ctx.settings.executor)
+    # An app may carry out some actions itself (a hub drains its own nodes).
+    for action_type, (name, handler) in getattr(request.app.state, "action_handlers", {}).items():
+        executor.register(action_type, handler, name)
     try:
         done = executor.execute(chosen, requested_by=who, dry_run=body.dry_run)
     except ExecutionRefusedError as exc:
