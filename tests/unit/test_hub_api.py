@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.unit.hub_fixtures import Clock, auth
 from tests.unit.store_samples import T0, gpu, proc, snap
 
 from gpufleet.api.hub_app import create_hub_app
@@ -16,35 +17,6 @@ from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store import open_store
 from gpufleet.store.base import Store
 from gpufleet.store.hub_records import HubRecords
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 3600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def hub(store: Store, clock: Clock) -> Hub:
-    assert isinstance(store, HubRecords)
-    return Hub(store, clock=clock)
-
-
-@pytest.fixture
-def api(hub: Hub) -> TestClient:
-    return TestClient(create_hub_app(hub))
-
-
-def _token(hub: Hub, *scopes: str) -> dict[str, str]:
-    text, _ = hub.create_token("t", list(scopes))
-    return {"Authorization": f"Bearer {text}"}
 
 
 def _batch(node: str, n: int, start: float = T0, batch_id: str = "a:1-2") -> dict[str, Any]:
@@ -79,7 +51,7 @@ def test_every_mutating_call_needs_a_token(
         ({}, 401),
         ({"Authorization": "Bearer gf_00000000_" + "x" * 40}, 401),
         ({"Authorization": "Basic Zm9vOmJhcg=="}, 401),
-        (_token(hub, "read"), 403),
+        (auth(hub, "read"), 403),
     ):
         r = api.request(method, path, json=body, headers=headers)
         assert r.status_code == status, (path, headers, r.text)
@@ -90,7 +62,7 @@ def test_every_mutating_call_needs_a_token(
 
 
 def test_a_node_joins_beats_pushes_and_is_healthy(api: TestClient, hub: Hub, store: Store) -> None:
-    node = _token(hub, "node-join")
+    node = auth(hub, "node-join")
     r = api.post(
         "/fleet/v1/join",
         json={"cluster": "c1", "node": "n1", "labels": {"rack": "a"}, "zone": "eu", "pool": "p"},
@@ -112,7 +84,7 @@ def test_a_node_joins_beats_pushes_and_is_healthy(api: TestClient, hub: Hub, sto
         headers=node,
     )
     assert r.json()["status"] == "healthy"
-    listed = api.get("/fleet/v1/nodes", headers=_token(hub, "read")).json()["nodes"]
+    listed = api.get("/fleet/v1/nodes", headers=auth(hub, "read")).json()["nodes"]
     assert [(n["node"], n["status"], n["labels"], n["zone"]) for n in listed] == [
         ("n1", "healthy", {"rack": "a"}, "eu")
     ]
@@ -120,10 +92,10 @@ def test_a_node_joins_beats_pushes_and_is_healthy(api: TestClient, hub: Hub, sto
 
 
 def test_a_silent_node_becomes_unreachable(api: TestClient, hub: Hub, clock: Clock) -> None:
-    node = _token(hub, "node-join")
+    node = auth(hub, "node-join")
     api.post("/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=node)
     clock.now += 31.0
-    read = _token(hub, "read")
+    read = auth(hub, "read")
     (n1,) = api.get("/fleet/v1/nodes", headers=read).json()["nodes"]
     assert n1["status"] == "unreachable"
     assert api.get("/fleet/v1/nodes?status=unreachable", headers=read).json()["nodes"]
@@ -131,10 +103,8 @@ def test_a_silent_node_becomes_unreachable(api: TestClient, hub: Hub, clock: Clo
 
 
 def test_drain_holds_and_undrain_releases(api: TestClient, hub: Hub) -> None:
-    api.post(
-        "/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=_token(hub, "node-join")
-    )
-    admin = _token(hub, "admin")
+    api.post("/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=auth(hub, "node-join"))
+    admin = auth(hub, "admin")
     r = api.post("/fleet/v1/nodes/c1/n1/drain", json={"reason": "new PSU"}, headers=admin)
     assert (r.json()["status"], r.json()["reasons"]) == ("drained", ["drained: new PSU"])
     assert api.post("/fleet/v1/nodes/c1/n9/drain", json={}, headers=admin).status_code == 404
@@ -158,7 +128,7 @@ def test_drain_holds_and_undrain_releases(api: TestClient, hub: Hub) -> None:
 def test_bad_batches_are_refused_and_nothing_is_stored(
     api: TestClient, hub: Hub, store: Store, body: dict[str, Any], why: str
 ) -> None:
-    node = _token(hub, "node-join")
+    node = auth(hub, "node-join")
     api.post("/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=node)
     r = api.post("/fleet/v1/ingest", json=body, headers=node)
     assert 400 <= r.status_code < 500
@@ -167,7 +137,7 @@ def test_bad_batches_are_refused_and_nothing_is_stored(
 
 
 def test_tokens_are_created_listed_and_revoked_without_secrets(api: TestClient, hub: Hub) -> None:
-    admin = _token(hub, "admin")
+    admin = auth(hub, "admin")
     made = api.post(
         "/fleet/v1/tokens", json={"name": "ci", "scopes": ["submit"], "ttl_s": 60}, headers=admin
     )
@@ -209,11 +179,9 @@ def test_a_hub_restart_keeps_nodes_drains_and_tokens(store_target: str, clock: C
 def test_discovered_agents_are_listed_not_joined(api: TestClient, hub: Hub) -> None:
     hub.discovery.heard({"cluster": "c1", "node": "n1", "url": "http://10.0.0.1:8003"}, "mdns")
     hub.discovery.heard({"cluster": "c1", "node": "n2", "url": "http://10.0.0.2:8003"}, "udp")
-    api.post(
-        "/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=_token(hub, "node-join")
-    )
+    api.post("/fleet/v1/join", json={"cluster": "c1", "node": "n1"}, headers=auth(hub, "node-join"))
     assert api.get("/fleet/v1/discovered").status_code == 401
-    agents = api.get("/fleet/v1/discovered", headers=_token(hub, "read")).json()["agents"]
+    agents = api.get("/fleet/v1/discovered", headers=auth(hub, "read")).json()["agents"]
     assert [(a["node"], a["source"], a["joined"]) for a in agents] == [
         ("n1", "mdns", True),
         ("n2", "udp", False),

@@ -9,42 +9,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.store_samples import T0, gpu, snap
+from tests.unit.hub_fixtures import Clock, auth
+from tests.unit.store_samples import gpu, snap
 
 from gpufleet.api.hub_app import create_hub_app
 from gpufleet.fleet.hub import Hub
 from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store.base import Store
 from gpufleet.store.task_records import TaskRecords
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 3600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def hub(store: Store, clock: Clock) -> Hub:
-    assert isinstance(store, TaskRecords)
-    return Hub(store, clock=clock)
-
-
-@pytest.fixture
-def api(hub: Hub) -> TestClient:
-    return TestClient(create_hub_app(hub))
-
-
-def _auth(hub: Hub, *scopes: str, name: str = "t") -> dict[str, str]:
-    text, _ = hub.create_token(name, list(scopes))
-    return {"Authorization": f"Bearer {text}"}
 
 
 def _uuid(node: str, i: int) -> str:
@@ -79,7 +51,7 @@ def _inventory(node: str, gpus: int, **over: Any) -> dict[str, Any]:
 class Fleet:
     def __init__(self, api: TestClient, hub: Hub, clock: Clock) -> None:
         self.api, self.hub, self.clock = api, hub, clock
-        self.node_auth = _auth(hub, "node-join", name="agents")
+        self.node_auth = auth(hub, "node-join", name="agents")
 
     def join(self, node: str, gpus: int, *, pool: str | None = None, **inv: Any) -> None:
         body: dict[str, Any] = {"cluster": "c1", "node": node}
@@ -122,7 +94,7 @@ def test_best_fit_packs_and_the_lease_carries_its_environment(
 ) -> None:
     fleet.join("n1", 4)
     fleet.join("n2", 2)
-    user = _auth(hub, "submit", name="alice")
+    user = auth(hub, "submit", name="alice")
     r = _lease(api, user, gpus=2)
     assert r.status_code == 201, r.text
     first = r.json()
@@ -143,7 +115,7 @@ def test_release_renew_expire_and_idempotent_retries(
     fleet: Fleet, api: TestClient, hub: Hub, clock: Clock
 ) -> None:
     fleet.join("n1", 2)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     a = _lease(api, user, gpus=2, request_id="job-7", ttl_s=60)
     again = _lease(api, user, gpus=2, request_id="job-7", ttl_s=60)
     assert (a.status_code, again.status_code) == (201, 200)
@@ -176,7 +148,7 @@ def test_a_node_gone_unreachable_has_its_leases_reclaimed(
 ) -> None:
     fleet.join("n1", 2)
     fleet.join("n2", 2)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     on_n2 = _lease(api, user, gpus=2).json()
     assert on_n2["node"] == "n1" or on_n2["node"] == "n2"
     silent = on_n2["node"]
@@ -198,7 +170,7 @@ def test_a_node_gone_unreachable_has_its_leases_reclaimed(
 def test_filters_models_and_busy_gpus(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 4, busy=(0, 1), util={2: 80.0})
     fleet.join("a1", 2, name="NVIDIA A100-SXM4-40GB", cc="8.0")
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     # GPUs 0 and 1 of n1 run processes the hub did not hand out: not given out.
     r = _lease(api, user, gpus=3, gpu_model="H100")
     assert r.status_code == 409
@@ -223,7 +195,7 @@ def test_filters_models_and_busy_gpus(fleet: Fleet, api: TestClient, hub: Hub) -
 
 def test_fractions_share_a_gpu_by_budget(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 2)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     a = _lease(api, user, gpu_fraction=0.5, gpu_memory_mib=30000).json()
     b = _lease(api, user, gpu_fraction=0.5, gpu_memory_mib=30000).json()
     assert a["gpus"] == b["gpus"]  # packed onto one GPU, the other stays whole
@@ -238,7 +210,7 @@ def test_fractions_share_a_gpu_by_budget(fleet: Fleet, api: TestClient, hub: Hub
 
 def test_agents_keep_leases_a_hub_has_no_record_of(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 2)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     mine = _lease(api, user, gpus=1).json()
     answer = fleet.beat(
         "n1",
@@ -263,7 +235,7 @@ def test_agents_keep_leases_a_hub_has_no_record_of(fleet: Fleet, api: TestClient
 
 def test_a_hub_restart_keeps_its_leases(fleet: Fleet, store: Store, clock: Clock) -> None:
     fleet.join("n1", 2)
-    user = _auth(fleet.hub, "submit")
+    user = auth(fleet.hub, "submit")
     lease = _lease(fleet.api, user, gpus=2).json()
     assert isinstance(store, TaskRecords)
     restarted = TestClient(create_hub_app(Hub(store, clock=clock)))
@@ -277,7 +249,7 @@ def test_a_hub_down_longer_than_the_timeout_does_not_reclaim_on_restart(
     fleet: Fleet, store: Store, clock: Clock
 ) -> None:
     fleet.join("n1", 2)
-    user = _auth(fleet.hub, "submit")
+    user = auth(fleet.hub, "submit")
     lease = _lease(fleet.api, user, gpus=1).json()
     clock.now += 120  # the hub was down two minutes; the node could not reach it
     assert isinstance(store, TaskRecords)
@@ -292,7 +264,7 @@ def test_a_hub_down_longer_than_the_timeout_does_not_reclaim_on_restart(
 def test_groups_decide_pools_and_quotas(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 4, pool="train")
     fleet.join("n2", 4, pool="infer")
-    admin = _auth(hub, "admin", name="ops")
+    admin = auth(hub, "admin", name="ops")
     text, record = hub.create_token("bob", ["submit"])
     bob = {"Authorization": f"Bearer {text}"}
     r = api.post(
@@ -333,7 +305,7 @@ def test_groups_decide_pools_and_quotas(fleet: Fleet, api: TestClient, hub: Hub)
 def test_pools_are_listed_and_set_by_admins(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 2)
     fleet.join("n2", 2, pool="infer")
-    admin = _auth(hub, "admin")
+    admin = auth(hub, "admin")
     r = api.put(
         "/fleet/v1/pools/train",
         json={"description": "training boxes", "nodes": ["c1/n1"]},
@@ -352,7 +324,7 @@ def test_pools_are_listed_and_set_by_admins(fleet: Fleet, api: TestClient, hub: 
     assert hub.store.hub_node("c1", "n1").pool == "train"  # type: ignore[union-attr]
     assert api.put("/fleet/v1/pools/x", json={"nodes": ["c1/zz"]}, headers=admin).status_code == 404
     assert api.put("/fleet/v1/pools/x", json={"size": 3}, headers=admin).status_code == 422
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     assert _lease(api, user, gpus=2, pool="train").json()["node"] == "n1"
 
 
@@ -376,7 +348,7 @@ def test_allocation_calls_need_the_right_token(
     fleet.join("n1", 2)
     assert isinstance(store, TaskRecords)
     before = (store.leases(), store.groups(), store.pools())
-    for headers, status in (({}, 401), (_auth(hub, "read"), 403)):
+    for headers, status in (({}, 401), (auth(hub, "read"), 403)):
         r = api.request(method, path, json=body, headers=headers)
         assert r.status_code == status, (path, r.text)
         assert r.json()["detail"]
@@ -385,12 +357,12 @@ def test_allocation_calls_need_the_right_token(
 
 def test_only_the_holder_or_an_admin_ends_a_lease(fleet: Fleet, api: TestClient, hub: Hub) -> None:
     fleet.join("n1", 2)
-    alice, bob = _auth(hub, "submit", name="alice"), _auth(hub, "submit", name="bob")
+    alice, bob = auth(hub, "submit", name="alice"), auth(hub, "submit", name="bob")
     lease = _lease(api, alice, gpus=1).json()
     r = api.delete(f"/fleet/v1/leases/{lease['id']}", headers=bob)
     assert r.status_code == 403
     assert api.get(f"/fleet/v1/leases/{lease['id']}", headers=bob).json()["state"] == "active"
-    admin = _auth(hub, "admin")
+    admin = auth(hub, "admin")
     assert api.delete(f"/fleet/v1/leases/{lease['id']}", headers=admin).json()["released_now"]
 
 
@@ -400,7 +372,7 @@ def test_only_nodes_serving_a_model(fleet: Fleet, api: TestClient, hub: Hub) -> 
     with_model = _inventory("n2", 2)
     with_model["models"] = [{"name": "llama3", "url": "http://n2:11434", "api": "ollama"}]
     fleet.beat("n2", with_model)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     lease = _lease(api, user, gpus=1, serves_model="llama3").json()
     assert lease["node"] == "n2"
     missing = _lease(api, user, gpus=1, serves_model="qwen")

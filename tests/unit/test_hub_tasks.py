@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.store_samples import T0, gpu, snap
+from tests.unit.hub_fixtures import Clock, auth
+from tests.unit.store_samples import gpu, snap
 
 from gpufleet.agent.hub_push import HubPusher
 from gpufleet.agent.hub_spool import HubSpool
@@ -26,41 +27,12 @@ from gpufleet.store.base import Store
 from gpufleet.store.task_records import TaskRecords
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 3600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def hub(store: Store, clock: Clock) -> Hub:
-    assert isinstance(store, TaskRecords)
-    return Hub(store, clock=clock)
-
-
-@pytest.fixture
-def api(hub: Hub) -> TestClient:
-    return TestClient(create_hub_app(hub))
-
-
-def _auth(hub: Hub, *scopes: str, name: str = "t") -> dict[str, str]:
-    text, _ = hub.create_token(name, list(scopes))
-    return {"Authorization": f"Bearer {text}"}
-
-
 class Agents:
     """Nodes that beat by hand (what a real agent sends), two GPUs each."""
 
     def __init__(self, api: TestClient, hub: Hub, clock: Clock) -> None:
         self.api, self.hub, self.clock = api, hub, clock
-        self.auth = _auth(hub, "node-join", name="agents")
+        self.auth = auth(hub, "node-join", name="agents")
         self.running: dict[str, list[str]] = {}
 
     def join(self, node: str, *, runs_tasks: bool = True) -> dict[str, Any]:
@@ -123,7 +95,7 @@ def test_a_task_runs_on_an_opt_in_node_and_reports(
 ) -> None:
     agents.join("quiet", runs_tasks=False)
     agents.join("worker")
-    user = _auth(hub, "submit", name="alice")
+    user = auth(hub, "submit", name="alice")
     r = _submit(api, user, gpus=2, name="train", env={"EPOCHS": "3"})
     assert r.status_code == 201, r.text
     task = r.json()
@@ -155,7 +127,7 @@ def test_priority_aging_and_the_starvation_guard(
     agents: Agents, api: TestClient, hub: Hub, clock: Clock
 ) -> None:
     agents.join("w1")
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     big = _submit(api, user, gpus=2, priority=0).json()  # takes both GPUs
     low = _submit(api, user, gpus=1, priority=0).json()
     high = _submit(api, user, gpus=1, priority=5).json()
@@ -183,7 +155,7 @@ def test_a_starving_task_is_not_passed_over(
     agents: Agents, api: TestClient, hub: Hub, clock: Clock
 ) -> None:
     agents.join("w1")
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     one = _submit(api, user, gpus=1).json()
     wide = _submit(api, user, gpus=2).json()  # waits for both GPUs
     clock.now += 301
@@ -198,7 +170,7 @@ def test_a_starving_task_is_not_passed_over(
 def test_a_split_task_aggregates_its_parts(agents: Agents, api: TestClient, hub: Hub) -> None:
     for n in ("w1", "w2", "w3"):
         agents.join(n)
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     task = _submit(api, user, gpus=1, parts=3).json()
     nodes = [p["node"] for p in task["parts"]]
     assert sorted(nodes) == ["c1/w1", "c1/w2", "c1/w3"]  # one part per node
@@ -217,7 +189,7 @@ def test_a_lost_node_s_parts_are_placed_elsewhere(
     agents: Agents, api: TestClient, hub: Hub, clock: Clock
 ) -> None:
     agents.join("w1")
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     task = _submit(api, user, gpus=2).json()
     first = task["parts"][0]["node"]
     assert first == "c1/w1"
@@ -240,7 +212,7 @@ def test_a_lost_node_s_parts_are_placed_elsewhere(
 
 def test_cancel_quotas_and_bad_tasks(agents: Agents, api: TestClient, hub: Hub) -> None:
     agents.join("w1")
-    admin = _auth(hub, "admin")
+    admin = auth(hub, "admin")
     text, record = hub.create_token("bob", ["submit"])
     bob = {"Authorization": f"Bearer {text}"}
     api.post("/fleet/v1/groups", json={"name": "ml", "max_queued": 1}, headers=admin)
@@ -252,7 +224,7 @@ def test_cancel_quotas_and_bad_tasks(agents: Agents, api: TestClient, hub: Hub) 
     over = _submit(api, bob, gpus=1)
     assert over.status_code == 409
     assert "max_queued" in over.json()["detail"]
-    other = _auth(hub, "submit", name="eve")
+    other = auth(hub, "submit", name="eve")
     assert api.post(f"/fleet/v1/tasks/{running['id']}/cancel", headers=other).status_code == 403
     cancelled = api.post(f"/fleet/v1/tasks/{running['id']}/cancel", headers=bob).json()
     assert cancelled["state"] == "cancelled"
@@ -273,7 +245,7 @@ def test_cancel_quotas_and_bad_tasks(agents: Agents, api: TestClient, hub: Hub) 
         assert r.status_code == 422, (body, r.text)
         assert needle in r.json()["detail"]
     assert api.post("/fleet/v1/tasks", json={"command": ["ls"]}).status_code == 401
-    read = _auth(hub, "read")
+    read = auth(hub, "read")
     assert api.post("/fleet/v1/tasks", json={"command": ["ls"]}, headers=read).status_code == 403
     assert (
         api.post(f"/fleet/v1/tasks/{waiting['id']}/parts/0/report", json={}, headers=bob)
@@ -284,7 +256,7 @@ def test_the_agent_runs_a_part_with_its_lease_environment(tmp_path: Path, store:
     assert isinstance(store, TaskRecords)
     hub = Hub(store)
     join, _ = hub.create_token("agents", ["node-join"])
-    user = _auth(hub, "submit")
+    user = auth(hub, "submit")
     client = TestClient(create_hub_app(hub))
 
     def health() -> dict[str, Any]:

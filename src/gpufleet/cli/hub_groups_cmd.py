@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gpufleet.cli.common import console, fail, get_json, print_json, send_json
-from gpufleet.cli.lease_cmd import DEFAULT_HUB, JsonOpt, UrlOpt
+from gpufleet.cli.common import console, get_json, print_json, send_json
+from gpufleet.cli.lease_cmd import DEFAULT_HUB, JsonOpt, UrlOpt, need_token
 
 group_app = typer.Typer(help="Swarm groups: members (tokens), pools, quotas.", no_args_is_help=True)
 pool_app = typer.Typer(help="Resource pools: named sets of nodes.", no_args_is_help=True)
@@ -19,12 +19,6 @@ AdminTokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="GPUFLEET_HUB_TOKEN", help="An admin token (read to list)."),
 ]
-
-
-def _need(token: str | None) -> str:
-    if not token:
-        fail("this needs a hub token: pass --token or set GPUFLEET_HUB_TOKEN")
-    return token
 
 
 def _show_group(g: dict[str, Any]) -> None:
@@ -61,7 +55,7 @@ def group_create(
         "max_queued": max_queued,
         "description": description,
     }
-    g = send_json("POST", url, "/fleet/v1/groups", body, token=_need(token))
+    g = send_json("POST", url, "/fleet/v1/groups", body, token=need_token(token))
     print_json(g) if json_out else _show_group(g)
 
 
@@ -70,7 +64,7 @@ def group_list(
     url: UrlOpt = DEFAULT_HUB, token: AdminTokenOpt = None, json_out: JsonOpt = False
 ) -> None:
     """Every group with its members, pools and quotas."""
-    data = get_json(url, "/fleet/v1/groups", token=_need(token))
+    data = get_json(url, "/fleet/v1/groups", token=need_token(token))
     if json_out:
         print_json(data)
         return
@@ -96,7 +90,11 @@ def group_add(
 ) -> None:
     """Put a token in a group (join)."""
     g = send_json(
-        "POST", url, f"/fleet/v1/groups/{name}/members", {"token_id": token_id}, token=_need(token)
+        "POST",
+        url,
+        f"/fleet/v1/groups/{name}/members",
+        {"token_id": token_id},
+        token=need_token(token),
     )
     _show_group(g)
 
@@ -110,7 +108,7 @@ def group_remove(
 ) -> None:
     """Take a token out of a group (leave; a token may remove itself)."""
     g = send_json(
-        "DELETE", url, f"/fleet/v1/groups/{name}/members/{token_id}", None, token=_need(token)
+        "DELETE", url, f"/fleet/v1/groups/{name}/members/{token_id}", None, token=need_token(token)
     )
     _show_group(g)
 
@@ -122,7 +120,7 @@ def group_delete(
     token: AdminTokenOpt = None,
 ) -> None:
     """Delete a group (its leases go on, uncharged from now on)."""
-    send_json("DELETE", url, f"/fleet/v1/groups/{name}", None, token=_need(token))
+    send_json("DELETE", url, f"/fleet/v1/groups/{name}", None, token=need_token(token))
     console.print(f"deleted group {escape(name)}")
 
 
@@ -142,7 +140,7 @@ def pool_set(
     body: dict[str, Any] = {"description": description}
     if node is not None:
         body["nodes"] = node
-    p = send_json("PUT", url, f"/fleet/v1/pools/{name}", body, token=_need(token))
+    p = send_json("PUT", url, f"/fleet/v1/pools/{name}", body, token=need_token(token))
     if json_out:
         print_json(p)
     else:
@@ -156,7 +154,7 @@ def pool_list(
     url: UrlOpt = DEFAULT_HUB, token: AdminTokenOpt = None, json_out: JsonOpt = False
 ) -> None:
     """Every pool with its nodes and GPUs."""
-    data = get_json(url, "/fleet/v1/pools", token=_need(token))
+    data = get_json(url, "/fleet/v1/pools", token=need_token(token))
     if json_out:
         print_json(data)
         return
@@ -179,5 +177,5 @@ def pool_delete(
     token: AdminTokenOpt = None,
 ) -> None:
     """Delete a pool; its nodes are left in no pool."""
-    send_json("DELETE", url, f"/fleet/v1/pools/{name}", None, token=_need(token))
+    send_json("DELETE", url, f"/fleet/v1/pools/{name}", None, token=need_token(token))
     console.print(f"deleted pool {escape(name)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from gpufleet.analysis.history import query_history
 from gpufleet.api.routes.fleet import HubDep, ReadToken
@@ -19,6 +19,7 @@ from gpufleet.api.schemas.system import SystemAllOut
 from gpufleet.fleet.errors import HubRequestError
 from gpufleet.fleet.health import STATUSES
 from gpufleet.fleet.hub import Hub, NodeView
+from gpufleet.model import Snapshot
 from gpufleet.store.base import GPU_METRICS, SYSTEM_METRICS
 
 router = APIRouter(prefix="/fleet/v1", tags=["fleet views"])
@@ -65,50 +66,54 @@ def _head(v: NodeView) -> dict[str, Any]:
     }
 
 
-@router.get("/gpus")
-def fleet_gpus(
+def _latest(
     hub: HubDep,
-    _token: ReadToken,
     cluster: str | None = None,
     node: str | None = None,
     pool: str | None = None,
     label: Label = None,
     status: Status = None,
-) -> dict[str, Any]:
+) -> list[tuple[NodeView, Snapshot | None]]:
+    """The nodes the query's filters select, each with its newest snapshot (if any)."""
+    views = selected(hub, cluster=cluster, node=node, pool=pool, label=label, status=status)
+    return [(v, hub.latest.get((v.node.cluster, v.node.node))) for v in views]
+
+
+Latest = Annotated[list[tuple[NodeView, Snapshot | None]], Depends(_latest)]
+
+
+@router.get("/gpus")
+def fleet_gpus(latest: Latest, _token: ReadToken) -> dict[str, Any]:
     """Every selected node's GPUs now (each as ``GET /gpu/metrics`` on its agent)."""
-    out = []
-    total = 0
-    for v in selected(hub, cluster=cluster, node=node, pool=pool, label=label, status=status):
-        snap = hub.latest.get((v.node.cluster, v.node.node))
-        sample = None
-        if snap is not None:
-            sample = GpuMetricsCollection.from_snapshot(
+    nodes = [
+        {
+            **_head(v),
+            "sample": None
+            if snap is None
+            else GpuMetricsCollection.from_snapshot(
                 snap, f"{v.node.cluster}/{v.node.node}"
-            ).model_dump(mode="json")
-            total += len(snap.gpus)
-        out.append({**_head(v), "sample": sample})
-    return {"gpu_count": total, "nodes": out}
+            ).model_dump(mode="json"),
+        }
+        for v, snap in latest
+    ]
+    total = sum(len(snap.gpus) for _, snap in latest if snap is not None)
+    return {"gpu_count": total, "nodes": nodes}
 
 
 @router.get("/system")
-def fleet_system(
-    hub: HubDep,
-    _token: ReadToken,
-    cluster: str | None = None,
-    node: str | None = None,
-    pool: str | None = None,
-    label: Label = None,
-    status: Status = None,
-) -> dict[str, Any]:
+def fleet_system(latest: Latest, _token: ReadToken) -> dict[str, Any]:
     """Every selected node's host now (each as ``GET /system/all`` on its agent)."""
-    out = []
-    for v in selected(hub, cluster=cluster, node=node, pool=pool, label=label, status=status):
-        snap = hub.latest.get((v.node.cluster, v.node.node))
-        sample = None
-        if snap is not None and snap.system is not None:
-            sample = SystemAllOut.from_snapshot(snap, snap.system).model_dump(mode="json")
-        out.append({**_head(v), "sample": sample})
-    return {"nodes": out}
+    return {
+        "nodes": [
+            {
+                **_head(v),
+                "sample": None
+                if snap is None or snap.system is None
+                else SystemAllOut.from_snapshot(snap, snap.system).model_dump(mode="json"),
+            }
+            for v, snap in latest
+        ]
+    }
 
 
 @router.get("/gpus/history", response_model=HistoryOut)
