@@ -366,6 +366,12 @@ def test_post_utilization_refuses_options_in_the_query_string(hand: TestClient) 
     assert "from" in r.json()["detail"]
 
 
+def test_an_agent_refuses_the_hub_s_node_filters(hand: TestClient) -> None:
+    r = hand.post("/analysis/utilization", json={**WINDOW, "scope": {"pool": "train"}})
+    assert r.status_code == 422
+    assert "pool and label select a hub's nodes" in r.json()["detail"]
+
+
 def test_comparing_an_entity_without_data_is_a_422_listing_what_exists(hand: TestClient) -> None:
     r = hand.get(
         "/analysis/trends", params={**WINDOW, "compare_key": "user", "a": "alice", "b": "nobody"}

@@ -107,7 +107,7 @@ def test_allocate_list_renew_and_release(live: LiveHub) -> None:
     assert lease_id in listed.output
     assert _run(live, "allocate", "renew", lease_id, "--ttl", "600").exit_code == 0
     too_many = _run(live, "allocate", "gpus", "--gpus", "2")
-    assert too_many.exit_code == 2
+    assert too_many.exit_code == 1  # nothing fits now: 1, as its help says
     assert "409" in too_many.output
     assert "the most on one node is 1" in too_many.output
     done = _run(live, "allocate", "release", lease_id)
@@ -126,21 +126,24 @@ def test_without_a_token_the_cli_says_so(live: LiveHub) -> None:
 
 
 def test_groups_and_pools(live: LiveHub) -> None:
-    made = _run(
-        live,
-        "hub", "group", "create", "ml", "--max-members", "2", "--pool", "train", "--max-gpus", "1",
-        token=live.admin,
-    )  # fmt: skip
+    create = ("hub", "group", "create", "ml", "--max-members", "2", "--pool", "train")
+    no_pool = _run(live, *create, "--max-gpus", "1", token=live.admin)
+    assert no_pool.exit_code == 2
+    assert "no pool train" in no_pool.output
+    pool = _run(live, "hub", "pool", "set", "train", "--node", "lab/n1", token=live.admin)
+    assert "lab/n1" in pool.output
+    assert "train" in _run(live, "hub", "pool", "list", token=live.admin).output
+    made = _run(live, *create, "--max-gpus", "1", token=live.admin)
     assert made.exit_code == 0, made.output
     assert "0/2 members" in made.output
     added = _run(live, "hub", "group", "add", "ml", live.user_record.id, token=live.admin)
     assert "1/2 members" in added.output
-    pool = _run(live, "hub", "pool", "set", "train", "--node", "lab/n1", token=live.admin)
-    assert "lab/n1" in pool.output
-    assert "train" in _run(live, "hub", "pool", "list", token=live.admin).output
+    never = _run(live, "allocate", "gpus", "--gpus", "2")
+    assert never.exit_code == 2  # more than the group may ever hold: change the request
+    assert "may ever hold" in never.output
     assert _run(live, "allocate", "gpus", "--gpus", "1").exit_code == 0
     over = _run(live, "allocate", "gpus", "--gpus", "1")
-    assert over.exit_code == 2
+    assert over.exit_code == 1  # the quota is used up now: waiting may help
     assert "quota" in over.output
     listed = _run(live, "hub", "group", "list", token=live.admin)
     assert "ml" in listed.output
@@ -229,3 +232,18 @@ def test_ask_a_hub_with_a_token(live: LiveHub) -> None:
     )
     assert denied.exit_code == 2
     assert "401" in denied.output
+
+
+def test_an_agent_with_a_wrong_token_says_so_and_keeps_its_samples(
+    live: LiveHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = HubSpool(str(tmp_path / "spool.db"))
+    spool.append(snap(time.time(), gpu("GPU-a", 0.0), node="n9", cluster="lab"))
+    for bad in ("gf_not-a-token", live.user):  # unknown; a submit token, not node-join
+        pusher = HubPusher(live.url, bad, spool, {"cluster": "lab", "node": "n9"})
+        with caplog.at_level("ERROR", logger="gpufleet.agent.hub_push"):
+            assert pusher.push_once() is False
+            pusher.stop()
+        assert "the hub refuses this agent's token" in caplog.text
+        assert len(spool) == 1  # nothing dropped: sent once the token is fixed
+        caplog.clear()

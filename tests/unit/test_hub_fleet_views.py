@@ -100,6 +100,19 @@ def test_fleet_history_and_analysis_by_pool(
     assert "no node of the hub has pool gpu-less" in nothing.json()["detail"]
     waste = api.get("/analysis/waste", params={**window, "label": "rack=2"}, headers=auth)
     assert waste.status_code == 200, waste.text
+    # POST bodies take the same node filters in their scope.
+    body = {**window, "by": "node", "scope": {"pool": "train"}}
+    util = api.post("/analysis/utilization", json=body, headers=auth)
+    assert util.status_code == 200, util.text
+    assert [g["key"] for g in util.json()["by"]] == ["n1"]
+    body["scope"] = {"pool": "gpu-less"}
+    none = api.post("/analysis/utilization", json=body, headers=auth)
+    assert none.status_code == 422
+    assert "no node of the hub has pool gpu-less" in none.json()["detail"]
+    scoped = api.post(
+        "/optimize/recommendations", json={**window, "scope": {"label": "rack=2"}}, headers=auth
+    )
+    assert scoped.status_code == 200, scoped.text
     assert api.get("/analysis/waste", params=window).status_code == 401
     recs = api.get("/optimize/recommendations", params=window, headers=auth)
     assert recs.status_code == 200, recs.text

@@ -109,6 +109,10 @@ def test_best_fit_packs_and_the_lease_carries_its_environment(
     assert full.status_code == 409
     assert "no node has 1 free matching GPU" in full.json()["detail"]
     assert "6 held by leases" in full.json()["detail"]
+    # Each GPU is counted once, under the first reason it is left out.
+    other = _lease(api, user, gpus=1, gpu_model="A100").json()["detail"]
+    assert "Of the 6 GPU(s) on those nodes, left out: 6 of another model" in other
+    assert "held by leases" not in other
 
 
 def test_release_renew_expire_and_idempotent_retries(

@@ -22,6 +22,7 @@ from gpufleet.agent.task_runner import TaskRunner
 from gpufleet.api.hub_app import create_hub_app
 from gpufleet.fleet.hub import Hub
 from gpufleet.fleet.inventory import inventory_of
+from gpufleet.fleet.scaleout import EngineStatus
 from gpufleet.model_wire import snapshot_to_wire
 from gpufleet.store.base import Store
 from gpufleet.store.task_records import TaskRecords
@@ -250,6 +251,100 @@ def test_cancel_quotas_and_bad_tasks(agents: Agents, api: TestClient, hub: Hub) 
     assert (
         api.post(f"/fleet/v1/tasks/{waiting['id']}/parts/0/report", json={}, headers=bob)
     ).status_code == 403
+
+
+def test_tasks_that_can_never_start_are_refused_and_waiting_ones_say_why(
+    agents: Agents, api: TestClient, hub: Hub
+) -> None:
+    agents.join("w1")
+    admin = auth(hub, "admin")
+    text, record = hub.create_token("carol", ["submit"])
+    carol = {"Authorization": f"Bearer {text}"}
+    assert api.put("/fleet/v1/pools/train", json={"nodes": ["c1/w1"]}, headers=admin).is_success
+    api.put("/fleet/v1/pools/infer", json={}, headers=admin)
+    unknown = api.post("/fleet/v1/groups", json={"name": "x", "pools": ["trian"]}, headers=admin)
+    assert unknown.status_code == 404
+    assert "no pool trian; pools: infer, train" in unknown.json()["detail"]
+    group = {"name": "ml", "pools": ["train"], "max_gpus": 2, "max_queued": 5}
+    assert api.post("/fleet/v1/groups", json=group, headers=admin).status_code == 201
+    api.post("/fleet/v1/groups/ml/members", json={"token_id": record.id}, headers=admin)
+    before = len(hub.store.tasks())  # type: ignore[attr-defined]
+    for body, status, needle in (
+        ({"pool": "trian"}, 404, "no pool 'trian'; pools: infer, train"),
+        ({"pool": "infer"}, 403, "may not allocate from pool infer"),
+        ({"gpus": 3}, 422, "more than the token's groups may ever hold"),
+    ):
+        r = _submit(api, carol, **body)
+        assert r.status_code == status, (body, r.text)
+        assert needle in r.json()["detail"]
+    assert len(hub.store.tasks()) == before  # type: ignore[attr-defined]  # nothing queued
+    # One that can start later waits, and says why.
+    first = _submit(api, carol, gpus=2).json()
+    assert first["state"] == "placed"
+    second = _submit(api, carol, gpus=2).json()
+    assert second["state"] == "queued"
+    assert "waiting: the token's groups have no GPUs left" in second["parts"][0]["error"]
+    api.post(f"/fleet/v1/tasks/{first['id']}/cancel", headers=carol)
+    hub.tasks.schedule()
+    placed = api.get(f"/fleet/v1/tasks/{second['id']}", headers=carol).json()
+    assert placed["state"] == "placed"
+    assert placed["parts"][0]["error"] is None  # placing it ended the wait
+
+
+class HeldJobs:
+    """An engine that keeps its jobs in memory (the Engine protocol; the Ray one is tested
+    against a real Ray head in test_scaleout_ray)."""
+
+    name, where = "held", "memory"
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, EngineStatus] = {}
+
+    def submit(self, job_id: str, command: Any, **_: Any) -> str:
+        self.jobs[job_id] = EngineStatus("running")
+        return job_id
+
+    def status(self, engine_id: str) -> EngineStatus:
+        return self.jobs[engine_id]
+
+    def logs(self, engine_id: str) -> str:
+        return ""
+
+    def stop(self, engine_id: str) -> None:
+        self.jobs[engine_id] = EngineStatus("cancelled")
+
+
+def test_engine_jobs_count_against_a_group_s_max_gpus(store: Store, clock: Clock) -> None:
+    assert isinstance(store, TaskRecords)
+    engine = HeldJobs()
+    hub = Hub(store, clock=clock, engines={"held": engine})
+    api = TestClient(create_hub_app(hub))
+    Agents(api, hub, clock).join("w1")
+    admin = auth(hub, "admin")
+    text, record = hub.create_token("dan", ["submit"])
+    dan = {"Authorization": f"Bearer {text}"}
+    api.post("/fleet/v1/groups", json={"name": "ml", "max_gpus": 2}, headers=admin)
+    api.post("/fleet/v1/groups/ml/members", json={"token_id": record.id}, headers=admin)
+    far = _submit(api, dan, gpus=2, engine="held").json()
+    assert far["parts"][0]["state"] == "placed"
+    groups = api.get("/fleet/v1/groups", headers=admin).json()["groups"]
+    assert groups[0]["gpus_in_use"] == 2.0
+    # The group's quota is used by the engine's job: neither a lease nor another job fits.
+    lease = api.post("/fleet/v1/leases", json={"gpus": 1}, headers=dan)
+    assert lease.status_code == 409
+    assert "ml: 2 of 2" in lease.json()["detail"]
+    second = _submit(api, dan, gpus=1, engine="held").json()
+    assert second["state"] == "queued"
+    assert "group ml holds 2 of its max_gpus 2" in second["parts"][0]["error"]
+    assert len(engine.jobs) == 1
+    engine.jobs[far["parts"][0]["engine_id"]] = EngineStatus("succeeded", exit_code=0)
+    hub.tasks.schedule()
+    assert api.get(f"/fleet/v1/tasks/{far['id']}", headers=dan).json()["state"] == "succeeded"
+    hub.tasks.schedule()
+    assert api.get(f"/fleet/v1/tasks/{second['id']}", headers=dan).json()["state"] in (
+        "placed",
+        "running",
+    )
 
 
 def test_the_agent_runs_a_part_with_its_lease_environment(tmp_path: Path, store: Store) -> None:

@@ -185,7 +185,7 @@ class HubPusher:
                 if self._stop.is_set() and len(self.spool) == 0:
                     break
         except _RetryLaterError as exc:
-            self._failed(exc.detail)
+            self._failed(exc.status, exc.detail)
             if exc.status == 404:
                 self.stats.joined = False  # the hub forgot the node (a new database): join again
             return False
@@ -282,9 +282,18 @@ class HubPusher:
             )
         raise _RefusedError(detail)
 
-    def _failed(self, detail: str) -> None:
+    def _failed(self, status: int, detail: str) -> None:
         self.stats.failures += 1
-        if self.stats.last_error is None:
+        if status in (401, 403):
+            # Not an outage: nothing changes until someone fixes the token, so say how.
+            if self.stats.last_error != detail:
+                logger.error(
+                    "%s; the hub refuses this agent's token: start the agent with a valid "
+                    "node-join token (gpufleet hub token create --scope node-join). Samples are "
+                    "kept on disk and retried meanwhile",
+                    detail,
+                )
+        elif self.stats.last_error is None:
             logger.warning("%s; samples are kept on disk and sent when it answers", detail)
         self.stats.last_error = detail
 

@@ -8,6 +8,7 @@ placed, even when nobody calls the API.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -86,8 +87,16 @@ def _hub_scope(
     )
     if pool is None and label is None:
         return base
+    return _select_nodes(get_hub(request), base, cluster, pool, label)
+
+
+def _select_nodes(
+    hub: Hub, base: Scope, cluster: str | None, pool: str | None, label: str | None
+) -> Scope:
+    """``base`` limited to the hub's nodes in ``pool`` / with ``label`` (query string or a
+    POST body's scope)."""
     views = fleet_view.selected(
-        get_hub(request), cluster=cluster, node=None, pool=pool, label=label, status=None
+        hub, cluster=cluster, node=None, pool=pool, label=label, status=None
     )
     what = " and ".join(
         x for x in (f"pool {pool}" if pool else "", f"label {label}" if label else "") if x
@@ -160,6 +169,7 @@ def create_hub_app(
         app.include_router(module.router, dependencies=read)
     app.include_router(optimize.execute_router, dependencies=[Depends(fleet.requires("admin"))])
     app.dependency_overrides[analysis.scope_query] = _hub_scope
+    app.state.select_nodes = functools.partial(_select_nodes, hub)
     app.state.action_handlers = {"drain_node": ("hub", _drainer(hub))}
     return app
 

@@ -50,14 +50,20 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _json_of(response: httpx.Response, url: str, path: str) -> Any:
-    """An agent's JSON answer, or its ``detail`` as a one-line error."""
+def _json_of(
+    response: httpx.Response, url: str, path: str, exit_codes: dict[int, int] | None = None
+) -> Any:
+    """An agent's JSON answer, or its ``detail`` as a one-line error (exit 2, or what
+    ``exit_codes`` gives for the answer's status)."""
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
-        fail(f"{url}{path} answered {response.status_code}: {detail}")
+        fail(
+            f"{url}{path} answered {response.status_code}: {detail}",
+            (exit_codes or {}).get(response.status_code, 2),
+        )
     return response.json()
 
 
@@ -81,8 +87,10 @@ def send_json(
     body: dict[str, Any] | None = None,
     token: str | None = None,
     timeout_s: float = 60.0,
+    exit_codes: dict[int, int] | None = None,
 ) -> Any:
-    """POST/DELETE/GET ``url + path`` with a JSON body; errors become one-line messages."""
+    """POST/DELETE/GET ``url + path`` with a JSON body; errors become one-line messages
+    (exit 2, or what ``exit_codes`` maps the answer's status to)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(
@@ -90,7 +98,7 @@ def send_json(
         )
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {exc}")
-    return _json_of(response, url, path)
+    return _json_of(response, url, path, exit_codes)
 
 
 def guarded(func: Callable[[], T], what: str | None = None) -> T:

@@ -48,14 +48,23 @@ DEFAULT_PORT = 8100
 def _open_hub(
     db: str | None,
     config: Path | None,
-    unreachable_after_s: float,
+    unreachable_after_s: float | None = None,
     route_strategy: str = "least_loaded",
     engines: dict[str, Any] | None = None,
+    *,
+    create: bool = False,
 ) -> Hub:
+    """The hub over the store named by --db (or the settings); only serving a hub or creating
+    a token may create a new SQLite store, so a mistyped path is an error, not an empty hub."""
     from gpufleet.store import open_store
     from gpufleet.store.base import StoreError
 
     settings = settings_from(config, db=db)
+    if not create and "://" not in settings.db and not Path(settings.db).exists():
+        fail(
+            f"no hub store at {settings.db}; pass the --db the hub runs with "
+            "(an SQLite path or a postgresql:// URL)"
+        )
     try:
         store = open_store(settings.db)
     except StoreError as exc:
@@ -63,12 +72,20 @@ def _open_hub(
     if not isinstance(store, TaskRecords):
         store.close()
         fail(f"{settings.db}: this store cannot hold a hub's records")
+    started_s = None
+    if unreachable_after_s is None:
+        # A command reading the store offline judges health as the serving hub does: its
+        # timeout, and no grace for silence since it started (none if it never served).
+        saved = store.hub_setting("unreachable_after_s")
+        unreachable_after_s = float(saved) if saved is not None else UNREACHABLE_AFTER_S
+        started_s = float(store.hub_setting("started_s") or 0.0)
     try:
         return Hub(
             store,
             unreachable_after_s=unreachable_after_s,
             route_strategy=route_strategy,
             engines=engines,
+            started_s=started_s,
         )
     except ValueError as exc:
         store.close()
@@ -150,8 +167,9 @@ def hub(
             engines["ray"] = RayJobs(ray_address)
         except ValueError as exc:
             fail(str(exc))
-    the_hub = _open_hub(db, config, unreachable_after, route_strategy, engines)
+    the_hub = _open_hub(db, config, unreachable_after, route_strategy, engines, create=True)
     store: Any = the_hub.store
+    the_hub.note_serving()
     if not store.has_tokens():
         err_console.print(
             "[bold yellow]note:[/] the hub has no tokens yet: create one with "
@@ -254,7 +272,7 @@ def token_create(
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     where, config = _db_of(ctx, db)
-    the_hub = _open_hub(where, config, UNREACHABLE_AFTER_S)
+    the_hub = _open_hub(where, config, create=True)
     try:
         text, record = the_hub.create_token(
             name, scope, ttl_s=None if ttl_days is None else ttl_days * 86_400.0
@@ -281,7 +299,7 @@ def token_list(
 ) -> None:
     """Every token (never its secret)."""
     where, config = _db_of(ctx, db)
-    the_hub = _open_hub(where, config, UNREACHABLE_AFTER_S)
+    the_hub = _open_hub(where, config)
     store: Any = the_hub.store
     try:
         records = store.tokens()
@@ -320,7 +338,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token: the hub refuses it from now on."""
     where, config = _db_of(ctx, db)
-    the_hub = _open_hub(where, config, UNREACHABLE_AFTER_S)
+    the_hub = _open_hub(where, config)
     try:
         the_hub.revoke_token(token_id)
     except HubRequestError as exc:
@@ -349,7 +367,7 @@ def nodes(
         listed = data["nodes"]
     else:
         where, config = _db_of(ctx, db)
-        the_hub = _open_hub(where, config, UNREACHABLE_AFTER_S)
+        the_hub = _open_hub(where, config)
         try:
             views: list[NodeView] = the_hub.nodes(status=status)
         finally:

@@ -37,7 +37,7 @@ def group_create(
     name: Annotated[str, typer.Argument(help="The group's name.")],
     max_members: Annotated[int, typer.Option("--max-members")] = 10,
     pool: Annotated[
-        list[str] | None, typer.Option("--pool", help="A pool members may use (repeatable).")
+        list[str] | None, typer.Option("--pool", help="An existing pool members may use (repeat).")
     ] = None,
     max_gpus: Annotated[float | None, typer.Option("--max-gpus", help="GPUs held at once.")] = None,
     max_queued: Annotated[int | None, typer.Option("--max-queued", help="Tasks waiting.")] = None,

@@ -121,7 +121,8 @@ def gpus_cmd(
     token: TokenOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Lease GPUs from the hub (exit 1 with the reason when nothing fits now)."""
+    """Lease GPUs from the hub (exit 1 with the reason when nothing fits now or a group's
+    quota is used up, 2 on other errors)."""
     body: dict[str, Any] = {
         "gpus": gpus,
         "gpu_fraction": fraction,
@@ -144,7 +145,9 @@ def gpus_cmd(
         "request_id": request_id,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    lease = send_json("POST", url, "/fleet/v1/leases", body, token=need_token(token))
+    lease = send_json(
+        "POST", url, "/fleet/v1/leases", body, token=need_token(token), exit_codes={409: 1}
+    )
     if env:
         for key, value in lease["env"].items():
             typer.echo(f"export {key}={shlex.quote(value)}")

@@ -94,7 +94,13 @@ def submit(
         return
     err_console.print(f"task {task['id']} {task['state']}", highlight=False)
     last = task["state"]
+    said: set[str] = set()
     while task["state"] not in FINAL:
+        for p in task["parts"]:
+            note = p["error"] or ""
+            if p["state"] == "queued" and "waiting: " in note and note not in said:
+                said.add(note)
+                err_console.print(f"part {p['part']} {escape(note)}", highlight=False)
         time.sleep(1.0)
         task = get_json(url, f"/fleet/v1/tasks/{task['id']}", token=auth)
         if task["state"] != last:

@@ -207,15 +207,16 @@ def plan_lease(
         takes = []
         for g_pos, g in enumerate(n.inventory.gpus):
             milli, budget = on_node.get(g.uuid, none) if on_node else none
+            # Each GPU is counted once: under the first reason it is left out, else as held.
+            if filtered or g.lost or (g.processes and not milli):
+                why = gpu_filter.why_not(g, milli, budget)
+                if why is not None:
+                    takes.append((g_pos, GPU_MILLI))
+                    left_out[why] += 1
+                    continue
             if milli:
                 takes.append((g_pos, milli))
                 held_gpus += 1
-            if not filtered and not g.lost and not (g.processes and not milli):
-                continue
-            why = gpu_filter.why_not(g, milli, budget)
-            if why is not None:
-                takes.append((g_pos, GPU_MILLI))
-                left_out[why] += 1
         if takes:
             state.hold(i, takes)
     wanted = Request(
@@ -274,5 +275,6 @@ def _no_fit_reason(
     notes = [f"{held_gpus} held by leases"] if held_gpus else []
     notes += [f"{k} {_WHY[why]}" for why, k in left_out.most_common()]
     if notes:
-        text += f". GPUs left out: {'; '.join(notes)}"
+        total = sum(spec.gpus for spec in state.nodes)
+        text += f". Of the {total} GPU(s) on those nodes, left out: {'; '.join(notes)}"
     return text

@@ -105,6 +105,9 @@ class Hub:
         store: the hub's store.
         clock: wall clock (injected for tests).
         unreachable_after_s: heartbeat silence after which a node is unreachable.
+        started_s: when the serving hub started (nodes are not blamed for silence before
+            it); default now. A command reading the store offline passes what
+            :meth:`note_serving` recorded, so it judges nodes as the serving hub does.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class Hub:
         route_strategy: str = "least_loaded",
         model_client: Callable[[], httpx.AsyncClient] | None = None,
         engines: Mapping[str, Engine] | None = None,
+        started_s: float | None = None,
     ) -> None:
         if unreachable_after_s <= 0:
             raise ValueError(f"unreachable_after_s must be positive, got {unreachable_after_s}")
@@ -124,12 +128,12 @@ class Hub:
         self.clock = clock
         self.unreachable_after_s = unreachable_after_s
         self.discovery = discovery or DiscoveryRegistry(clock=clock)
-        self.started_s = clock()
+        self.started_s = clock() if started_s is None else started_s
         self.latest: dict[tuple[str, str], Snapshot] = {}
         """Each node's newest snapshot received since the hub started (fleet-scope live
         views); history is in the store."""
         self.leases = LeaseDesk(store, clock=clock, status_of=lambda n: self.view(n).status)
-        self.pools_groups = PoolsAndGroups(store, clock)
+        self.pools_groups = PoolsAndGroups(store, clock, self.leases.group_gpus_in_use)
         self.tasks = TaskQueue(store, self.leases, clock, engines=engines)
         self.router = ModelRouter(
             lambda: [(n, self.view(n).status) for n in self.store.hub_nodes()],
@@ -287,6 +291,12 @@ class Hub:
             if known is None or newest.ts_s >= known.ts_s:
                 self.latest[(cluster, node)] = newest
         return {"batch_id": batch_id, "snapshots": len(snapshots), "duplicate": not stored}
+
+    def note_serving(self) -> None:
+        """Record in the store that this hub serves from now on, with its timeout."""
+        now = self.clock()
+        self.store.save_hub_setting("unreachable_after_s", repr(self.unreachable_after_s), now)
+        self.store.save_hub_setting("started_s", repr(self.started_s), now)
 
     def view(self, node: HubNode) -> NodeView:
         # Silence while the hub itself was down is not the node's: after a restart a node

@@ -136,6 +136,19 @@ class LeaseDesk:
         self._lock = threading.Lock()
         self._inventories: dict[tuple[str, str], NodeInventory | None] = {}
         """Each node's inventory as its last heartbeat gave it (None: unreadable)."""
+        self.outside_use: Callable[[], Mapping[str, float]] | None = None
+        """GPUs groups hold outside leases (the task queue's scale-out engines), counted
+        against their ``max_gpus`` too."""
+
+    def group_gpus_in_use(self, active: Sequence[LeaseRecord] | None = None) -> dict[str, float]:
+        """GPUs each group holds now: its active leases plus what engines run for it."""
+        if active is None:
+            active = self.store.leases(state=ACTIVE, limit=1_000_000)
+        used: dict[str, float] = dict(self.outside_use() if self.outside_use else {})
+        for lease in active:
+            if lease.group is not None:
+                used[lease.group] = used.get(lease.group, 0.0) + lease.gpu_count
+        return used
 
     def note_inventory(self, cluster: str, node: str, inventory: NodeInventory) -> None:
         """The inventory a heartbeat just brought (the hub calls this for every one)."""
@@ -174,7 +187,43 @@ class LeaseDesk:
                 earlier = self.store.lease_by_request(token.id, request.request_id)
                 if earlier is not None:
                     return earlier, False
+            self.check_possible(request, token)
             return self._allocate(request, token), True
+
+    def check_possible(self, request: LeaseRequest, token: TokenRecord) -> None:
+        """Refuse a request no wait can satisfy: a pool that does not exist, a pool the
+        token's groups do not allow, more GPUs than any of its groups may ever hold.
+
+        Raises:
+            HubRequestError: no such pool (404) or more than every group's max_gpus (422).
+            AuthError: the token's groups do not allow the pool (403).
+        """
+        if request.pool is not None:
+            known = self.store.pool_names()
+            if request.pool not in known:
+                raise HubRequestError(
+                    f"no pool {request.pool!r}; pools: {', '.join(sorted(known)) or 'none yet'}",
+                    status=404,
+                )
+        groups = self._groups_of(token)
+        if not groups:
+            return
+        allowed = _pools_allowed(groups)
+        if request.pool is not None and allowed is not None and request.pool not in allowed:
+            raise AuthError(
+                403,
+                f"token {token.name} may not allocate from pool {request.pool}: its groups "
+                f"({', '.join(g.name for g in groups)}) allow "
+                + (", ".join(sorted(allowed)) or "no pool"),
+            )
+        asked = request.gpus * request.milli_per_gpu / 1000.0
+        limits = [g.max_gpus for g in groups]
+        if asked and None not in limits and asked > max(x for x in limits if x is not None):
+            quotas = ", ".join(f"{g.name} {g.max_gpus:g}" for g in groups)
+            raise HubRequestError(
+                f"asks for {asked:g} GPU(s), more than the token's groups may ever hold "
+                f"(max_gpus: {quotas}): ask for fewer or ask an admin for a larger max_gpus"
+            )
 
     def place(
         self, request: LeaseRequest, token: TokenRecord, *, node_ok: Callable[[HubNode], bool]
@@ -265,10 +314,7 @@ class LeaseDesk:
         """
         if not groups:
             return []
-        used: dict[str, float] = {}
-        for lease in active:
-            if lease.group is not None:
-                used[lease.group] = used.get(lease.group, 0.0) + lease.gpu_count
+        used = self.group_gpus_in_use(active)
         asked = request.gpus * request.milli_per_gpu / 1000.0
         usable = [
             g for g in groups if g.max_gpus is None or used.get(g.name, 0.0) + asked <= g.max_gpus

@@ -5,9 +5,10 @@
   keeps). A pool named by a node but never created here still works; creating it gives it a
   description.
 * A **group** has members (tokens, up to ``max_members``), the pools its members may
-  allocate from (none listed: every pool) and quotas: ``max_gpus`` held at once by leases
-  charged to it, ``max_queued`` tasks waiting. Joining is an admin's act: a group grants
-  access, so a token cannot put itself in one; a member may leave by itself.
+  allocate from (none listed: every pool; each one named must exist) and quotas:
+  ``max_gpus`` held at once by leases charged to it, ``max_queued`` tasks waiting. Joining
+  is an admin's act: a group grants access, so a token cannot put itself in one; a member
+  may leave by itself.
 """
 
 from __future__ import annotations
@@ -77,18 +78,18 @@ def _group_fields(body: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
 class PoolsAndGroups:
     """Pools and groups over the hub's store."""
 
-    def __init__(self, store: LeaseRecords, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: LeaseRecords,
+        clock: Callable[[], float],
+        gpus_in_use: Callable[[], dict[str, float]],
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.gpus_in_use = gpus_in_use
+        """GPUs each group holds now (the lease desk's count: leases and engine jobs)."""
 
     # ---- groups ------------------------------------------------------------------------------
-
-    def gpus_in_use(self) -> dict[str, float]:
-        used: dict[str, float] = {}
-        for lease in self.store.leases(state=ACTIVE, limit=1_000_000):
-            if lease.group is not None:
-                used[lease.group] = used.get(lease.group, 0.0) + lease.gpu_count
-        return used
 
     def groups(self) -> list[dict[str, Any]]:
         used = self.gpus_in_use()
@@ -100,9 +101,20 @@ class PoolsAndGroups:
             raise HubRequestError(f"no group {name!r}", status=404)
         return found
 
+    def _check_pools(self, fields: Mapping[str, Any]) -> None:
+        known = self.store.pool_names()
+        missing = [p for p in fields.get("pools", ()) if p not in known]
+        if missing:
+            raise HubRequestError(
+                f"no pool {', '.join(missing)}; pools: {', '.join(sorted(known)) or 'none yet'} "
+                "(create one with `gpufleet hub pool set NAME`, or agents join with --pool)",
+                status=404,
+            )
+
     def create_group(self, body: Mapping[str, Any]) -> GroupRecord:
         name = check_name("a group's name", body.get("name"))
         fields = _group_fields(body, creating=True)
+        self._check_pools(fields)
         record = GroupRecord(name=name, created_s=self.clock(), **fields)
         if not self.store.save_group(record):
             raise HubRequestError(f"a group named {name} exists already", status=409)
@@ -111,6 +123,7 @@ class PoolsAndGroups:
     def update_group(self, name: str, body: Mapping[str, Any]) -> GroupRecord:
         fields = _group_fields(body, creating=False)
         group = self.group(name)
+        self._check_pools(fields)
         if "max_members" in fields and fields["max_members"] < len(group.members):
             raise HubRequestError(
                 f"group {name} has {len(group.members)} members; max_members cannot go below "

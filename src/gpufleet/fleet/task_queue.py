@@ -38,7 +38,7 @@ from typing import Any
 
 from gpufleet.fleet.errors import AuthError, HubRequestError
 from gpufleet.fleet.lease_desk import LeaseDesk, NoCapacityError, lease_env
-from gpufleet.fleet.lease_request import LeaseRequestError, lease_request_from_wire
+from gpufleet.fleet.lease_request import LeaseRequest, LeaseRequestError, lease_request_from_wire
 from gpufleet.fleet.scaleout import Engine, EngineError
 from gpufleet.store.hub_records import HubNode, TokenRecord
 from gpufleet.store.task_records import FINAL_STATES, PartRecord, TaskRecord, TaskRecords
@@ -92,6 +92,10 @@ def _task_state(parts: list[PartRecord]) -> str:
     return "queued"
 
 
+WAITING = "waiting: "
+"""Starts the note of why a queued part cannot be placed yet (in its ``error``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     task_id: str
@@ -129,6 +133,13 @@ class TaskQueue:
         self.starve_after_s = starve_after_s
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
+        leases.outside_use = self._engine_gpus  # engine jobs count against group quotas
+
+    def _engine_gpus(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for group, body in self.store.engine_requests_by_group():
+            used[group] = used.get(group, 0.0) + _gpus_asked(lease_request_from_wire(body))
+        return used
 
     # ---- submitting --------------------------------------------------------------------------
 
@@ -205,6 +216,7 @@ class TaskQueue:
                         "some to start or cancel one",
                         status=409,
                     )
+        self.leases.check_possible(request, token)
         del request  # checked; each part is placed from lease_body
         task = TaskRecord(
             id="tk_" + secrets.token_hex(8),
@@ -391,11 +403,14 @@ class TaskQueue:
                 token,
                 node_ok=lambda n: _runs_tasks(n) and (n.cluster, n.node) not in taken,
             )
-        except NoCapacityError:
+        except NoCapacityError as exc:
+            self._note_waiting(task, p, exc.detail)
             return "wait"
         except HubRequestError as exc:
             if exc.status == 409:
-                return "quota"  # a group's max_gpus: waits without holding others back
+                # A group's max_gpus: waits without holding others back.
+                self._note_waiting(task, p, exc.detail)
+                return "quota"
             self._fail(task, p, exc.detail, now)
             return "failed"
         except AuthError as exc:
@@ -410,12 +425,20 @@ class TaskQueue:
             node=lease.node,
             lease_id=lease.id,
             placed=now,
+            error=_without_waiting(p.error),
             bump=True,
         ):
             # Cancelled meanwhile: give the GPUs back.
             self.store.end_lease(lease.id, "released", now, "its task was cancelled")
             return "cancelled"
         return Placed(task.id, p.part, lease.id, f"{lease.cluster}/{lease.node}")
+
+    def _note_waiting(self, task: TaskRecord, p: PartRecord, why: str) -> None:
+        """Keep why a queued part cannot be placed yet (written only when it changes)."""
+        earlier = _without_waiting(p.error)  # e.g. that its node was lost
+        text = f"{earlier}; {WAITING}{why}" if earlier else f"{WAITING}{why}"
+        if p.error != text:
+            self.store.move_part(task.id, p.part, from_states=("queued",), to="queued", error=text)
 
     # ---- scale-out engines --------------------------------------------------------------------
 
@@ -426,7 +449,18 @@ class TaskQueue:
             self._fail(task, p, f"the hub has no engine {task.engine!r} any more", now)
             return "failed"
         request = lease_request_from_wire(task.request)
-        gpus = request.gpus * (request.gpu_fraction if request.gpu_fraction else 1.0)
+        gpus = _gpus_asked(request)
+        record = None if task.group is None else self.store.group(task.group)
+        if record is not None and record.max_gpus is not None:
+            in_use = self.leases.group_gpus_in_use().get(record.name, 0.0)
+            if in_use + gpus > record.max_gpus:
+                self._note_waiting(
+                    task,
+                    p,
+                    f"group {record.name} holds {in_use:g} of its max_gpus {record.max_gpus:g}; "
+                    f"this part asks for {gpus:g}",
+                )
+                return "quota"
         job_id = f"gpufleet-{task.id}-{p.part}-{p.attempts + 1}"
         env = {
             **(task.env or {}),
@@ -457,7 +491,7 @@ class TaskQueue:
             node=engine.where,
             engine_id=engine_id,
             placed=now,
-            error=None,
+            error=_without_waiting(p.error),
             bump=True,
         ):
             engine.stop(engine_id)
@@ -585,6 +619,18 @@ class TaskQueue:
         if p.lease_id is not None:
             self.store.end_lease(p.lease_id, "released", now, f"its task part {state}")
         return {"state": state}
+
+
+def _gpus_asked(request: LeaseRequest) -> float:
+    """GPUs a part holds: whole GPUs, or the fraction of one shared."""
+    return request.gpus * (request.gpu_fraction if request.gpu_fraction else 1.0)
+
+
+def _without_waiting(error: str | None) -> str | None:
+    """A part's note without why it is waiting (placing it ends the wait)."""
+    if error is None or WAITING not in error:
+        return error
+    return error[: error.index(WAITING)].rstrip("; ") or None
 
 
 def _runs_tasks(node: HubNode) -> bool:

@@ -180,6 +180,26 @@ class HubRecords(ABC):
     def has_tokens(self) -> bool:
         return bool(self._read("SELECT 1 FROM hub_tokens LIMIT 1"))
 
+    # ---- settings ----------------------------------------------------------------------------
+
+    def save_hub_setting(self, name: str, value: str, now_s: float) -> None:
+        """Record what the serving hub was started with (one value per name)."""
+        with self._writing() as tx:
+            if tx.fetch("SELECT 1 FROM hub_settings WHERE name = ?", (name,)):
+                tx.execute(
+                    "UPDATE hub_settings SET value = ?, updated = ? WHERE name = ?",
+                    (value, now_s, name),
+                )
+            else:
+                tx.execute(
+                    "INSERT INTO hub_settings (name, value, updated) VALUES (?, ?, ?)",
+                    (name, value, now_s),
+                )
+
+    def hub_setting(self, name: str) -> str | None:
+        rows = self._read("SELECT value FROM hub_settings WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
     # ---- nodes -------------------------------------------------------------------------------
 
     def join_node(

@@ -360,6 +360,13 @@ class LeaseRecords(HubRecords):
         rows = self._read("SELECT name, description, created FROM hub_pools ORDER BY name")
         return [PoolRecord(name=str(r[0]), description=r[1], created_s=float(r[2])) for r in rows]
 
+    def pool_names(self) -> set[str]:
+        """Pools created here or named by a joined node."""
+        rows = self._read(
+            "SELECT name FROM hub_pools UNION SELECT pool FROM hub_nodes WHERE pool IS NOT NULL"
+        )
+        return {str(r[0]) for r in rows}
+
     def delete_pool(self, name: str) -> bool:
         """Delete a pool; its nodes are left in no pool. False when there is no such pool."""
         with self._writing() as tx:

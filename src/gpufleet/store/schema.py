@@ -400,6 +400,19 @@ HUB_POOLS = Table(
 )
 """Named resource pools (schema version 5); a node's pool is ``hub_nodes.pool``."""
 
+HUB_SETTINGS = Table(
+    "hub_settings",
+    (
+        Column("name", "text", not_null=True),
+        Column("value", "text", not_null=True),
+        Column("updated", "real", not_null=True),
+    ),
+    primary_key=("name",),
+)
+"""What a serving hub was started with (schema version 8), e.g. ``unreachable_after_s``, so
+that commands reading the same store offline (``gpufleet hub nodes --db``) judge health as the
+hub does."""
+
 HUB_TASKS = Table(
     "hub_tasks",
     (
@@ -731,6 +744,10 @@ def _hub_engines(dialect: Dialect) -> list[str]:
     ]
 
 
+def _hub_settings(dialect: Dialect) -> list[str]:
+    return create_table_sql(HUB_SETTINGS, dialect)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
@@ -739,6 +756,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "hub allocation: node inventory, leases, groups, pools", _hub_allocation),
     Migration(6, "hub task queue: tasks and their parts", _hub_tasks),
     Migration(7, "hub scale-out: a task's engine, a part's id there", _hub_engines),
+    Migration(8, "hub settings: what a serving hub was started with", _hub_settings),
 )
 """Applied in order; a database records the highest version it has reached."""
 

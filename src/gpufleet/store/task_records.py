@@ -182,6 +182,16 @@ class TaskRecords(LeaseRecords):
         )
         return [_part(r) for r in rows]
 
+    def engine_requests_by_group(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(group, request)`` of each part a scale-out engine holds for a group (placed or
+        running there; such parts hold no lease)."""
+        rows = self._read(
+            "SELECT t.group_name, t.request FROM hub_tasks t JOIN hub_task_parts p "
+            "ON p.task_id = t.id WHERE t.group_name IS NOT NULL AND t.engine IS NOT NULL "
+            "AND p.state IN ('placed', 'running')"
+        )
+        return [(str(group), dict(json.loads(str(text)))) for group, text in rows]
+
     def count_queued(self, group: str) -> int:
         """Tasks of ``group`` with a part still waiting."""
         rows = self._read(

@@ -31,7 +31,7 @@ from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.analysis.waste import compute_waste
 from gpufleet.analysis.wire import to_wire, utilization_wire
 from gpufleet.api.deps import Ctx, HistoryStore, idle_threshold
-from gpufleet.api.schemas.analysis import UtilizationIn, scope_from
+from gpufleet.api.schemas.analysis import ScopeIn, UtilizationIn, scope_from
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 
@@ -44,6 +44,26 @@ def answer(call: Callable[[], T]) -> T:
         return call()
     except UnknownSubjectError as exc:
         raise HTTPException(422, detail=str(exc)) from None
+
+
+NodeSelector = Callable[[Scope, str | None, str | None, str | None], Scope]
+"""``(scope, cluster, pool, label) -> scope`` limited to the nodes a hub selects by pool and
+label (``app.state.select_nodes``; an agent has none)."""
+
+
+def body_scope(request: Request, levels: ScopeIn) -> Scope:
+    """The scope of a request body; its node filters (``pool``, ``label``) only on a hub."""
+    base = scope_from(levels)
+    if levels.pool is None and levels.label is None:
+        return base
+    select: NodeSelector | None = getattr(request.app.state, "select_nodes", None)
+    if select is None:
+        raise HTTPException(
+            422,
+            detail="pool and label select a hub's nodes; an agent has neither: ask the hub, "
+            "or scope by cluster and node",
+        )
+    return select(base, levels.cluster, levels.pool, levels.label)
 
 
 def scope_query(
@@ -106,7 +126,7 @@ def utilization(
         lambda: analyze_utilization(
             store,
             window,
-            scope=scope_from(req.scope),
+            scope=body_scope(request, req.scope),
             by=req.by,
             idle_threshold_pct=idle_threshold(ctx, req.idle_threshold_pct),
             under_pct=req.under_pct,

@@ -23,8 +23,8 @@ from gpufleet.analysis.request import (
 )
 from gpufleet.analysis.wire import to_wire
 from gpufleet.api.deps import Ctx, HistoryStore, idle_threshold
-from gpufleet.api.routes.analysis import ScopeQ, Threshold, answer
-from gpufleet.api.schemas.analysis import ExecuteIn, RecommendIn, scope_from
+from gpufleet.api.routes.analysis import ScopeQ, Threshold, answer, body_scope
+from gpufleet.api.schemas.analysis import ExecuteIn, RecommendIn
 from gpufleet.store.base import Store
 
 router = APIRouter(prefix="/optimize", tags=["optimize"])
@@ -33,10 +33,14 @@ execute_router = APIRouter(prefix="/optimize", tags=["optimize"])
 
 
 def _recommend(
-    ctx: Ctx, store: Store, req: RecommendIn | ExecuteIn, kinds: tuple[str, ...] | None
+    ctx: Ctx,
+    store: Store,
+    request: Request,
+    req: RecommendIn | ExecuteIn,
+    kinds: tuple[str, ...] | None,
 ) -> RecommendationSet:
     window = analysis_window(req.start, req.end)
-    scope = scope_from(req.scope)
+    scope = body_scope(request, req.scope)
     return answer(
         lambda: recommend(
             store,
@@ -50,7 +54,9 @@ def _recommend(
 
 
 def _of_group(group: str) -> Any:
-    def endpoint(ctx: Ctx, store: HistoryStore, body: RecommendIn | None = None) -> Any:
+    def endpoint(
+        ctx: Ctx, store: HistoryStore, request: Request, body: RecommendIn | None = None
+    ) -> Any:
         req = body or RecommendIn()
         if req.kinds is not None:
             raise HTTPException(
@@ -58,7 +64,7 @@ def _of_group(group: str) -> Any:
                 detail=f"kinds is fixed here ({', '.join(KIND_GROUPS[group])}); "
                 "use /optimize/recommendations to choose kinds",
             )
-        return to_wire(_recommend(ctx, store, req, KIND_GROUPS[group]))
+        return to_wire(_recommend(ctx, store, request, req, KIND_GROUPS[group]))
 
     kinds = ", ".join(KIND_GROUPS[group])
     endpoint.__doc__ = f"Recommendations of kind {kinds}, highest expected saving first."
@@ -99,10 +105,12 @@ def recommendations(
 
 
 @router.post("/recommendations")
-def recommendations_post(ctx: Ctx, store: HistoryStore, body: RecommendIn | None = None) -> Any:
+def recommendations_post(
+    ctx: Ctx, store: HistoryStore, request: Request, body: RecommendIn | None = None
+) -> Any:
     """As ``GET /optimize/recommendations`` with the window and scope in a JSON body."""
     req = body or RecommendIn()
-    return to_wire(_recommend(ctx, store, req, kinds_of(req.kinds)))
+    return to_wire(_recommend(ctx, store, request, req, kinds_of(req.kinds)))
 
 
 @execute_router.post("/execute")
@@ -113,7 +121,7 @@ def execute(ctx: Ctx, store: HistoryStore, body: ExecuteIn, request: Request) ->
     is logged as ``planned`` with what would be done. 404-style unknown ids are a 422 that
     lists the current recommendations.
     """
-    found = _recommend(ctx, store, body, None)
+    found = _recommend(ctx, store, request, body, None)
     chosen = answer(lambda: pick_recommendations(found, body.recommendation_ids))
     who = body.requested_by or (
         f"api:{request.client.host}" if request.client is not None else "api"

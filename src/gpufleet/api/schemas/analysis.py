@@ -29,10 +29,13 @@ class ScopeIn(BaseModel):
     workload_kind: str | None = Field(
         None, description="training, inference, notebook, batch, ... or unknown"
     )
+    pool: str | None = Field(None, description="a hub only: the nodes of this pool")
+    label: str | None = Field(None, description="a hub only: nodes with this key=value label")
 
     def levels(self) -> dict[str, str | None]:
-        """As ``{level: value}`` for :func:`gpufleet.analysis.request.scope_of`."""
-        return self.model_dump()
+        """As ``{level: value}`` for :func:`gpufleet.analysis.request.scope_of` (the node
+        filters ``pool`` and ``label`` are not levels: see ``api.routes.analysis.body_scope``)."""
+        return self.model_dump(exclude={"pool", "label"})
 
 
 class WindowIn(BaseModel):
