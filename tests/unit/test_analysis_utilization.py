@@ -197,15 +197,94 @@ def test_histogram_idle_time_and_percentiles_interpolate_inside_a_bin() -> None:
     assert hist_percentile((0.0,) * 20, 0.5) is None
 
 
-def test_long_window_prorates_the_cut_hour(fleet: Store) -> None:
-    # 6.5 h ending half-way through hour 2: hourly buckets, the second one counted half.
+def test_long_window_reads_the_cut_hour_by_the_minute(fleet: Store) -> None:
+    # 6.5 h ending half-way through hour 2: hourly buckets, the cut hour from its minutes.
     r = analyze_utilization(fleet, Window(T0 - 5 * 3600, T0 + 5400))
     assert r.resolution == "1h"
     assert r.gpu_hours == pytest.approx(3.0)
-    # B: 3600 s idle in hour 1, half of hour 2's 1800 idle seconds.
-    assert r.idle_gpu_hours == pytest.approx(4500 / 3600)
+    # B: 3600 s idle in hour 1 and the first 30 minutes of hour 2, all at 0 %.
+    assert r.idle_gpu_hours == pytest.approx(5400 / 3600)
     # Readings: hour 1 whole (60 a GPU), hour 2 prorated to its half (30 a GPU).
     assert (r.samples, r.samples_basis) == (180, "gpu_samples")
+
+
+def _util_c(minute: int) -> float:
+    """GPU C's utilization in minute ``minute``: uneven inside every hour (0 % .. 97 %)."""
+    return float(minute * 37 % 98)
+
+
+def test_windows_cut_mid_hour_add_up_to_what_the_samples_give(store: Store) -> None:
+    """History that starts and ends mid-hour, read through windows cut mid-hour.
+
+    GPU C is sampled every minute from T0 + 10 min to T0 + 7 h 20 min (the last sample is at
+    that time), held by a process in its first 200 minutes. Windows of 6 hours or more read
+    hourly buckets; a window that cuts an hour must count the samples of that hour in it,
+    not the hour's samples scaled by the share of the hour inside the window (the last hour
+    holds 20 minutes of samples, a window ending there would count a third of them).
+    """
+    first, last = 10, 440  # minutes after T0 of the first and the last sample
+    store.write_snapshots(
+        [
+            Snapshot(
+                ts_s=T0 + 60.0 * m,
+                cluster="c1",
+                node="n1",
+                gpus=(
+                    GpuSample(
+                        uuid="GPU-c",
+                        index=0,
+                        name=H100,
+                        util_gpu_pct=_util_c(m),
+                        mem_total_bytes=TOTAL,
+                        mem_used_bytes=GIB,
+                        processes=(_proc("ml-team", "alice", "train", GIB),) if m < 210 else (),
+                    ),
+                ),
+                system=None,
+                interval_s=60.0,
+            )
+            for m in range(first, last + 1)
+        ]
+    )
+
+    def from_samples(lo_min: float, hi_min: float) -> tuple[float, float, float]:
+        """(GPU-hours, mean utilization %, idle GPU-hours) of the samples in the window."""
+        ms = [m for m in range(first, last + 1) if lo_min <= m < hi_min]
+        utils = [_util_c(m) for m in ms]
+        idle = sum(1 for u in utils if u < 5.0)
+        return len(ms) / 60, sum(utils) / len(ms), idle / 60
+
+    def at(lo_min: float, hi_min: float, threshold: float) -> tuple[float, float, float]:
+        r = analyze_utilization(
+            store, Window(T0 + 60 * lo_min, T0 + 60 * hi_min), idle_threshold_pct=threshold
+        )
+        assert r.mean_gpu_util_pct is not None
+        return r.gpu_hours, r.mean_gpu_util_pct, r.idle_gpu_hours
+
+    end = last  # mid-hour, at the last sample (which it leaves out)
+    for threshold in (5.0, 10.0):  # the stored idle seconds (summed rows), the histogram
+        whole = at(0, end, threshold)
+        assert analyze_utilization(store, Window(T0, T0 + 60 * end)).resolution == "1h"
+        if threshold == 5.0:
+            assert whole == pytest.approx(from_samples(0, end))
+        # A window starting at the first sample, mid-hour, is the one starting on the hour.
+        assert at(first, end, threshold) == pytest.approx(whole)
+        # Past the last sample, mid-hour: every sample.
+        assert at(0, last + 5, threshold)[0] == pytest.approx((last - first + 1) / 60)
+        for mid in (390, 390 + 1 / 3, 250):  # mid-hour: on a minute, inside one
+            (h1, u1, i1), (h2, u2, i2) = at(0, mid, threshold), at(mid, end, threshold)
+            assert h1 + h2 == pytest.approx(whole[0])
+            assert (h1 * u1 + h2 * u2) / (h1 + h2) == pytest.approx(whole[1])
+            assert i1 + i2 == pytest.approx(whole[2])
+            if threshold == 5.0 and mid == int(mid):
+                assert (h1, u1, i1) == pytest.approx(from_samples(0, mid))
+                assert (h2, u2, i2) == pytest.approx(from_samples(mid, end))
+    # Workload rows exist only by the hour: the last one, cut where its history ends, counts
+    # whole; alice held the GPU from minute 10 to minute 209.
+    alice = analyze_utilization(
+        store, Window(T0 + 60 * first, T0 + 60 * end), scope=Scope(user="alice")
+    )
+    assert alice.gpu_hours == pytest.approx(200 / 60)
 
 
 def test_workload_scope_uses_workload_rows_and_prorates_hours(fleet: Store) -> None:

@@ -367,3 +367,86 @@ def test_the_namespace_is_asked_for_and_a_bare_name_keeps_the_window(analyst: An
 def test_an_unknown_name_among_compared_ones_is_said_of_the_known(analyst: Analyst) -> None:
     r = _ask(analyst, "cv-team vs nlp-team vs ml-platform utilization this month")
     assert "this answer is about cv-team and nlp-team." in r.answer
+
+
+def test_which_workloads_without_an_earlier_window_lists_the_biggest(analyst: Analyst) -> None:
+    r = _ask(analyst, "utilization of cv-team in October", "which workloads?")
+    assert "biggest parts" in r.answer
+    listed = [i for i in r.insights if i.startswith("workload ")]
+    hours = [float(i.split(" over ")[1].split(" GPU-h")[0].replace(",", "")) for i in listed]
+    assert hours == sorted(hours, reverse=True)  # by GPU-time, not by name
+    assert "n/a" not in " ".join(r.insights)
+
+
+def test_a_why_question_whose_premise_is_wrong_is_corrected(analyst: Analyst) -> None:
+    down = _ask(analyst, "why did utilization drop yesterday?")
+    up = _ask(analyst, "why did utilization rise yesterday?")
+    change = next(d for d in down.data if d["tool"] == "drill_down")["result"]["root"]["change"]
+    assert change  # the demo's day moved one way
+    wrong, right = (down, up) if change > 0 else (up, down)
+    assert wrong.answer.startswith(("It did not drop: it rose.", "It did not rise: it fell."))
+    assert not right.answer.startswith("It did not")
+
+
+@pytest.mark.parametrize(
+    ("question", "metric", "note"),
+    [
+        ("How much GPU memory was used last week?", None, "does not answer memory use"),
+        ("GPU temperature last week", None, "does not answer temperature"),
+        ("GPU hours in November", "gpu_hours", None),
+        ("idle fraction over the past 14 days", "idle_fraction", None),
+    ],
+)
+def test_a_metric_with_a_window_is_a_trend(
+    analyst: Analyst, question: str, metric: str | None, note: str | None
+) -> None:
+    r = _ask(analyst, question)
+    assert r.intent == "trend"
+    assert r.entities.get("metric") == metric
+    if note is not None:
+        assert note in r.answer
+
+
+def test_one_number_where_two_are_needed_asks_again(analyst: Analyst) -> None:
+    r = _ask(analyst, "compare two users", "3")
+    assert r.clarification is not None
+    assert r.answer.startswith("Two are needed: e.g. '3 and 1'.")
+
+
+def test_gpu_hour_totals_of_windows_of_different_lengths_are_not_compared(
+    analyst: Analyst,
+) -> None:
+    r = _ask(analyst, "GPU-hours of ml-team this week vs last week")
+    assert "the windows differ in length, so the totals are not compared" in r.answer
+    assert not any(i.startswith("Relative change") for i in r.insights)
+    assert "averaged" not in r.answer
+
+
+def test_a_trend_reads_its_slope_and_extremes_from_whole_buckets(analyst: Analyst) -> None:
+    r = _ask(analyst, "how busy were gpus in the last 3 days")
+    (trend,) = [d["result"] for d in r.data if d["tool"] == "query_gpu_usage_trend"]
+    points = trend["series"]["points"]
+    whole = [p for p in points if not p["partial"]]
+    assert len(points) == 4
+    assert len(whole) == 2
+    assert trend["slope"]["n"] == 2  # the partial days at the edges are left out
+    # Where the scope's history starts inside a day, that day is partial too.
+    month = _ask(analyst, "What was the allocation rate last month?")
+    (series,) = [d["result"]["series"] for d in month.data if d["tool"] == "query_gpu_usage_trend"]
+    first = next(p for p in series["points"] if p["value"] is not None)
+    assert first["partial"]
+    assert first["start"] > first["start"][:10] + "T00:00:00Z"
+
+
+def test_a_follow_up_of_one_scope_after_comparing_two_says_which(analyst: Analyst) -> None:
+    r = _ask(analyst, "cv-team utilization yesterday", "compare it with nlp-team", "idle cost?")
+    assert r.intent == "waste"
+    assert r.entities["namespace"] == "cv-team"
+    assert "This is about cv-team, the first of the two compared" in r.answer
+
+
+def test_which_workloads_caused_it_goes_straight_to_workloads(analyst: Analyst) -> None:
+    r = _ask(analyst, "Which workloads caused it?")
+    assert r.intent == "drilldown"
+    (drill,) = [d for d in r.data if d["tool"] == "drill_down"]
+    assert drill["args"]["levels"] == ["workload"]

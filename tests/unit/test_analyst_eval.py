@@ -86,7 +86,10 @@ def test_the_set_covers_every_intent_both_languages_and_follow_ups(scored: list[
 
 # ---- every number comes from the data, and the data from the API -------------------------
 
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2})?)?Z?)?")
+_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2})?)?Z?)?"
+    r"|(?<!\d)\d{2}:\d{2}(?!\d)"  # a time of day (since 11:00 UTC)
+)
 _WINDOW_WORDS = re.compile(
     r"(?:past|the|last|previous)\s+\d+(?:\.\d+)?\s+(?:hours?|days?|weeks?|months?)(?: before)?"
     r"|(?:过去|之前|最近)\d+(?:小时|天|周|个月)|\d{4}年\d{1,2}月"

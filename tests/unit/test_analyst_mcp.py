@@ -59,8 +59,13 @@ async def _exercise(client: Client) -> dict[str, Any]:
         "query_gpu_usage_trend", {"dimension": "namespace", "dimension_value": "no-such-team"}
     )
     answer = _payload(await client.call_tool("ask", {"query": "which namespaces exist?"}))
+    stray = await client.call_tool("query_gpu_usage_trend", {"namespace": "ml-team"})
+    bogus = await client.call_tool("get_available_clusters", {"bogus": 1})
     return {
         "names": names,
+        "schemas": {t.name: t.input_schema for t in tools.tools},
+        "stray": stray,
+        "bogus": bogus,
         "namespaces": namespaces,
         "trend": trend,
         "bad": bad,
@@ -82,6 +87,17 @@ def _check(out: dict[str, Any]) -> None:
     assert "ml-team" in out["unknown"].content[0].text  # the error lists what exists
     assert out["answer"]["intent"] == "metadata"
     assert "ml-team" in out["answer"]["answer"]
+    # An argument a tool does not take is an error naming it, not the whole fleet's answer.
+    assert all(s["additionalProperties"] is False for s in out["schemas"].values())
+    assert out["stray"].is_error
+    stray = out["stray"].content[0].text
+    assert "no argument 'namespace'" in stray
+    assert "dimension='namespace' and dimension_value='ml-team'" in stray
+    assert "its parameters: dimension, granularity, time_range_days" in stray
+    assert out["bogus"].is_error
+    assert out["bogus"].content[0].text == (
+        "get_available_clusters has no argument 'bogus'; its parameters: none"
+    )
 
 
 def test_tools_in_process(db: Path) -> None:

@@ -354,7 +354,11 @@ def test_the_sessions_limit_is_checked(client: TestClient) -> None:
     assert r.status_code == 422
     assert "limit" in r.json()["detail"]
     _chat(client, TREND_Q)
-    assert len(client.get(SESSIONS, params={"limit": 1}).json()["sessions"]) == 1
+    _chat(client, TREND_Q)
+    one = client.get(SESSIONS, params={"limit": 1}).json()
+    assert len(one["sessions"]) == 1
+    every = client.get(SESSIONS, params={"limit": 1000}).json()
+    assert one["total"] == every["total"] == len(every["sessions"]) >= 2
 
 
 # ---- bad input ---------------------------------------------------------------------------------
@@ -366,6 +370,8 @@ def test_the_sessions_limit_is_checked(client: TestClient) -> None:
         ({"query": ""}, "at least 1"),
         ({"query": "   "}, "empty"),
         ({"query": "x" * 2001}, "2000"),
+        ({"query": "ml-team\u0000 utilization"}, "control character U+0000 (at character 7)"),
+        ({"query": "\u001b[2J" + TREND_Q}, "control character U+001B"),
         ({"query": TREND_Q, "colour": "blue"}, "colour"),
         ({"query": TREND_Q, "session_id": "a b"}, "session_id"),
         ({"query": TREND_Q, "session_id": "x" * 65}, "session_id"),
@@ -412,6 +418,52 @@ def test_a_query_of_exactly_2000_characters_is_taken(client: TestClient) -> None
     query = (TREND_Q + " ") * 100
     query = query[:2000]
     r = client.post(CHAT, json={"query": query})
+    assert r.status_code == 200, r.text
+
+
+JSON_TYPE = {"content-type": "application/json"}
+SEND = 'a JSON object such as {"query": "..."}'
+
+
+@pytest.mark.parametrize(
+    ("send", "detail"),
+    [
+        (
+            {"content": b"not json", "headers": JSON_TYPE},
+            f"the body is not valid JSON (at character 0: expecting value): send {SEND}",
+        ),
+        (
+            {"content": b'{"query": "a",', "headers": JSON_TYPE},
+            "the body is not valid JSON (at character 14: expecting property name enclosed "
+            f"in double quotes): send {SEND}",
+        ),
+        (
+            {"data": {"query": TREND_Q}},
+            'the body must be a JSON object (Content-Type: application/json) such as {"query": '
+            '"..."}',
+        ),
+        ({"json": [TREND_Q]}, f"the body must be {SEND}, not an array"),
+        ({}, f"the request has no body: send {SEND} (Content-Type: application/json)"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_a_422_that_says_so(
+    client: TestClient, send: dict[str, Any], detail: str
+) -> None:
+    before = _sessions(client)
+    for path in (CHAT, STREAM):
+        r = client.post(path, **send)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == detail
+    assert _sessions(client) == before
+    # Elsewhere the same words, without the chat's example.
+    r = client.post("/analysis/utilization", content=b"{", headers=JSON_TYPE)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("the body is not valid JSON (at character 1")
+    assert r.json()["detail"].endswith(": send a JSON object")
+
+
+def test_tabs_and_line_breaks_in_a_query_are_taken(client: TestClient) -> None:
+    r = client.post(CHAT, json={"query": "ml-team\tutilization\r\npast 7 days"})
     assert r.status_code == 200, r.text
 
 

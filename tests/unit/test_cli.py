@@ -174,6 +174,39 @@ def test_db_that_is_a_directory(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sessions", "list"],
+        ["ask", "GPU utilization trend over the past 7 days"],
+        ["alerts"],
+        ["history"],
+        ["analyze", "utilization"],
+        ["mcp"],
+    ],
+)
+def test_an_empty_file_is_refused_and_left_empty(tmp_path: Path, args: list[str]) -> None:
+    empty = tmp_path / "e.db"
+    empty.touch()
+    result = runner.invoke(app, [*args, "--db", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"gpufleet: {empty} is an empty file, not a gpufleet database")
+    assert len(result.output.strip().splitlines()) == 1
+    assert empty.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]  # no -wal, no -shm
+
+
+def test_demo_may_start_its_history_in_an_empty_file(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    db.touch()
+    result = runner.invoke(
+        app, ["demo", "--db", str(db), "--days", "0.1", "--nodes", "2", "--gpus", "4", "--no-serve"]
+    )
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, ["sessions", "list", "--db", str(db)])
+    assert listed.exit_code == 0, listed.output
+
+
 def test_agent_refuses_remote_bind_without_flag() -> None:
     result = runner.invoke(app, ["agent", "--host", "0.0.0.0", "--no-store"])
     assert result.exit_code == 2

@@ -154,6 +154,16 @@ def test_an_overlong_question_or_bad_session_is_one_line(db: str) -> None:
     assert _session_ids(db) == before
 
 
+@pytest.mark.parametrize("question", ["ml-team\x00 utilization", "\x1b[2Jml-team utilization"])
+def test_a_question_with_a_control_character_is_one_line_and_stores_nothing(
+    db: str, question: str
+) -> None:
+    before = _session_ids(db)
+    line = _one_line_error(_run(["ask", "--db", db, question]))
+    assert "control character U+00" in line
+    assert _session_ids(db) == before
+
+
 def test_db_and_url_together_fail_with_one_line(db: str) -> None:
     line = _one_line_error(_run(["ask", "--db", db, "--url", "http://127.0.0.1:9", TREND_Q]))
     assert "not both" in line
@@ -229,6 +239,10 @@ def test_sessions_over_url_list_show_and_delete(agent: str) -> None:
     sid = asked["session_id"]
     listed = json.loads(_run(["sessions", "list", "--url", agent, "--json"]).stdout)
     assert sid in [s["session_id"] for s in listed["sessions"]]
+    _run(["ask", "--url", agent, TREND_Q])  # two sessions at least: one is left out below
+    cut = _run(["sessions", "list", "--url", agent, "--limit", "1"])
+    assert cut.exit_code == 0, cut.output
+    assert cut.stderr.startswith("showing 1 of ")
     shown = json.loads(_run(["sessions", "show", sid, "--url", agent, "--json"]).stdout)
     assert [t["query"] for t in shown["turns"]] == [TREND_Q]
     gone = _run(["sessions", "delete", sid, "--url", agent])
@@ -346,3 +360,29 @@ def test_sessions_list_of_an_empty_store(tmp_path: Path) -> None:
     assert "no sessions yet" in result.stdout
     result = _run(["sessions", "list", "--db", str(path), "--json"])
     assert json.loads(result.stdout) == {"sessions": []}
+
+
+def test_sessions_list_says_when_the_limit_leaves_some_out(tmp_path: Path) -> None:
+    from gpufleet.model import ChatTurn
+    from gpufleet.store import open_store
+
+    path = tmp_path / "three.db"
+    store = open_store(path)
+    try:
+        for i in range(3):
+            store.save_chat_turn(
+                ChatTurn(session_id=f"s{i}", seq=1, ts_s=10.0 + i, query=f"q{i}", reply={})
+            )
+    finally:
+        store.close()
+    cut = _run(["sessions", "list", "--db", str(path), "--limit", "2"])
+    assert cut.exit_code == 0, cut.output
+    assert [x.split()[0] for x in cut.stdout.splitlines()] == ["s2", "s1"]
+    assert cut.stderr.strip() == (
+        "showing 2 of 3 sessions (the most recently updated); --limit N for more"
+    )
+    for limit in ("3", "50"):
+        whole = _run(["sessions", "list", "--db", str(path), "--limit", limit])
+        assert whole.exit_code == 0, whole.output
+        assert len(whole.stdout.splitlines()) == 3
+        assert whole.stderr == ""

@@ -65,3 +65,20 @@ def test_a_mistyped_store_is_an_error_not_a_new_hub(tmp_path: Path) -> None:
     )
     assert made.exit_code == 0, made.output
     assert missing.exists()
+
+
+def test_an_empty_file_is_not_turned_into_a_hub_store_by_reading(tmp_path: Path) -> None:
+    empty = tmp_path / "hub.db"
+    empty.touch()
+    for args in (["nodes"], ["token", "list"], ["token", "revoke", "abcd1234"]):
+        r = runner.invoke(app, ["hub", *args, "--db", str(empty)])
+        assert r.exit_code == 2, (args, r.output)
+        assert f"{empty} is an empty file, not a gpufleet hub store" in r.output
+        assert empty.stat().st_size == 0
+    # Creating a token may start the store in the empty file, as it may create a new one.
+    made = runner.invoke(
+        app, ["hub", "token", "create", "--db", str(empty), "--name", "a", "--scope", "read"]
+    )
+    assert made.exit_code == 0, made.output
+    assert empty.stat().st_size > 0
+    assert runner.invoke(app, ["hub", "token", "list", "--db", str(empty)]).exit_code == 0

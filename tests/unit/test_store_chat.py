@@ -6,6 +6,7 @@ import pytest
 
 from gpufleet.model import ChatTurn
 from gpufleet.store import Store, StoreError, open_store
+from gpufleet.store.record_queries import RecordReads
 
 
 def _turn(session: str, seq: int, ts: float, query: str = "q") -> ChatTurn:
@@ -45,6 +46,16 @@ def test_sessions_are_listed_newest_first_with_their_first_question(store: Store
     )
     assert sessions[1].title == "x" * 120
     assert [s.id for s in store.chat_sessions(limit=1)] == ["old"]
+
+
+def test_sessions_are_counted_beyond_any_listing_limit(store: Store) -> None:
+    assert isinstance(store, RecordReads)
+    assert store.chat_session_count() == 0
+    store.save_chat_turn(_turn("a", 1, 1.0))
+    store.save_chat_turn(_turn("a", 2, 2.0))
+    store.save_chat_turn(_turn("b", 1, 3.0))
+    assert store.chat_session_count() == 2
+    assert len(store.chat_sessions(limit=1)) == 1
 
 
 def test_a_taken_turn_number_is_refused_and_nothing_changes(store: Store) -> None:

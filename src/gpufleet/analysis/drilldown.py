@@ -329,12 +329,17 @@ def _children(
         for r in side.rows:
             groups.setdefault(str(getattr(r, level)), (_Side(), _Side()))[i].add(r)
     parts = _parts(ctx.metric, groups, sides)
-    # Biggest drivers in the direction of the change first; by size when nothing changed.
+
+    # Biggest drivers in the direction of the change first; by size (GPU-time in both
+    # windows) when nothing changed or nothing could be compared, and between equal drivers.
+    def size(k: str) -> float:
+        return groups[k][0].gpu_s + groups[k][1].gpu_s
+
     if change:
         sign = 1.0 if change > 0 else -1.0
-        order = sorted(parts, key=lambda k: (-sign * parts[k].contribution, k))
+        order = sorted(parts, key=lambda k: (-sign * parts[k].contribution, -size(k), k))
     else:
-        order = sorted(parts, key=lambda k: (-abs(parts[k].contribution), k))
+        order = sorted(parts, key=lambda k: (-abs(parts[k].contribution), -size(k), k))
     g0, g1 = sides[0].gpu_s, sides[1].gpu_s
     return [
         replace(

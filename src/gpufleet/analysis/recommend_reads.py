@@ -100,9 +100,12 @@ def open_reads(
         UnknownSubjectError, HistoryQueryError, StoreError: as ``read_scope``.
     """
     if not isinstance(store, UsageSumReads):
-        scoped = read_scope(store, window, scope, need_workloads=True)
+        # Every bucket prorated evenly, as the store's sums are: the two reads agree.
+        scoped = read_scope(store, window, scope, need_workloads=True, exact_edges=False)
         return scoped, RowGpuReads(scoped), RowWorkloadReads(scoped)
-    scoped = read_scope(store, window, scope, need_workloads=False, need_gpu_rows=False)
+    scoped = read_scope(
+        store, window, scope, need_workloads=False, need_gpu_rows=False, exact_edges=False
+    )
     gpus = StoreGpuReads(store, scoped)
     scoped = dataclasses.replace(scoped, resolution=gpus.resolution)
     if scope.workload_level:

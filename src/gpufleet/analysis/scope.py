@@ -10,10 +10,18 @@ Reading rules (analysis relies on them):
 * Buckets are 1 minute wide for windows shorter than :data:`MINUTE_WINDOW_MAX_S` and 1 hour
   otherwise; when the store has no 1-minute rows for a short window (retention), hourly rows
   are used instead.
-* A bucket that the window cuts through is prorated by its overlap: every additive field
-  (seconds, sums, histogram) is scaled by ``overlap / bucket width``. That assumes the bucket's
-  time is spread evenly over it, which is exact for whole buckets and an approximation for the
-  two edge buckets. Peaks (``*_max``, ``*_peak``) are kept whole.
+* A window read from 1-hour buckets whose edges are not on the hour reads its whole hours
+  from 1-hour buckets and the part hours at its edges from 1-minute buckets (the hour's
+  bucket, prorated, where none overlaps the part: expired, or sampled sparser than a
+  minute), so GPU-time, sums and histograms equal the samples' own up to the minute an edge
+  falls in, and adjacent windows add up to their union.
+* A bucket that the window cuts through is prorated by its overlap with the part of the
+  bucket the GPU's history covers (first seen to last seen plus one sampling interval, from
+  the inventory): every additive field (seconds, sums, histogram) is scaled by that share.
+  That assumes the bucket's time is spread evenly over the covered part, which is exact for
+  whole buckets and an approximation for the two edge buckets; a bucket that history covers
+  only in part (the first or last of a GPU's history) is not scaled down for the part it has
+  no samples in. Peaks (``*_max``, ``*_peak``) are kept whole.
 * Only the :class:`~gpufleet.store.base.Store` protocol is used, so both backends and either
   window semantics of the store (closed or half-open) give the same answer: rows whose bucket
   does not overlap ``[start_s, end_s)`` are dropped here.
@@ -27,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -192,6 +200,7 @@ def read_scope(
     per_s: float | None = None,
     offset_s: float = 0.0,
     per_gpu: bool = True,
+    exact_edges: bool = True,
 ) -> ScopedRows:
     """Validate ``scope`` in ``window`` and read the rows it selects.
 
@@ -214,6 +223,10 @@ def read_scope(
         per_gpu: with ``summed`` and False, the inner rows are summed over the scope's GPUs
             too (uuid ``""``): only for scopes narrowed by cluster or node alone, whose GPUs
             are exactly those the store's filters select.
+        exact_edges: read the part hours at the window's edges by the minute and the first
+            and last buckets of each GPU's history as covering only their part (see the
+            module docstring); False prorates every bucket evenly, as the store's SQL sums
+            do (the recommendations' reads, which must agree with those sums).
 
     Raises:
         UnknownSubjectError: a scope value with no data in the window; the message lists the
@@ -229,19 +242,19 @@ def read_scope(
     gpu_rows: list[GpuUsage] = []
     if need_gpu_rows:
         found, gpu_rows = _gpu_rows(
-            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu
+            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu, exact_edges
         )
     if not found and resolution is Resolution.MINUTE:
         # 1-minute rollups expire first; an old short window is still answered from hours.
         resolution = Resolution.HOUR
         found, gpu_rows = _gpu_rows(
-            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu
+            store, window, scope, resolution, gpus, summed, per_s, offset_s, per_gpu, exact_edges
         )
     workload_rows: list[WorkloadUsage] = []
     if need_workloads or scope.workload_level:
         read = store.workload_usage_totals if summed else store.workload_usage
         raw = read(start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster)
-        in_gpus = prorate_workload_rows(raw, window, gpus)
+        in_gpus = prorate_workload_rows(raw, window, gpus, history=gpus if exact_edges else None)
         workload_rows = _select_workloads(in_gpus, scope, label)
     return ScopedRows(
         window=window,
@@ -343,8 +356,75 @@ def _gpu_rows(
     per_s: float | None = None,
     offset_s: float = 0.0,
     per_gpu: bool = True,
+    exact_edges: bool = True,
 ) -> tuple[bool, list[GpuUsage]]:
-    """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it."""
+    """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it.
+
+    At 1-hour resolution the whole hours are read from 1-hour buckets and the part hours at
+    the window's edges from 1-minute buckets (see :func:`_edge_gpu_rows`): an hour bucket
+    the window cuts through cannot tell where in the hour its samples lie.
+    """
+    args = (scope, gpus, summed, per_s, offset_s, per_gpu)
+    if not exact_edges:
+        return _read_gpu_rows(store, window, resolution, *args, history=False)
+    if resolution is not Resolution.HOUR:
+        return _read_gpu_rows(store, window, resolution, *args)
+    start, end = window.start_s, window.end_s
+    lo = -(-start // HOUR_S) * HOUR_S  # the first hour edge at or after the start
+    hi = end // HOUR_S * HOUR_S  # the last hour edge at or before the end
+    if lo == start and hi == end:
+        return _read_gpu_rows(store, window, resolution, *args)
+    found, out = False, list[GpuUsage]()
+    if lo < hi:
+        found, out = _read_gpu_rows(store, Window(lo, hi), resolution, *args)
+        edges = [(start, lo), (hi, end)]
+    elif lo < end:
+        edges = [(start, lo), (lo, end)]
+    else:
+        edges = [(start, end)]
+    for a, b in edges:
+        if b > a:
+            edge_found, rows = _edge_gpu_rows(store, Window(a, b), *args)
+            found = found or edge_found
+            out.extend(rows)
+    return found, out
+
+
+def _edge_gpu_rows(
+    store: Store,
+    part: Window,
+    scope: Scope,
+    gpus: dict[str, GpuInventory],
+    summed: bool,
+    per_s: float | None,
+    offset_s: float,
+    per_gpu: bool,
+) -> tuple[bool, list[GpuUsage]]:
+    """The rows of ``part``, a part of one hour, from 1-minute buckets; from the hour's
+    bucket, prorated, when no 1-minute bucket overlaps ``part`` (expired, or sampling
+    sparser than a minute: the hour's bucket then stands for its time evenly spread)."""
+    args = (scope, gpus, summed, per_s, offset_s, per_gpu)
+    found, rows = _read_gpu_rows(store, part, Resolution.MINUTE, *args)
+    if found:
+        return found, rows
+    return _read_gpu_rows(store, part, Resolution.HOUR, *args)
+
+
+def _read_gpu_rows(
+    store: Store,
+    window: Window,
+    resolution: Resolution,
+    scope: Scope,
+    gpus: dict[str, GpuInventory],
+    summed: bool,
+    per_s: float | None,
+    offset_s: float,
+    per_gpu: bool,
+    *,
+    history: bool = True,
+) -> tuple[bool, list[GpuUsage]]:
+    """The rows of one resolution: whether any overlaps the window, and those of ``gpus``
+    prorated to it (by the part of each bucket its GPU's history covers, with ``history``)."""
     if summed:
         rows = store.gpu_usage_totals(
             start_s=window.start_s,
@@ -364,7 +444,32 @@ def _gpu_rows(
             cluster=scope.cluster,
             node=scope.node,
         )
-    return prorate_gpu_rows(rows, window, resolution, gpus, per_gpu)
+    return prorate_gpu_rows(
+        rows, window, resolution, gpus, per_gpu, history=gpus if history else None
+    )
+
+
+def covered_share(
+    window: Window, bucket_s: float, width_s: float, history: GpuInventory, step_s: float
+) -> float:
+    """Share of the bucket ``[bucket_s, bucket_s + width_s)``'s samples inside the window.
+
+    A window edge at or before the GPU's first sample, or after its last, cuts none of its
+    samples off (a sample is in the window when its time is). Otherwise the bucket's time is
+    taken as spread evenly over the part of it the GPU's history covers: from its first
+    sample to its last sample plus ``step_s`` (the bucket's sampling interval); a bucket
+    that history covers for none of its width is taken as covered whole.
+    """
+    first, last = history.first_seen_s, history.last_seen_s
+    if window.start_s > last or window.end_s <= first:
+        return 0.0
+    lo = max(bucket_s, first)
+    hi = min(bucket_s + width_s, last + step_s)
+    if hi <= lo:
+        lo, hi = bucket_s, bucket_s + width_s
+    start = lo if window.start_s <= first else max(window.start_s, lo)
+    end = hi if window.end_s > last else min(window.end_s, hi)
+    return max(0.0, end - start) / (hi - lo)
 
 
 def prorate_gpu_rows(
@@ -373,9 +478,16 @@ def prorate_gpu_rows(
     resolution: Resolution,
     gpus: Collection[str],
     per_gpu: bool = True,
+    *,
+    history: Mapping[str, GpuInventory] | None = None,
 ) -> tuple[bool, list[GpuUsage]]:
     """Whether any of ``rows`` overlaps the window, and those of ``gpus`` prorated to it
     (``per_gpu`` False also keeps rows summed over GPUs, whose uuid is ``""``).
+
+    A row the window cuts through is scaled by its share inside the window: of the part of
+    the bucket its GPU's history covers when ``history`` has the GPU (see
+    :func:`covered_share`; the sampling interval is the row's seconds per sample), else of
+    the bucket's width.
 
     ``Window.overlap_s`` is written out inline (the same arithmetic, in the same order):
     this loop runs once per GPU and bucket, tens of thousands of times for a month.
@@ -394,6 +506,13 @@ def prorate_gpu_rows(
         if r.uuid not in gpus and (per_gpu or r.uuid):  # "": summed over the scope's GPUs
             continue
         if frac < 1.0:
+            seen = history.get(r.uuid) if history is not None else None
+            if seen is not None:
+                step = r.seconds / r.samples if r.samples > 0 else 0.0
+                frac = covered_share(window, b, width, seen, step)
+                if frac <= 0.0:
+                    continue
+        if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
                 r,
                 seconds=r.seconds * frac,
@@ -410,10 +529,15 @@ def prorate_gpu_rows(
 
 
 def prorate_workload_rows(
-    rows: Iterable[WorkloadUsage], window: Window, gpus: Collection[str]
+    rows: Iterable[WorkloadUsage],
+    window: Window,
+    gpus: Collection[str],
+    *,
+    history: Mapping[str, GpuInventory] | None = None,
 ) -> list[WorkloadUsage]:
     """The rows of ``gpus`` overlapping the window, prorated to it (see
-    :func:`prorate_gpu_rows`)."""
+    :func:`prorate_gpu_rows`; the sampling interval is the row's GPU-seconds per sample,
+    shorter than the GPU's where workloads share it)."""
     start, end = window.start_s, window.end_s
     out: list[WorkloadUsage] = []
     append = out.append
@@ -422,6 +546,13 @@ def prorate_workload_rows(
         frac = max(0.0, min(end, h + HOUR_S) - max(start, h)) / HOUR_S
         if frac <= 0.0 or r.uuid not in gpus:
             continue
+        if frac < 1.0:
+            seen = history.get(r.uuid) if history is not None else None
+            if seen is not None:
+                step = r.gpu_s / r.samples if r.samples > 0 else 0.0
+                frac = covered_share(window, h, HOUR_S, seen, step)
+                if frac <= 0.0:
+                    continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
                 r,

@@ -11,8 +11,9 @@ Rates are reported in percent (0..100) so that their changes read as percentage 
 GPU-level scopes read per-GPU rollups, workload-level scopes per-workload hourly rows (whose
 idle time was classified at the store's threshold and whose allocation rate is 1 by
 definition). Buckets are UTC hours, UTC days, or weeks starting Monday 00:00 UTC; a bucket the
-window cuts is ``partial`` and covers only its part. A bucket without data has value None,
-except ``gpu_hours`` of a workload-level scope, which is 0 (the scope held nothing).
+window cuts, or the scope's history starts inside, is ``partial`` and covers only its part. A
+bucket without data has value None, except ``gpu_hours`` of a workload-level scope, which is
+0 (the scope held nothing).
 
 Comparisons (:class:`Comparison`): ``change`` is ``b - a`` in the metric's unit, so
 percentage points for rates, and ``change_pct`` is relative to ``a``; ``summary`` gives the
@@ -299,8 +300,13 @@ def _series(
     step = STEP_S[granularity]
     points = []
     start = bucket_start(window.start_s, granularity)
+    # A bucket the scope's history starts inside is partial too: it holds less than a whole
+    # hour/day/week of data, like one the window cuts.
+    history = _history_start(store, scope)
+    begins = window.start_s if history is None else max(window.start_s, history)
     while start < window.end_s:
-        a, b = max(start, window.start_s), min(start + step, window.end_s)
+        b = min(start + step, window.end_s)
+        a = max(start, begins) if begins < b else start
         usage = per.get(start)
         if usage is not None:
             value = _value(usage, metric)
@@ -567,10 +573,11 @@ def analyze_trends(
 
     The previous window has the same length and ends where ``window`` starts; it is compared
     only when history covers at least half of it (see the module docstring). Partial
-    buckets (cut by the window's edges) are left out of the slope, change points and forecast:
+    buckets (cut by the window's edges, or where the scope's history starts) are left out of
+    the slope, change points and forecast:
     a part of a day holds fewer GPU-hours than a day, and a rate over half a day is of its
     busy or its quiet half, not of the day (the daily cycle). A rate keeps them when fewer than
-    three whole buckets remain. The forecast uses a weekly season for
+    two whole buckets remain. The forecast uses a weekly season for
     hourly buckets when there are four weeks of them (daily otherwise) and a weekly one for
     daily buckets; ``horizon`` defaults to a day, a week or four weeks of buckets. It starts
     at the bucket after the series' last one (buckets left out at the end, such as a partial
@@ -588,8 +595,10 @@ def analyze_trends(
     if steps < 1:
         raise HistoryQueryError(f"horizon must be at least 1 bucket; got {steps}")
     usable = [p for p in series.points if p.value is not None and not p.partial]
-    if metric != "gpu_hours" and len(usable) < 3:
-        # Too few whole buckets (a window of a day and a half): a rate's partial ones count.
+    if metric != "gpu_hours" and len(usable) < 2:
+        # Fewer than two whole buckets (a window of a day and a half): a rate's partial
+        # ones count; with two whole ones the partial ones would only pull the slope to
+        # the busy or quiet part of a day they happen to hold.
         usable = [p for p in series.points if p.value is not None]
     pairs = [(p.mid_s, p.value) for p in usable if p.value is not None]
     previous = Window(window.start_s - window.span_s, window.start_s)

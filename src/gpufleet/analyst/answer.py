@@ -174,25 +174,38 @@ def coverage_note(window: Mapping[str, Any], coverage: float | None, label: str,
 
 
 def _held_now(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
-    """Realtime of a namespace, user, workload or kind: the GPUs it holds now."""
-    gpus = r["gpus"]
+    """Realtime of a namespace, user, workload or kind: the GPUs it holds now (those it held
+    this hour that are still allocated; utilization from their samples now)."""
+    gpus = r["held_now_gpus"]
+    labels = r.get("labels", {})
+    since = r["attributed_since"][11:16]
+    freed = [labels.get(k, k) for k in r["freed"]]
+    freed_note = (
+        [
+            (f"本小时（{since}起）曾占用、现已释放的GPU：" + "、".join(freed))
+            if zh
+            else f"Held earlier this hour (since {since} UTC) and free now: " + ", ".join(freed)
+        ]
+        if freed
+        else []
+    )
     if gpus == 0:
         return (
-            f"截至{r['as_of']}，{name}在最近两分钟没有占用GPU。"
+            f"截至{r['as_of']}，{name}没有占用GPU。"
             if zh
-            else f"{name} held no GPU in the two minutes before {r['as_of']}.",
-            [],
+            else f"{name} holds no GPU as of {r['as_of']}.",
+            freed_note,
         )
     answer = (
-        f"{name}目前占用{gpus}块GPU，平均利用率{pct(r['mean_gpu_util_pct'], True)}"
-        f"（截至{r['as_of']}）。"
+        f"{name}目前占用{gpus}块GPU，平均利用率{pct(r['held_now_mean_gpu_util_pct'], True)}"
+        f"（截至{r['as_of']}；归属按小时记录，本小时自{since}起）。"
         if zh
         else f"{name} holds {gpus} GPU{'s' if gpus != 1 else ''} now, mean utilization "
-        f"{pct(r['mean_gpu_util_pct'])} as of {r['as_of']}."
+        f"{pct(r['held_now_mean_gpu_util_pct'])} as of {r['as_of']} (who holds a GPU is "
+        f"recorded per hour: GPUs {name} held since {since} UTC that are allocated now)."
     )
-    labels = r.get("labels", {})
     held = sorted(
-        (g for g in r["by"] if g.get("mean_gpu_util_pct") is not None),
+        (g for g in r["held_now"] if g.get("mean_gpu_util_pct") is not None),
         key=lambda g: -g["mean_gpu_util_pct"],
     )
     # Every GPU held, busiest first, up to twelve; the idle ones are what an engineer looks for.
@@ -210,7 +223,32 @@ def _held_now(r: Result, name: str, zh: bool) -> tuple[str, list[str]]:
         insights.append(
             f"其中空闲（利用率低于阈值）的GPU：{names}" if zh else f"Held but idle: {names}."
         )
-    return answer, insights
+    shared = r.get("also_held_by") or {}
+    if shared:
+        sep = "、" if zh else ", "
+        listed = sep.join(
+            f"{labels.get(k, k)}（{sep.join(v)}）" if zh else f"{labels.get(k, k)} ({sep.join(v)})"
+            for k, v in shared.items()
+        )
+        insights.append(
+            f"本小时也曾被其他人占用（小时内的交接无法区分先后）：{listed}"
+            if zh
+            else f"Also held by others this hour (a hand-over within the hour cannot be "
+            f"ordered): {listed}."
+        )
+    return answer, insights + freed_note
+
+
+def premise_note(premise: str | None, r: Result, zh: bool) -> str:
+    """When a why-question says the metric moved one way and the data moved the other
+    ("why did it drop?" after a rise), say so first; else nothing."""
+    change = r.get("root", {}).get("change")
+    if premise is None or not change or (change > 0) == (premise == "up"):
+        return ""
+    said_down, rose = premise == "down", change > 0
+    if zh:
+        return f"它并没有{'下降' if said_down else '上升'}，而是{'上升' if rose else '下降'}了。"
+    return f"It did not {'drop' if said_down else 'rise'}: it {'rose' if rose else 'fell'}. "
 
 
 # ---- compare -------------------------------------------------------------------------------
@@ -224,14 +262,30 @@ def compare_windows(
     what = METRIC_ZH[metric] if zh else METRIC_EN[metric]
     now, before = c.get("value_b"), c.get("value_a")
     change = c.get("change")
-    if c.get("note"):
+    hours_b, hours_a = c["window_b"].get("hours"), c["window_a"].get("hours")
+    uneven = bool(hours_a and hours_b and hours_a != hours_b)
+    # Totals of windows of different lengths are not compared (a rate would be).
+    totals_apart = metric == "gpu_hours" and uneven and now is not None and before is not None
+    verb, verb_zh = ("totalled", "合计") if metric == "gpu_hours" else ("averaged", "平均")
+    if totals_apart and not c.get("note"):
+        answer = (
+            f"{name}{first_label}的{what}{verb_zh}{metric_value(now, metric, True)}"
+            f"（{num(hours_b, 0)}小时），{second_label}为{metric_value(before, metric, True)}"
+            f"（{num(hours_a, 0)}小时）；两个时间段长度不同，总量不作比较。"
+            if zh
+            else f"{capitalized(what)} of {name} {verb} {metric_value(now, metric)} "
+            f"{in_window(first_label)} ({num(hours_b, 0)} h) and {metric_value(before, metric)} "
+            f"{in_window(second_label)} ({num(hours_a, 0)} h); the windows differ in length, "
+            "so the totals are not compared."
+        )
+    elif c.get("note"):
         # window_a is the reference (the earlier window: see the engine); its history is short.
         note = coverage_note(c["window_a"], c.get("history_coverage"), second_label, zh)
         answer = (
-            f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}，"
+            f"{name}{first_label}的{what}{verb_zh}{metric_value(now, metric, True)}，"
             f"{second_label}为{metric_value(before, metric, True)}；{note}。"
             if zh
-            else f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
+            else f"{capitalized(what)} of {name} {verb} {metric_value(now, metric)} "
             f"{in_window(first_label)} and {metric_value(before, metric)} "
             f"{in_window(second_label)}; {note}."
         )
@@ -249,19 +303,19 @@ def compare_windows(
             )
     elif zh:
         answer = (
-            f"{name}{first_label}的平均{what}为{metric_value(now, metric, True)}，"
+            f"{name}{first_label}的{what}{verb_zh}{metric_value(now, metric, True)}，"
             f"{'与' if moved(change, metric, True) == '持平' else '比'}{second_label}的"
             f"{metric_value(before, metric, True)}{moved(change, metric, True)}。"
         )
     else:
         answer = (
-            f"{capitalized(what)} of {name} averaged {metric_value(now, metric)} "
+            f"{capitalized(what)} of {name} {verb} {metric_value(now, metric)} "
             f"{in_window(first_label)}, {moved(change, metric, False)} "
             f"from {metric_value(before, metric)} "
             f"{in_window(second_label)}."
         )
     insights = []
-    if c.get("change_pct") is not None:
+    if c.get("change_pct") is not None and not totals_apart:
         insights.append(
             f"相对变化：{num(c['change_pct'])}%"
             if zh
@@ -274,8 +328,7 @@ def compare_windows(
         else f"GPU-hours: {num(c['gpu_hours_b'])} ({first_label}) vs {num(c['gpu_hours_a'])} "
         f"({second_label})."
     )
-    hours_b, hours_a = c["window_b"].get("hours"), c["window_a"].get("hours")
-    if hours_a and hours_b and hours_a != hours_b:
+    if uneven and not totals_apart:
         # "this week" (60 h so far) against last week (168 h): totals are not comparable.
         insights.append(
             f"两个时间段长度不同（{first_label}{num(hours_b, 0)}小时，{second_label}"

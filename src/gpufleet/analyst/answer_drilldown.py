@@ -82,7 +82,22 @@ def _line(
     pname = _root_name(parent, zh) if parent["level"] == "cluster" else str(parent["name"])
     share = node.get("share_of_parent_change")
     pulled_up = (node.get("contribution") or 0.0) > 0
-    if not compared:
+    if not compared and b is None and a is not None:
+        # Nothing to compare with: what it is now, and how big a part of its parent.
+        hours, weight = node.get("gpu_hours_after"), node.get("weight_after")
+        size = (
+            f"，{num(hours)} GPU小时"
+            + (f"（占{pname}的{frac_pct(weight, True)}）" if weight else "")
+            if zh
+            else f" over {num(hours)} GPU-h"
+            + (f" ({frac_pct(weight)} of the GPU-time of {pname})" if weight else "")
+        )
+        text = (
+            f"{who}：{metric_value(a, metric, True)}{size}"
+            if zh
+            else (f"{who}: {metric_value(a, metric)}{size}")
+        )
+    elif not compared:
         text = (
             f"{who}：{metric_value(b, metric, True)} → {metric_value(a, metric, True)}（未比较）"
             if zh
@@ -93,13 +108,14 @@ def _line(
         if zh:
             when = f"{labels[0]}新出现" if b is None else f"{labels[0]}已不再出现"
             effect = ""
-            if metric == "utilization":
+            # A parent new itself has no earlier average for its parts to pull.
+            if metric == "utilization" and parent.get("before") is not None:
                 effect = f"，{'拉高' if pulled_up else '拉低'}了{pname}的平均值"
             text = f"{who}{when}（{metric_value(value, metric, True)}）{effect}"
         else:
             when = f"new {in_window(labels[0])}" if b is None else f"gone {in_window(labels[0])}"
             effect = ""
-            if metric == "utilization":
+            if metric == "utilization" and parent.get("before") is not None:
                 effect = f", which pulled the average of {pname} {'up' if pulled_up else 'down'}"
             text = f"{who}: {when} ({metric_value(value, metric)}){effect}"
     else:

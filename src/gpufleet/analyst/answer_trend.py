@@ -109,16 +109,38 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
                 "no trend is read."
             )
     few = len(points)
-    if few < len(buckets):
+    single = few == 1
+    if single:
+        # One bucket with data: its value is the window's; no first/last, no trend.
+        one = points[0]
+        at = _bucket_time(one["start"], gran, zh)
+        part = " (part of it)" if one.get("partial") else ""
+        how_en = "totalled" if metric == "gpu_hours" else "averaged"
+        answer = (
+            f"{label}{name}的{what}{'合计' if metric == 'gpu_hours' else '平均为'}"
+            f"{metric_value(value, metric, True)}；只有{at}"
+            f"{'（部分时段）' if one.get('partial') else ''}有数据，不足以判断趋势。"
+            if zh
+            else f"{over(label)}, {what} of {name} {how_en} {metric_value(value, metric)}; "
+            f"only {at}{part} has data, too few buckets to read a trend."
+        )
+        if len(buckets) == 1:  # the window is one bucket: its value is all there is to say
+            answer = (
+                f"{label}{name}的{what}{'合计' if metric == 'gpu_hours' else '平均为'}"
+                f"{metric_value(value, metric, True)}。"
+                if zh
+                else f"{over(label)}, {what} of {name} {how_en} {metric_value(value, metric)}."
+            )
+    elif few < len(buckets):
         # Partial coverage ("last month" with a few days of history): the mean is of those.
         total = len(buckets)
         answer += (
             f"（按{_BUCKET_ZH.get(gran, gran)}统计的{total}个时间段中只有{few}个有数据，"
-            f"从{_bucket_time(first['start'], gran, True)}开始。）"
+            f"从{_bucket_time(points[0]['start'], gran, True)}开始。）"
             if zh
             else f" Only {few} of the window's {total} {_BUCKET_EN.get(gran, gran)} buckets "
             f"{'has' if few == 1 else 'have'} data, "
-            f"from {_bucket_time(first['start'], gran, False)}."
+            f"from {_bucket_time(points[0]['start'], gran, False)}."
         )
     elif len(buckets) < 3:
         answer += (
@@ -162,7 +184,9 @@ def trend(r: Result, label: str, zh: bool, now_iso: str | None = None) -> tuple[
     peak = max(picks, key=lambda p: p["value"])
     low = min(picks, key=lambda p: p["value"])
     p_at, l_at = _bucket_time(peak["start"], gran, zh), _bucket_time(low["start"], gran, zh)
-    if zh:
+    if single:
+        pass  # its one value is the answer
+    elif zh:
         insights.append(
             f"最高{metric_value(peak['value'], metric, True)}（{p_at}），"
             f"最低{metric_value(low['value'], metric, True)}（{l_at}）"

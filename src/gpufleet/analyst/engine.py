@@ -47,6 +47,9 @@ MAX_QUERY_CHARS = 2000
 CATALOG_DAYS = 30.0
 """Names are recognized if they have data in the last 30 days (or the question's window)."""
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# Control characters (C0, DEL, C1) but tab and line breaks: a NUL would end up in the
+# session's title and in every listing of it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class AnalystError(ValueError):
@@ -151,6 +154,20 @@ def _resolve_pair(
         r"#?(\d{1,3})\s*(?:and|&|,|，|、|和|与|跟|vs\.?|\s)\s*#?(\d{1,3})", text, re.I
     )
     picked: list[str] = []
+    single = re.fullmatch(r"#?(\d{1,3})", text.strip())
+    if single:
+        # One number where two are needed: ask again for both.
+        n = int(single.group(1))
+        retry = (
+            f"{n}不是{len(options)}个选项之一。"
+            if zh and not 1 <= n <= len(options)
+            else f"{n} is not one of the {len(options)} options."
+            if not 1 <= n <= len(options)
+            else f"需要两个选项，例如“{n}和{1 if n != 1 else 2}”。"
+            if zh
+            else f"Two are needed: e.g. '{n} and {1 if n != 1 else 2}'."
+        )
+        return _Turn(previous, retry=retry)
     if numbers:
         for n in (int(numbers.group(1)), int(numbers.group(2))):
             if not 1 <= n <= len(options):
@@ -224,7 +241,8 @@ class Analyst:
         """Answer ``query`` in ``session_id`` (a new session when None).
 
         Raises:
-            AnalystError: an empty or overlong question, a malformed session id, or a
+            AnalystError: an empty or overlong question, one with a control character
+                (other than tab and line breaks), a malformed session id, or a
                 cluster with no data (the message lists the clusters).
             UnknownSessionError: a session id that the store does not hold.
             StoreError: the store cannot answer.
@@ -239,6 +257,12 @@ class Analyst:
         if len(text) > MAX_QUERY_CHARS:
             raise AnalystError(
                 f"the question is {len(text)} characters; keep it to {MAX_QUERY_CHARS} at most"
+            )
+        control = _CONTROL.search(text)
+        if control is not None:
+            raise AnalystError(
+                f"the question contains the control character U+{ord(control.group()):04X} "
+                f"(at character {control.start()}); only tabs and line breaks may be in it"
             )
         if session_id is not None and not _SESSION_ID.match(session_id):
             raise AnalystError("a session id is 1-64 letters, digits, '.', '_' or '-'")
@@ -609,6 +633,7 @@ class Analyst:
                 )
                 turn.results.append(r)
                 turn.answer, turn.insights = drilldown(r.result, *labels, zh)
+                turn.answer = say.premise_note(u.premise, r.result, zh) + turn.answer
                 if metric != "gpu_hours" and not _held_scope(scope):
                     # Utilization of held time leaves out GPUs nobody holds: say how the
                     # allocation moved too, as fewer GPUs held is often most of a fall.

@@ -12,13 +12,16 @@ streamable HTTP.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import Tool as McpTool
 
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.scope import Scope
@@ -52,6 +55,62 @@ def _expected_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+_DIMENSIONS = ("namespace", "user", "workload", "node", "gpu_model", "label")
+
+
+def unknown_arguments_message(
+    tool: str, arguments: dict[str, Any], known: Collection[str]
+) -> str | None:
+    """Why a call of ``tool`` with ``arguments`` it does not take is refused (None when it
+    takes them all): each unknown one, a hint where one helps (``namespace`` on a trend is
+    ``dimension`` + ``dimension_value``, a near miss of a parameter's name), and the tool's
+    parameters."""
+    unknown = sorted(set(arguments) - set(known))
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        hint = ""
+        if name in _DIMENSIONS and "dimension" in known and "dimension_value" in known:
+            value = arguments[name]
+            shown = value if isinstance(value, str) else f"<the {name}>"
+            hint = f" (use dimension='{name}' and dimension_value='{shown}')"
+        elif close := difflib.get_close_matches(name, list(known), n=1):
+            hint = f" (did you mean {close[0]!r}?)"
+        parts.append(f"{name!r}{hint}")
+    which = "argument" if len(unknown) == 1 else "arguments"
+    valid = ", ".join(known) if known else "none"
+    return f"{tool} has no {which} {', '.join(parts)}; its parameters: {valid}"
+
+
+class StrictMCPServer(MCPServer):
+    """An :class:`MCPServer` whose tools refuse arguments they do not take (the SDK's own
+    argument models drop them silently, so a mistyped filter would answer for the whole
+    fleet) and say so in their input schemas (``additionalProperties: false``)."""
+
+    async def list_tools(self) -> list[McpTool]:
+        """The tools, each input schema closed to arguments it does not name."""
+        return [
+            tool.model_copy(
+                update={"input_schema": {**tool.input_schema, "additionalProperties": False}}
+            )
+            for tool in await super().list_tools()
+        ]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """As :meth:`MCPServer.call_tool`; an unknown argument is an error result naming it."""
+        for tool in await super().list_tools():
+            if tool.name == name:
+                known = list(tool.input_schema.get("properties", {}))
+                refused = unknown_arguments_message(name, arguments, known)
+                if refused is not None:
+                    raise McpToolError(refused)
+                break
+        return await super().call_tool(name, arguments, context)
+
+
 def build_mcp_server(
     store: Store,
     *,
@@ -62,7 +121,7 @@ def build_mcp_server(
 ) -> MCPServer:
     """An MCP server whose tools read ``store`` (one :class:`Toolbox` per call, at the
     latest sample's time)."""
-    server = MCPServer(name="gpufleet", instructions=INSTRUCTIONS)
+    server = StrictMCPServer(name="gpufleet", instructions=INSTRUCTIONS)
     analyst = Analyst(
         store, idle_threshold_pct=idle_threshold_pct, prices=prices, clock=clock, llm=llm
     )

@@ -420,6 +420,9 @@ class Toolbox:
         )
         wire = utilization_wire(result)
         allocated = [g for g in wire["by"] if (g.get("allocation_rate") or 0.0) >= 0.5]
+        extra: dict[str, Any] = {}
+        if scope.workload_level:
+            extra = self._held_now(window, scope, wire["by"])
         body = {
             "start": iso(window.start_s),
             "end": iso(window.end_s),
@@ -444,8 +447,65 @@ class Toolbox:
                     for g in self.store.inventory(cluster)
                     if any(b["key"] == g.uuid for b in wire["by"])
                 },
+                **extra,
             },
         )
+
+    def _held_now(
+        self, window: Window, scope: Scope, held_rows: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Which of the GPUs a namespace / user / workload held are still allocated now.
+
+        Workload attribution is stored per hour, so the scope's rows are the GPUs it held at
+        some point of the current hour (a GPU freed or handed over at 15:10 is among them at
+        15:31); the GPUs' own samples of the last two minutes say which are allocated now,
+        and how busy they are now."""
+        device = Scope(
+            cluster=scope.cluster,
+            node=scope.node,
+            gpu=scope.gpu,
+            gpu_model=scope.gpu_model,
+            nodes=scope.nodes,
+            nodes_label=scope.nodes_label,
+        )
+        now_rows = utilization_wire(
+            analyze_utilization(
+                self.store,
+                window,
+                scope=device,
+                by="gpu",
+                idle_threshold_pct=self.idle_threshold_pct,
+            )
+        )["by"]
+        now_by_key = {g["key"]: g for g in now_rows}
+        held = [
+            now_by_key[g["key"]]
+            for g in held_rows
+            if (now_by_key.get(g["key"], {}).get("allocation_rate") or 0.0) >= 0.5
+        ]
+        utils = [g["mean_gpu_util_pct"] for g in held if g.get("mean_gpu_util_pct") is not None]
+        # Whom else each of them served this hour, at the scope's own level.
+        level = next(
+            k for k in ("workload", "user", "namespace", "workload_kind") if getattr(scope, k)
+        )
+        mine = getattr(scope, level)
+        keys = {g["key"] for g in held}
+        others: dict[str, set[str]] = {}
+        for row in self.store.workload_usage(
+            start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster
+        ):
+            holder = row.user if level == "user" else getattr(row, level)
+            if row.uuid in keys and holder is not None and holder != mine:
+                others.setdefault(row.uuid, set()).add(str(holder))
+        return {
+            "attributed_since": iso(math.floor(window.start_s / 3600.0) * 3600.0),
+            "held_this_hour": len(held_rows),
+            "held_now": held,
+            "held_now_gpus": len(held),
+            "held_now_mean_gpu_util_pct": sum(utils) / len(utils) if utils else None,
+            "freed": [g["key"] for g in held_rows if g["key"] not in keys],
+            "also_held_by": {k: sorted(v) for k, v in sorted(others.items())},
+        }
 
     def get_workload_metadata(
         self,

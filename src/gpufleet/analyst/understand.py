@@ -153,6 +153,9 @@ class Understanding:
     asks_idle: bool = False
     """The question asks which GPUs are idle, free or available (a realtime answer lists
     them)."""
+    premise: Literal["down", "up"] | None = None
+    """The way a why-question says the metric moved ("why did it drop?": ``down``), so an
+    answer can say when the data moved the other way."""
 
 
 def language_of(text: str) -> Literal["en", "zh"]:
@@ -226,6 +229,27 @@ def understand(
             # "and the allocation rate?" asks the previous question of another metric.
             intent = previous.intent
 
+    # A metric named with a window or a name is a question about it over time: "GPU hours
+    # in October", "idle fraction over the past 30 days", "GPU memory used last week" (the
+    # last answered as GPU utilization, saying so).
+    asks_idle_share = bool(_IDLE_SHARE.search(text)) or any(
+        w in text for w in ("空闲占比", "空闲比例")
+    )
+    asks_gpu_hours = bool(_GPU_HOURS.search(text)) or any(
+        w in text.upper() for w in ("GPU小时", "GPU时", "卡时")
+    )
+    if (
+        (ranges or names)
+        and intent == "help"
+        and (asks_idle_share or asks_gpu_hours or _unsupported_metric(text))
+    ):
+        intent = "trend"
+    if asks_idle_share and intent == "waste" and not _MONEY.search(text):
+        intent = "trend"
+    if intent == "drilldown" and re.search(
+        r"\b(?:which|what) (?:workloads?|jobs?)\b|哪些(?:工作负载|任务)", low
+    ):
+        drill_to = "workload"  # "which workloads caused it?": straight to them
     rank = rank_of(text) if intent in ("trend", "help", "drilldown", "realtime", "waste") else None
     if rank is not None and "waste" in scores and intent in ("drilldown", "trend", "help"):
         intent = "waste"  # "which user wastes the most?": ranked by idle GPU-hours
@@ -240,13 +264,13 @@ def understand(
         )
     )
     metric = None
-    if _ALLOCATION.search(text) or any(w in text for w in _ZH_ALLOCATION):
+    if asks_idle_share and intent in ("trend", "compare", "drilldown"):
+        metric = "idle_fraction"
+    elif _ALLOCATION.search(text) or any(w in text for w in _ZH_ALLOCATION):
         metric = "allocation_rate"
     elif re.search(r"\butil", text, re.I) or "利用率" in text or "使用率" in text:
         metric = "utilization"
-    elif intent in ("trend", "compare", "drilldown") and (
-        _GPU_HOURS.search(text) or any(w in text.upper() for w in ("GPU小时", "GPU时", "卡时"))
-    ):
+    elif intent in ("trend", "compare", "drilldown") and asks_gpu_hours:
         metric = "gpu_hours"
     unsupported = _unsupported_metric(text) if metric is None else None
     if from_realtime and metric is None and previous is not None:
@@ -340,6 +364,23 @@ def understand(
         entities = _merge(
             previous.entities, entities, names, ranges, intent, says_compare="compare" in scores
         )
+    carried: tuple[str, ...] = ()
+    before = None if previous is None else previous.entities.compare_entities
+    if follow_up and before is not None and not names and intent not in _COMPARING:
+        # "how much did it waste?" after "cv-team vs nlp-team": about the first of the two
+        # (a waste or a list is of one scope), and the answer says so.
+        level, first, other = before[0], before[1], before[2]
+        if level in ("cluster", "namespace", "user", "workload", "node"):
+            scoped: dict[str, Any] = {level: first}
+            entities = dataclasses.replace(
+                entities, compare_entities=None, compare_more=(), **scoped
+            )
+            carried = (
+                f"这里按{first}（比较中的第一个）回答；问{other}请直接说出名字。"
+                if lang == "zh"
+                else f"This is about {first}, the first of the two compared; name {other} to "
+                "ask about it.",
+            )
     entities = _comparison_windows(intent, entities)
     missing = _missing(text, intent, entities, catalog)
     return Understanding(
@@ -352,13 +393,37 @@ def understand(
         unknown=unknown_names(text, catalog, model),
         corrected=corrected,
         problems=_said_problems(range_problems, entities, lang == "zh")
-        + _metric_problem(unsupported, intent, lang == "zh"),
+        + _metric_problem(unsupported, intent, lang == "zh")
+        + carried,
         asks_idle=bool(_IDLE_NOW.search(text)) or any(w in text for w in ("空闲", "闲置", "可用")),
+        premise=_premise(text) if intent == "drilldown" else None,
     )
 
 
+_SAYS_DOWN = re.compile(
+    r"\b(?:drop(?:ped|s)?|f[ae]ll(?:s|en)?|decreas\w*|declin\w*|lower|less|fewer|dip(?:ped)?)\b",
+    re.I,
+)
+_SAYS_UP = re.compile(
+    r"\b(?:rise|rose|risen|increas\w*|grew|grow\w*|jump\w*|spik\w*|higher|more)\b", re.I
+)
+
+
+def _premise(text: str) -> Literal["down", "up"] | None:
+    """Which way a why-question says the metric moved (None: it does not say, or says both)."""
+    down = bool(_SAYS_DOWN.search(text)) or any(w in text for w in ("下降", "降低", "减少", "下跌"))
+    up = bool(_SAYS_UP.search(text)) or any(w in text for w in ("上升", "增加", "提高", "上涨"))
+    if down == up:
+        return None
+    return "down" if down else "up"
+
+
+_COMPARING = ("compare", "drilldown", "trend")
+"""Intents a comparison of two entities carries over to ("and last month?")."""
 _IDLE_NOW = re.compile(r"\b(?:idle|free|available|unused|unallocated)\b", re.I)
 _GPU_HOURS = re.compile(r"\bgpu[- ]?hours?\b|\bgpu-h\b", re.I)
+_IDLE_SHARE = re.compile(r"\bidle[- ](?:fraction|share|ratio|percentage)\b", re.I)
+_MONEY = re.compile(r"\bwast|\bcosts?\b|\bmoney\b|\bspen[dt]|\$|浪费|成本|花费|费用", re.I)
 _UNSUPPORTED = (
     (
         re.compile(r"\b(?:gpu )?memory\b|\bvram\b|\bhbm\b", re.I),

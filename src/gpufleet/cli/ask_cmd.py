@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from gpufleet.cli.common import (
     console,
+    err_console,
     fail,
     guarded,
     open_for_reading,
@@ -182,19 +183,28 @@ def chat(
 
 def _session_rows(
     db: str | None, url: str | None, config: Path | None, limit: int, token: str | None = None
-) -> list[Any]:
-    """``{session_id, updated_at, turns, title}`` per session, from a store or an agent."""
+) -> tuple[list[Any], int | None]:
+    """``{session_id, updated_at, turns, title}`` per session, from a store or an agent, and
+    how many sessions there are in all (None: an agent that does not say)."""
+    from gpufleet.store.record_queries import RecordReads
+
     if db and url:
         fail("give --db or --url, not both")
     if url is not None:
         listed = send_json("GET", url, f"/api/gpu-analysis/sessions?limit={limit}", token=token)
-        return [
+        rows = [
             {k: s[k] for k in ("session_id", "updated_at", "turns", "title")}
             for s in listed["sessions"]
         ]
+        said = listed.get("total")
+        return rows, said if isinstance(said, int) else None
     store = open_for_reading(db, config)
     try:
         found = guarded(lambda: store.chat_sessions(limit=limit))
+        # Counted only when the listing is full: a shorter one is all there is.
+        total: int | None = len(found)
+        if len(found) >= limit:
+            total = guarded(store.chat_session_count) if isinstance(store, RecordReads) else None
     finally:
         store.close()
     return [
@@ -207,7 +217,7 @@ def _session_rows(
             "title": s.title,
         }
         for s in found
-    ]
+    ], total
 
 
 @sessions_app.command("list")
@@ -219,8 +229,9 @@ def sessions_list(
     token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Sessions, most recently updated first."""
-    rows = _session_rows(db, url, config, limit, token)
+    """Sessions, most recently updated first (at most --limit; a line on stderr says when
+    there are more)."""
+    rows, total = _session_rows(db, url, config, limit, token)
     if json_out:
         print_json({"sessions": rows})
         return
@@ -231,6 +242,12 @@ def sessions_list(
         when = str(r["updated_at"]).replace("T", " ").removesuffix("Z")
         console.print(
             f"{escape(r['session_id'])}  {when}  {r['turns']} turn(s)  {escape(r['title'])}",
+            highlight=False,
+        )
+    if total is not None and total > len(rows):
+        err_console.print(
+            f"showing {len(rows)} of {total} sessions (the most recently updated); "
+            "--limit N for more",
             highlight=False,
         )
 

@@ -113,8 +113,24 @@ def guarded(func: Callable[[], T], what: str | None = None) -> T:
         fail(f"{what}: {exc}" if what else str(exc))
 
 
+def is_empty_file(target: str) -> bool:
+    """Whether ``target`` is an SQLite path naming a 0-byte file (with no write-ahead log
+    holding its content): opening it as a store would turn it into a new, empty database."""
+    if "://" in target:
+        return False
+    path = Path(target).expanduser()
+    try:
+        if not path.is_file() or path.stat().st_size > 0:
+            return False
+        wal = path.with_name(path.name + "-wal")
+        return not (wal.is_file() and wal.stat().st_size > 0)
+    except OSError:
+        return False
+
+
 def open_for_reading(db: str | None, config: Path | None) -> Store:
-    """The store named by --db, else by the settings (env, TOML, default); never creates one."""
+    """The store named by --db, else by the settings (env, TOML, default); never creates one
+    (nor turns an empty file into one)."""
     from gpufleet.store import open_store
 
     settings = settings_from(config, db=db)
@@ -123,5 +139,10 @@ def open_for_reading(db: str | None, config: Path | None) -> Store:
         fail(
             f"no gpufleet database at {target}; pass --db (a path or postgresql:// URL) "
             "or start an agent that writes there"
+        )
+    if is_empty_file(target):
+        fail(
+            f"{target} is an empty file, not a gpufleet database; pass the --db an agent, "
+            "demo or import wrote (this command leaves the file as it is)"
         )
     return guarded(lambda: open_store(target, retention=settings.retention.to_retention()))

@@ -19,7 +19,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gpufleet.cli.common import console, err_console, fail, get_json, print_json, settings_from
+from gpufleet.cli.common import (
+    console,
+    err_console,
+    fail,
+    get_json,
+    is_empty_file,
+    print_json,
+    settings_from,
+)
 from gpufleet.cli.serve import check_port_free
 from gpufleet.fleet.discovery import UDP_PORT
 from gpufleet.fleet.errors import HubRequestError
@@ -64,6 +72,11 @@ def _open_hub(
         fail(
             f"no hub store at {settings.db}; pass the --db the hub runs with "
             "(an SQLite path or a postgresql:// URL)"
+        )
+    if not create and is_empty_file(settings.db):
+        fail(
+            f"{settings.db} is an empty file, not a gpufleet hub store; pass the --db the hub "
+            "runs with (this command leaves the file as it is)"
         )
     try:
         store = open_store(settings.db)

@@ -156,6 +156,11 @@ class RecordReads(ABC):
             for sid, created, updated, turns, query, cluster in rows
         ]
 
+    def chat_session_count(self) -> int:
+        """How many sessions there are: what :meth:`chat_sessions` lists with no limit."""
+        rows = self._read("SELECT COUNT(DISTINCT session_id) FROM chat_turns")
+        return int(rows[0][0]) if rows else 0
+
     def executions(
         self,
         *,

@@ -29,6 +29,7 @@ from gpufleet.analyst.llm import client_from
 from gpufleet.api.deps import Ctx, HistoryStore
 from gpufleet.api.schemas.chat import ChatIn
 from gpufleet.store.base import Store
+from gpufleet.store.record_queries import RecordReads
 
 router = APIRouter(prefix="/api/gpu-analysis", tags=["analyst"])
 
@@ -133,20 +134,24 @@ def _session_wire(store: Store, session_id: str) -> dict[str, Any]:
 def sessions(
     store: HistoryStore, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    """Sessions, most recently updated first."""
-    return {
-        "sessions": [
-            {
-                "session_id": s.id,
-                "created_at": iso(s.created_s),
-                "updated_at": iso(s.updated_s),
-                "turns": s.turns,
-                "title": s.title,
-                "cluster": s.cluster,
-            }
-            for s in store.chat_sessions(limit=limit)
-        ]
-    }
+    """Sessions, most recently updated first; ``total`` counts them all, beyond ``limit``
+    (null: this store cannot say)."""
+    listed = [
+        {
+            "session_id": s.id,
+            "created_at": iso(s.created_s),
+            "updated_at": iso(s.updated_s),
+            "turns": s.turns,
+            "title": s.title,
+            "cluster": s.cluster,
+        }
+        for s in store.chat_sessions(limit=limit)
+    ]
+    # Counted only when the listing is full: a shorter one is all there is.
+    total: int | None = len(listed)
+    if len(listed) >= limit:
+        total = store.chat_session_count() if isinstance(store, RecordReads) else None
+    return {"sessions": listed, "total": total}
 
 
 @router.get("/sessions/{session_id}")
