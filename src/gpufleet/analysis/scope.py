@@ -472,6 +472,25 @@ def covered_share(
     return max(0.0, end - start) / (hi - lo)
 
 
+def _edge_share(
+    frac: float,
+    window: Window,
+    bucket_s: float,
+    width_s: float,
+    history: Mapping[str, GpuInventory] | None,
+    uuid: str,
+    seconds: float,
+    samples: int,
+) -> float:
+    """The share of a bucket the window cuts: by the part its GPU's history covers when
+    ``history`` has the GPU (sampling interval: seconds per sample), else ``frac``."""
+    seen = history.get(uuid) if history is not None else None
+    if seen is None:
+        return frac
+    step = seconds / samples if samples > 0 else 0.0
+    return covered_share(window, bucket_s, width_s, seen, step)
+
+
 def prorate_gpu_rows(
     rows: Iterable[GpuUsage],
     window: Window,
@@ -506,12 +525,9 @@ def prorate_gpu_rows(
         if r.uuid not in gpus and (per_gpu or r.uuid):  # "": summed over the scope's GPUs
             continue
         if frac < 1.0:
-            seen = history.get(r.uuid) if history is not None else None
-            if seen is not None:
-                step = r.seconds / r.samples if r.samples > 0 else 0.0
-                frac = covered_share(window, b, width, seen, step)
-                if frac <= 0.0:
-                    continue
+            frac = _edge_share(frac, window, b, width, history, r.uuid, r.seconds, r.samples)
+            if frac <= 0.0:
+                continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
                 r,
@@ -547,12 +563,9 @@ def prorate_workload_rows(
         if frac <= 0.0 or r.uuid not in gpus:
             continue
         if frac < 1.0:
-            seen = history.get(r.uuid) if history is not None else None
-            if seen is not None:
-                step = r.gpu_s / r.samples if r.samples > 0 else 0.0
-                frac = covered_share(window, h, HOUR_S, seen, step)
-                if frac <= 0.0:
-                    continue
+            frac = _edge_share(frac, window, h, HOUR_S, history, r.uuid, r.gpu_s, r.samples)
+            if frac <= 0.0:
+                continue
         if frac < 1.0:
             r = dataclasses.replace(  # noqa: PLW2901 - the prorated row replaces the stored one
                 r,

@@ -209,13 +209,7 @@ class LeaseDesk:
         if not groups:
             return
         allowed = _pools_allowed(groups)
-        if request.pool is not None and allowed is not None and request.pool not in allowed:
-            raise AuthError(
-                403,
-                f"token {token.name} may not allocate from pool {request.pool}: its groups "
-                f"({', '.join(g.name for g in groups)}) allow "
-                + (", ".join(sorted(allowed)) or "no pool"),
-            )
+        _check_pool_allowed(request, token, groups, allowed)
         asked = request.gpus * request.milli_per_gpu / 1000.0
         limits = [g.max_gpus for g in groups]
         if asked and None not in limits and asked > max(x for x in limits if x is not None):
@@ -254,13 +248,7 @@ class LeaseDesk:
         active = self.store.leases(state=ACTIVE, limit=1_000_000)
         usable = self._usable_groups(groups, active, request)
         allowed = _pools_allowed(usable) if groups else None
-        if request.pool is not None and allowed is not None and request.pool not in allowed:
-            raise AuthError(
-                403,
-                f"token {token.name} may not allocate from pool {request.pool}: its groups "
-                f"({', '.join(g.name for g in groups)}) allow "
-                + (", ".join(sorted(allowed)) or "no pool"),
-            )
+        _check_pool_allowed(request, token, groups, allowed)
         nodes, left_out = self._live_nodes(hub_nodes, request.pool, allowed, node_ok)
         holdings = self._holdings(hub_nodes, active)
         name = request.strategy or self.default_strategy
@@ -491,6 +479,22 @@ class LeaseDesk:
     def of_node(self, cluster: str, node: str) -> list[LeaseRecord]:
         """A node's active leases (what its agent enforces)."""
         return self.store.leases(state=ACTIVE, cluster=cluster, node=node, limit=10_000)
+
+
+def _check_pool_allowed(
+    request: LeaseRequest,
+    token: TokenRecord,
+    groups: Sequence[GroupRecord],
+    allowed: set[str] | None,
+) -> None:
+    """403 when the request names a pool outside ``allowed`` (the token's groups' pools)."""
+    if request.pool is not None and allowed is not None and request.pool not in allowed:
+        raise AuthError(
+            403,
+            f"token {token.name} may not allocate from pool {request.pool}: its groups "
+            f"({', '.join(g.name for g in groups)}) allow "
+            + (", ".join(sorted(allowed)) or "no pool"),
+        )
 
 
 def _pools_allowed(groups: Sequence[GroupRecord]) -> set[str] | None:
