@@ -361,7 +361,7 @@ def _gpu_rows(
     """Whether any row overlaps the window, and the rows of ``gpus`` prorated to it.
 
     At 1-hour resolution the whole hours are read from 1-hour buckets and the part hours at
-    the window's edges from 1-minute buckets (see :func:`_edge_gpu_rows`): an hour bucket
+    the window's edges from 1-minute buckets: an hour bucket
     the window cuts through cannot tell where in the hour its samples lie.
     """
     args = (scope, gpus, summed, per_s, offset_s, per_gpu)
@@ -384,30 +384,16 @@ def _gpu_rows(
         edges = [(start, end)]
     for a, b in edges:
         if b > a:
-            edge_found, rows = _edge_gpu_rows(store, Window(a, b), *args)
+            # A part hour from 1-minute buckets; from the hour's bucket, prorated, when no
+            # 1-minute bucket overlaps it (expired, or sampling sparser than a minute: the
+            # hour's bucket then stands for its time evenly spread).
+            part = Window(a, b)
+            edge_found, rows = _read_gpu_rows(store, part, Resolution.MINUTE, *args)
+            if not edge_found:
+                edge_found, rows = _read_gpu_rows(store, part, Resolution.HOUR, *args)
             found = found or edge_found
             out.extend(rows)
     return found, out
-
-
-def _edge_gpu_rows(
-    store: Store,
-    part: Window,
-    scope: Scope,
-    gpus: dict[str, GpuInventory],
-    summed: bool,
-    per_s: float | None,
-    offset_s: float,
-    per_gpu: bool,
-) -> tuple[bool, list[GpuUsage]]:
-    """The rows of ``part``, a part of one hour, from 1-minute buckets; from the hour's
-    bucket, prorated, when no 1-minute bucket overlaps ``part`` (expired, or sampling
-    sparser than a minute: the hour's bucket then stands for its time evenly spread)."""
-    args = (scope, gpus, summed, per_s, offset_s, per_gpu)
-    found, rows = _read_gpu_rows(store, part, Resolution.MINUTE, *args)
-    if found:
-        return found, rows
-    return _read_gpu_rows(store, part, Resolution.HOUR, *args)
 
 
 def _read_gpu_rows(

@@ -12,6 +12,7 @@ only. The same tools are served over MCP by :mod:`gpufleet.analyst.mcp_server`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from gpufleet.analysis.drilldown import drill_down
 from gpufleet.analysis.pricing import PriceTable
 from gpufleet.analysis.recommend import recommend
-from gpufleet.analysis.scope import WORKLOAD_KEYS, Scope, Window
+from gpufleet.analysis.scope import WORKLOAD_FILTER_KEYS, WORKLOAD_KEYS, Scope, Window
 from gpufleet.analysis.trends import analyze_trends, compare_entities, compare_windows
 from gpufleet.analysis.utilization import analyze_utilization
 from gpufleet.analysis.waste import compute_waste
@@ -460,14 +461,7 @@ class Toolbox:
         some point of the current hour (a GPU freed or handed over at 15:10 is among them at
         15:31); the GPUs' own samples of the last two minutes say which are allocated now,
         and how busy they are now."""
-        device = Scope(
-            cluster=scope.cluster,
-            node=scope.node,
-            gpu=scope.gpu,
-            gpu_model=scope.gpu_model,
-            nodes=scope.nodes,
-            nodes_label=scope.nodes_label,
-        )
+        device = dataclasses.replace(scope, **dict.fromkeys(WORKLOAD_FILTER_KEYS))
         now_rows = utilization_wire(
             analyze_utilization(
                 self.store,
@@ -494,7 +488,7 @@ class Toolbox:
         for row in self.store.workload_usage(
             start_s=window.start_s, end_s=window.end_s, cluster=scope.cluster
         ):
-            holder = row.user if level == "user" else getattr(row, level)
+            holder = getattr(row, level)
             if row.uuid in keys and holder is not None and holder != mine:
                 others.setdefault(row.uuid, set()).add(str(holder))
         return {
