@@ -82,3 +82,17 @@ def test_an_empty_file_is_not_turned_into_a_hub_store_by_reading(tmp_path: Path)
     assert made.exit_code == 0, made.output
     assert empty.stat().st_size > 0
     assert runner.invoke(app, ["hub", "token", "list", "--db", str(empty)]).exit_code == 0
+
+
+def test_a_bad_token_create_makes_no_store(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "hub.db"
+    for extra in (["--scope", "bogus"], ["--scope", "read", "--ttl-days", "0"]):
+        r = runner.invoke(app, ["hub", "token", "create", "--db", str(db), "--name", "a", *extra])
+        assert r.exit_code == 2, r.output
+    assert (
+        "unknown scope(s) bogus"
+        in runner.invoke(
+            app, ["hub", "token", "create", "--db", str(db), "--name", "a", "--scope", "bogus"]
+        ).output
+    )
+    assert not db.parent.exists()

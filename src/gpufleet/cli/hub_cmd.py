@@ -284,6 +284,14 @@ def token_create(
     json_out: Annotated[bool, typer.Option("--json", help="Print the token as JSON.")] = False,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
+    from gpufleet.fleet.tokens import TokenError, check_scopes
+
+    try:
+        check_scopes(scope)  # before the store is opened: a bad call creates no store
+    except TokenError as exc:
+        fail(str(exc))
+    if ttl_days is not None and ttl_days <= 0:
+        fail(f"--ttl-days must be positive, got {ttl_days:g}")
     where, config = _db_of(ctx, db)
     the_hub = _open_hub(where, config, create=True)
     try:
