@@ -236,6 +236,39 @@ class HubSettings(BaseModel):
         return self
 
 
+class KvCacheSettings(BaseModel):
+    """vLLM and LMCache servers whose ``/metrics`` the agent scrapes (``/lmcache/*``,
+    ``gpufleet kvcache``). Unset: nothing is scraped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vllm_urls: list[str] = Field(
+        default_factory=list, description="vLLM servers, e.g. http://127.0.0.1:8000 (/metrics)"
+    )
+    lmcache_urls: list[str] = Field(
+        default_factory=list,
+        description="LMCache multi-process servers' /metrics, e.g. http://127.0.0.1:8080",
+    )
+    interval_s: float = Field(15.0, gt=0, le=3600, description="seconds between scrapes")
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    config_path: str | None = Field(
+        None, description="the LMCache YAML that /lmcache/configure writes (LMCACHE_CONFIG_FILE)"
+    )
+    block_size: int = Field(16, ge=1, description="vLLM's KV block size (chunk_size multiple)")
+    disk_path: str = Field("/var/cache/lmcache/", description="where a new disk tier goes")
+    mode: Literal["in_process", "mp"] = Field(
+        "in_process", description="LMCache in vLLM (LMCacheConnectorV1) or its MP server"
+    )
+
+    @field_validator("vllm_urls", "lmcache_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must be an http:// or https:// URL")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the agent and the CLI can be told."""
 
@@ -269,6 +302,13 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     hub: HubSettings = Field(default_factory=HubSettings)
+    kvcache: KvCacheSettings = Field(default_factory=KvCacheSettings)
+    otlp: bool | None = Field(
+        None,
+        description="export metrics over OTLP/HTTP to the OTEL_EXPORTER_OTLP_* endpoint "
+        "(needs gpufleet[otel]); unset: on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("cluster", "node")

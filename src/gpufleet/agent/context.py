@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from gpufleet.agent.hub_push import HubPusher
     from gpufleet.agent.sampler import Sampler
     from gpufleet.agent.webhook import WebhookNotifier
+    from gpufleet.exporters.otlp import OtlpExport
+    from gpufleet.kvcache.poller import KvCacheMonitor
 
 
 @dataclass
@@ -31,6 +33,10 @@ class AgentContext:
     gpu_source: GpuSource | None = None
     hub_pusher: HubPusher | None = None
     """Pushes samples to a hub (``--hub``); None for a standalone agent."""
+    otlp: OtlpExport | None = None
+    """Exports metrics over OTLP (``--otlp``, or an OTEL_EXPORTER_OTLP_* endpoint); None: off."""
+    kvcache: KvCacheMonitor | None = None
+    """Scrapes vLLM / LMCache metrics (``[kvcache]`` URLs); None when none are configured."""
     started_s: float = field(default_factory=time.time)
 
     @property
@@ -42,11 +48,16 @@ class AgentContext:
         """Stop sampling, flush history, release NVML, deliver queued alerts, close the store."""
         if self.sampler is not None:
             self.sampler.stop()
+        if self.otlp is not None:
+            # After the sampler: the last export carries the last snapshot.
+            self.otlp.shutdown()
         if self.hub_pusher is not None:
             self.hub_pusher.stop()
             self.hub_pusher.spool.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.kvcache is not None:
+            self.kvcache.stop()
         if self.gpu_source is not None:
             self.gpu_source.close()
         if self.notifier is not None:

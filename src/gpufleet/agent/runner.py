@@ -21,7 +21,9 @@ from gpufleet.collectors.base import GpuSource, SystemSource
 from gpufleet.collectors.procs import ProcessAttributor
 from gpufleet.collectors.registry import open_gpu_source
 from gpufleet.collectors.system import PsutilSystemSource
+from gpufleet.exporters.otlp import otlp_export_for
 from gpufleet.fleet.inventory import inventory_of
+from gpufleet.kvcache.poller import monitor_for
 from gpufleet.model import Snapshot
 from gpufleet.settings import Settings, default_db_path
 from gpufleet.store import open_store
@@ -53,6 +55,8 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
     Raises:
         StoreError: the database cannot be opened (the message says why).
         SourceUnavailableError: see :func:`open_sources`.
+        OtlpConfigError: an ``OTEL_*`` variable is malformed (OTLP export on).
+        OtlpUnavailableError: ``--otlp`` without the ``gpufleet[otel]`` packages.
     """
     gpu, system = open_sources(settings)
     store: Store | None = None
@@ -67,6 +71,14 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
             gpu.close()
             raise
     live = LiveState(gpu.status)
+    try:
+        # Checked now so that a malformed OTEL_* variable stops the start, naming it.
+        otlp = otlp_export_for(settings.otlp, live, cluster=settings.cluster, node=settings.node)
+    except ValueError:
+        gpu.close()
+        if store is not None:
+            store.close()
+        raise
     notify = None
     if settings.alerts.webhook_url:
         notify = WebhookNotifier(
@@ -88,6 +100,9 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
     # Simulated processes carry their own attribution; /proc knows nothing of them.
     enrich = None if gpu.name == "sim" else attributor.enrich
     pusher = _hub_pusher(settings, live) if settings.hub.url else None
+    kvcache = monitor_for(
+        settings.kvcache, store, retention_s=settings.retention.to_retention().raw_s
+    )
     sampler = Sampler(
         gpu,
         system,
@@ -110,6 +125,8 @@ def build_agent(settings: Settings, *, with_store: bool = True) -> AgentContext:
         notifier=notify,
         gpu_source=gpu,
         hub_pusher=pusher,
+        kvcache=kvcache,
+        otlp=otlp,
     )
 
 

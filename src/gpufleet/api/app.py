@@ -14,6 +14,7 @@ from gpufleet.api.routes import (
     chat,
     gpu,
     health,
+    lmcache,
     metrics,
     optimize,
     root,
@@ -34,7 +35,7 @@ def create_app(ctx: AgentContext) -> FastAPI:
     app.state.response_cache = SnapshotResponseCache()
     app.state.registry = build_registry(ctx.live, hostname=ctx.settings.node)
     install_error_handlers(app)
-    for module in (root, health, gpu, system, alerts, analysis, optimize, chat, metrics):
+    for module in (root, health, gpu, system, alerts, analysis, optimize, chat, metrics, lmcache):
         app.include_router(module.router)
     app.include_router(optimize.execute_router)
     return app

@@ -19,6 +19,7 @@ from gpufleet.cli import (
     hub_cmd,
     hub_groups_cmd,
     import_cmd,
+    kvcache_cmd,
     lease_cmd,
     mcp_cmd,
     optimize_cmd,
@@ -27,7 +28,7 @@ from gpufleet.cli import (
 )
 from gpufleet.cli.common import console, fail, guarded, settings_from
 from gpufleet.cli.serve import check_bind, check_port_free, serve
-from gpufleet.settings import HubSettings
+from gpufleet.settings import HubSettings, KvCacheSettings
 
 app = typer.Typer(
     name="gpufleet",
@@ -122,6 +123,25 @@ def agent(
             "token, as this agent's user)",
         ),
     ] = False,
+    otlp: Annotated[
+        bool | None,
+        typer.Option(
+            "--otlp/--no-otlp",
+            help="Export metrics over OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT (default "
+            "http://localhost:4318; needs gpufleet[otel]). Default: on when that variable is set",
+        ),
+    ] = None,
+    vllm_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vllm-url",
+            help="Scrape this vLLM server's KV-cache metrics (/lmcache/*; repeatable)",
+        ),
+    ] = None,
+    lmcache_url: Annotated[
+        list[str] | None,
+        typer.Option("--lmcache-url", help="Scrape this LMCache MP server's /metrics (repeatable)"),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Sample this machine's GPUs and host, keep history, raise alerts, serve the API; with
@@ -159,6 +179,7 @@ def agent(
         cluster=cluster,
         node=node,
         idle_threshold_pct=idle_threshold,
+        otlp=otlp,
     )
     if hub_given:
         merged = {**settings.hub.model_dump(), **hub_given}
@@ -167,6 +188,13 @@ def agent(
         except ValidationError as exc:
             first = exc.errors()[0]
             fail(f"invalid hub setting {'.'.join(str(x) for x in first['loc'])}: {first['msg']}")
+    if vllm_url or lmcache_url:
+        kv = {**settings.kvcache.model_dump()}
+        kv.update({k: v for k, v in (("vllm_urls", vllm_url), ("lmcache_urls", lmcache_url)) if v})
+        try:
+            settings = settings.model_copy(update={"kvcache": KvCacheSettings(**kv)})
+        except ValidationError as exc:
+            fail(f"invalid kvcache setting: {exc.errors()[0]['msg']}")
     check_bind(settings)
     check_port_free(settings.host, settings.port)
     from gpufleet.agent.runner import build_agent
@@ -195,6 +223,7 @@ hub_cmd.hub_app.add_typer(hub_groups_cmd.pool_app, name="pool")
 del lease_cmd  # its commands join the allocate group when it is imported
 app.command(name="submit")(task_cmd.submit)
 app.add_typer(task_cmd.tasks_app, name="tasks")
+app.add_typer(kvcache_cmd.kvcache_app, name="kvcache")
 
 
 def main() -> None:

@@ -81,6 +81,22 @@ def serve(ctx: AgentContext) -> None:
     )
     if ctx.sampler is not None:
         ctx.sampler.start()
+    if ctx.kvcache is not None:
+        ctx.kvcache.start()
+        console.print(
+            escape(
+                f"scraping KV-cache metrics of {len(ctx.kvcache.sources)} vLLM/LMCache "
+                f"source(s) every {ctx.kvcache.interval_s:g} s (/lmcache/status)"
+            )
+        )
+    if ctx.otlp is not None:
+        ctx.otlp.start()
+        console.print(
+            escape(
+                f"exporting metrics over OTLP/HTTP to {ctx.otlp.endpoint} every "
+                f"{ctx.otlp.config.export_interval_s:g} s"
+            )
+        )
     if ctx.hub_pusher is not None:
         console.print(
             escape(

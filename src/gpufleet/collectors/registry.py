@@ -43,6 +43,7 @@ def open_gpu_source(
     sim_model: str = "NVIDIA H100 80GB HBM3",
     sim_seed: int = 0,
     nvml: ModuleType | None = None,
+    read_pcie: bool = True,
 ) -> GpuSource:
     """Open the GPU source called ``kind``.
 
@@ -58,6 +59,8 @@ def open_gpu_source(
         sim_model: Simulated GPU model.
         sim_seed: Simulator seed.
         nvml: The ``pynvml`` module or a stand-in; ``None`` imports ``pynvml``.
+        read_pcie: Read PCIe throughput (NVML times it over 20 ms per call); the in-process
+            resource manager turns it off to stay cheap.
 
     Raises:
         SourceUnavailableError: ``nvml`` was asked for explicitly and sees no GPU now.
@@ -71,7 +74,7 @@ def open_gpu_source(
         raise ValueError(f"unknown GPU source {kind!r}; choose one of: {', '.join(SOURCES)}")
     from gpufleet.collectors.nvml import NvmlGpuSource
 
-    source = NvmlGpuSource(nvml)
+    source = NvmlGpuSource(nvml, read_pcie=read_pcie)
     status = source.status()  # the first start attempt; later ones happen in sample()
     if kind == "nvml" and not status.available:
         source.close()

@@ -458,6 +458,24 @@ HUB_TASK_PARTS = Table(
 """Each part of a task (schema version 6): where it was placed (node, lease), when it ran,
 its exit code and the tail of its output."""
 
+KVCACHE_SCRAPES = Table(
+    "kvcache_scrapes",
+    (
+        Column("id", "id"),
+        Column("ts", "real", not_null=True),
+        Column("source", "text", not_null=True),
+        Column("kind", "text", not_null=True),
+        Column("ok", "int", not_null=True),
+        Column("error", "text"),
+        Column("payload", "text", not_null=True),
+    ),
+    indexes=(Index(("ts",)), Index(("source", "ts"))),
+)
+"""Scrapes of vLLM / LMCache ``/metrics`` (schema version 9): when, from where, whether it
+answered, and what it said as JSON (counters and gauges summed over engines, histogram buckets,
+the names and models seen), so hit rates and TTFT percentiles can be computed later from
+counter deltas between any two scrapes."""
+
 VERSION_1_TABLES: tuple[Table, ...] = (
     GPUS,
     NODES,
@@ -748,6 +766,10 @@ def _hub_settings(dialect: Dialect) -> list[str]:
     return create_table_sql(HUB_SETTINGS, dialect)
 
 
+def _kvcache_scrapes(dialect: Dialect) -> list[str]:
+    return create_table_sql(KVCACHE_SCRAPES, dialect)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "execution log", _execution_log),
@@ -757,6 +779,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "hub task queue: tasks and their parts", _hub_tasks),
     Migration(7, "hub scale-out: a task's engine, a part's id there", _hub_engines),
     Migration(8, "hub settings: what a serving hub was started with", _hub_settings),
+    Migration(9, "KV-cache scrapes: vLLM and LMCache metrics", _kvcache_scrapes),
 )
 """Applied in order; a database records the highest version it has reached."""
 

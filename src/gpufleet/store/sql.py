@@ -28,6 +28,7 @@ from gpufleet.store.base import (
     StoreHealth,
     StoreUnavailable,
 )
+from gpufleet.store.kvcache_records import KvCacheRecords
 from gpufleet.store.record_queries import ALERT_COLUMNS, EXECUTION_COLUMNS, Row
 from gpufleet.store.rollup import build_batch
 from gpufleet.store.schema import (
@@ -99,7 +100,7 @@ class Tx(Protocol):
         ...
 
 
-class SqlStore(SqlUsageSums, TaskRecords, ABC):
+class SqlStore(SqlUsageSums, TaskRecords, KvCacheRecords, ABC):
     """Store protocol implemented once over a backend's :class:`Tx` and read primitive.
 
     Thread-safe: backends guard their write and read connections with separate locks, so a

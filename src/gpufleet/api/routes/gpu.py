@@ -106,7 +106,7 @@ def _ident(g: GpuSample) -> dict[str, Any]:
 @router.get("/utilization")
 async def gpu_utilization(ctx: Ctx, snap: GpuSnap, cache: Cache) -> Response:
     """Utilization now, over the minutes kept in memory, and whether each GPU is allocated."""
-    return cache.respond(snap, "utilization", lambda: _utilization(ctx, snap))
+    return cache.respond(snap, "gpu/utilization", lambda: _utilization(ctx, snap))
 
 
 def _utilization(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def _utilization(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
 @router.get("/temperature")
 async def gpu_temperature(ctx: Ctx, snap: GpuSnap, cache: Cache) -> Response:
     """Temperatures with their slowdown/shutdown thresholds and the margin left."""
-    return cache.respond(snap, "temperature", lambda: _temperature(ctx, snap))
+    return cache.respond(snap, "gpu/temperature", lambda: _temperature(ctx, snap))
 
 
 def _temperature(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def _temperature(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:
 @router.get("/memory")
 async def gpu_memory(snap: GpuSnap, cache: Cache) -> Response:
     """GPU memory per GPU and in total, with the processes holding it."""
-    return cache.respond(snap, "memory", lambda: _memory(snap))
+    return cache.respond(snap, "gpu/memory", lambda: _memory(snap))
 
 
 def _memory(snap: Snapshot) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def _memory(snap: Snapshot) -> dict[str, Any]:
 @router.get("/power")
 async def gpu_power(ctx: Ctx, snap: GpuSnap, cache: Cache) -> Response:
     """Power draw against the enforced limit, and whether power caps the clocks."""
-    return cache.respond(snap, "power", lambda: _power(ctx, snap))
+    return cache.respond(snap, "gpu/power", lambda: _power(ctx, snap))
 
 
 def _power(ctx: Ctx, snap: Snapshot) -> dict[str, Any]:

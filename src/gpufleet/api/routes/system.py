@@ -27,35 +27,35 @@ def _system(snap: Snapshot) -> SystemSample:
 async def cpu(snap: Latest, cache: Cache) -> Response:
     """CPU utilization in total and per core, and load average."""
     system = _system(snap)
-    return cache.respond(snap, "cpu", lambda: CpuOut.build(iso(snap.ts_s), system))
+    return cache.respond(snap, "system/cpu", lambda: CpuOut.build(iso(snap.ts_s), system))
 
 
 @router.get("/memory", response_model=MemoryOut)
 async def memory(snap: Latest, cache: Cache) -> Response:
     """Memory and swap."""
     system = _system(snap)
-    return cache.respond(snap, "memory", lambda: MemoryOut.build(iso(snap.ts_s), system))
+    return cache.respond(snap, "system/memory", lambda: MemoryOut.build(iso(snap.ts_s), system))
 
 
 @router.get("/disk", response_model=DiskOut)
 async def disk(snap: Latest, cache: Cache) -> Response:
     """Usage per mounted filesystem and I/O rates."""
     system = _system(snap)
-    return cache.respond(snap, "disk", lambda: DiskOut.build(iso(snap.ts_s), system))
+    return cache.respond(snap, "system/disk", lambda: DiskOut.build(iso(snap.ts_s), system))
 
 
 @router.get("/network", response_model=NetworkOut)
 async def network(snap: Latest, cache: Cache) -> Response:
     """Traffic per interface."""
     system = _system(snap)
-    return cache.respond(snap, "network", lambda: NetworkOut.build(iso(snap.ts_s), system))
+    return cache.respond(snap, "system/network", lambda: NetworkOut.build(iso(snap.ts_s), system))
 
 
 @router.get("/all", response_model=SystemAllOut)
 async def system_all(snap: Latest, cache: Cache) -> Response:
     """Everything above in one response."""
     system = _system(snap)
-    return cache.respond(snap, "all", lambda: SystemAllOut.from_snapshot(snap, system))
+    return cache.respond(snap, "system/all", lambda: SystemAllOut.from_snapshot(snap, system))
 
 
 @router.get("/history", response_model=HistoryOut)
