@@ -256,8 +256,10 @@ class KvCacheSettings(BaseModel):
     )
     block_size: int = Field(16, ge=1, description="vLLM's KV block size (chunk_size multiple)")
     disk_path: str = Field("/var/cache/lmcache/", description="where a new disk tier goes")
-    mode: Literal["in_process", "mp"] = Field(
-        "in_process", description="LMCache in vLLM (LMCacheConnectorV1) or its MP server"
+    mode: Literal["in_process", "mp"] | None = Field(
+        None,
+        description="LMCache in vLLM (LMCacheConnectorV1) or its MP server (LMCacheMPConnector); "
+        "unset: mp when an LMCache MP server is among the sources, else in_process",
     )
 
     @field_validator("vllm_urls", "lmcache_urls")

@@ -328,15 +328,16 @@ def test_optimize_and_the_seed_alias(client: Client) -> None:
     assert rec.summary
     assert {c.key for c in rec.changes} <= set(rec.settings)
     assert rec.settings["max_local_cpu_size"] > 5  # grown past LMCache's default 5 GiB
-    assert rec.kv_transfer_config == {"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_both"}
+    # An LMCache MP server is among the sources: its connector is the one proposed.
+    assert rec.kv_transfer_config == {"kv_connector": "LMCacheMPConnector", "kv_role": "kv_both"}
     assert "--kv-transfer-config" in rec.vllm_command
 
     cache_optimization = client.optimize_lmcache()
     assert cache_optimization["memory_saved_gb"] == pytest.approx(expected / GIB, abs=0.01)
     assert isinstance(cache_optimization, KvCacheRecommendation)
 
-    mp = client.kvcache.optimize("15m", mode="mp", block_size=16)
-    assert mp.kv_transfer_config["kv_connector"] == "LMCacheMPConnector"
+    in_vllm = client.kvcache.optimize("15m", mode="in_process", block_size=16)
+    assert in_vllm.kv_transfer_config["kv_connector"] == "LMCacheConnectorV1"
 
 
 def test_configure_writes_and_keeps_the_previous_file(client: Client, agent: KvAgent) -> None:

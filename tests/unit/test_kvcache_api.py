@@ -157,11 +157,15 @@ def test_optimize(api: TestClient) -> None:
     # The MP server evicted 25 of 100 written chunks with 10 GiB in use.
     assert body["memory_saved_bytes"] == pytest.approx(10 * GIB * 100 / 75)
     assert body["memory_saved_gb"] == pytest.approx(13.33)
-    assert body["settings"]["max_local_cpu_size"] == pytest.approx(8.4)  # 5 GiB + 3.33 GiB
+    # The reusable KV: 10 GiB x 100 / 75.
+    assert body["settings"]["max_local_cpu_size"] == pytest.approx(13.4)
+    # The sources include LMCache's MP server: its connector, unless a mode is given.
     assert body["kv_transfer_config"] == {
-        "kv_connector": "LMCacheConnectorV1",
+        "kv_connector": "LMCacheMPConnector",
         "kv_role": "kv_both",
     }
+    given = api.post("/lmcache/optimize", json={"mode": "in_process"}).json()
+    assert given["kv_transfer_config"]["kv_connector"] == "LMCacheConnectorV1"
     assert "--kv-transfer-config" in body["vllm_command"]
     assert body["reasoning"]
     assert api.post("/lmcache/optimize").status_code == 200  # the body is optional
@@ -185,13 +189,13 @@ def test_configure(api: TestClient, tmp_path: Path) -> None:
     assert applied["backup_path"] is not None
     assert Path(applied["backup_path"]).is_file()
     written = yaml.safe_load(path.read_text())
-    assert written["max_local_cpu_size"] == pytest.approx(8.4)
+    assert written["max_local_cpu_size"] == pytest.approx(13.4)
     assert written["chunk_size"] == 256
     dry = api.post(
         "/lmcache/configure", json={"settings": {"max_local_cpu_size": 2}, "dry_run": True}
     ).json()
     assert dry["written"] is False
-    assert yaml.safe_load(path.read_text())["max_local_cpu_size"] == pytest.approx(8.4)
+    assert yaml.safe_load(path.read_text())["max_local_cpu_size"] == pytest.approx(13.4)
 
 
 def test_configure_errors(api: TestClient, tmp_path: Path) -> None:

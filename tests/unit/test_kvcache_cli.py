@@ -135,7 +135,10 @@ def test_configure_writes_yaml(tmp_path: Path) -> None:
         "max_local_cpu_size": 20,
     }
     assert "vllm serve" in result.stdout
-    again = runner.invoke(app, [*args, "--json"])
+    same = runner.invoke(app, [*args, "--json"])
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout)["backup_path"] is None  # nothing changed: no rewrite
+    again = runner.invoke(app, [*args, "--set", "max_local_cpu_size=30", "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["backup_path"].endswith(".bak")
 
@@ -244,3 +247,17 @@ def test_agent_refuses_a_bad_kvcache_url() -> None:
     assert result.exit_code == 2, result.output
     assert "invalid kvcache setting" in result.stderr
     assert "must be an http:// or https:// URL" in result.stderr
+
+
+def test_metrics_with_no_source_answering_fails_with_the_reason() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nobody listens there
+    result = runner.invoke(
+        app, ["kvcache", "metrics", "--vllm-url", f"http://127.0.0.1:{port}", "--over", "0"]
+    )
+    assert result.exit_code == 2
+    assert "no vLLM or LMCache source answered" in result.output
+    assert "unreachable" in result.output

@@ -130,15 +130,33 @@ def test_configure_merges_over_the_file_and_dry_runs(tmp_path: Path) -> None:
         configure(None, settings={"chunk_size": 256})
 
 
-def test_a_broken_file_is_replaced_and_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("chunk_size: [unclosed\n", "(?s)cannot read.*fix or move the file, nothing was written"),
+        ("- 1\n- 2\n", "not a YAML mapping"),
+        ("my_key: 3\n", "existing file .* holds unknown LMCache setting.*my_key"),
+    ],
+)
+def test_a_file_that_cannot_be_kept_is_not_replaced(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "lmcache.yaml"
-    path.write_text("chunk_size: [unclosed\n")
-    with pytest.raises(LmcacheConfigError, match="cannot read"):
-        read_config(path)
-    done = configure(str(path), settings={"chunk_size": 256})
-    assert read_config(path) == {"chunk_size": 256}
-    assert done.backup_path is not None
-    assert Path(done.backup_path).read_text() == "chunk_size: [unclosed\n"
+    path.write_text(text)
+    with pytest.raises(LmcacheConfigError, match=message):
+        configure(str(path), settings={"chunk_size": 256})
+    assert path.read_text() == text
+    assert [p.name for p in tmp_path.iterdir()] == ["lmcache.yaml"]
+
+
+def test_nothing_to_change_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "lmcache.yaml"
+    configure(str(path), settings={"chunk_size": 256})
+    with pytest.raises(LmcacheConfigError, match="settings is empty"):
+        configure(str(path), settings={})
+    same = configure(str(path), settings={"chunk_size": 256})
+    assert (same.written, same.backup_path) == (False, None)
+    assert [p.name for p in tmp_path.iterdir()] == ["lmcache.yaml"]
 
 
 def test_kv_transfer_config_and_command() -> None:

@@ -18,6 +18,13 @@ from gpufleet.store.kvcache_records import KvCacheScrape
 
 T0 = 1_765_000_000.0
 BIG_HOST = HostResources(mem_available_bytes=64 * GIB, disk_free_bytes=500 * GIB)
+# A full CPU tier: 25 of 100 writes evicted (with 10 GiB held, the working set is 13.33 GiB).
+FULL_TIER = {
+    "lmc_lookup_tokens": 100_000,
+    "lmc_lookup_hit_tokens": 40_000,
+    "lmc_cpu_evictions": 25,
+    "lmc_cpu_writes": 100,
+}
 
 
 def _window(
@@ -50,12 +57,7 @@ def _window(
 def test_evicting_cpu_tier_grows_into_free_memory() -> None:
     s = _window(
         vllm={"prefix_queries": 100_000, "prefix_hits": 30_000},
-        lmcache={
-            "lmc_lookup_tokens": 100_000,
-            "lmc_lookup_hit_tokens": 40_000,
-            "lmc_cpu_evictions": 25,
-            "lmc_cpu_writes": 100,
-        },
+        lmcache=FULL_TIER,
         lmcache_gauges={"lmc_local_cache_usage_bytes": 10 * GIB},
     )
     rec = recommend(s, BIG_HOST, {"chunk_size": 256, "max_local_cpu_size": 10.0})
@@ -73,12 +75,7 @@ def test_evicting_cpu_tier_grows_into_free_memory() -> None:
 def test_evicting_with_little_memory_adds_a_disk_tier() -> None:
     s = _window(
         vllm={"prefix_queries": 100_000, "prefix_hits": 30_000},
-        lmcache={
-            "lmc_lookup_tokens": 100_000,
-            "lmc_lookup_hit_tokens": 40_000,
-            "lmc_cpu_evictions": 25,
-            "lmc_cpu_writes": 100,
-        },
+        lmcache=FULL_TIER,
         lmcache_gauges={"lmc_local_cache_usage_bytes": 10 * GIB},
     )
     host = HostResources(mem_available_bytes=1 * GIB, disk_free_bytes=500 * GIB)
@@ -225,15 +222,39 @@ def test_host_resources_from_the_agent_sample() -> None:
 def test_unknown_host_memory_still_proposes_growth() -> None:
     s = _window(
         vllm={"prefix_queries": 100_000, "prefix_hits": 30_000},
-        lmcache={
-            "lmc_lookup_tokens": 100_000,
-            "lmc_lookup_hit_tokens": 40_000,
-            "lmc_cpu_evictions": 25,
-            "lmc_cpu_writes": 100,
-        },
+        lmcache=FULL_TIER,
         lmcache_gauges={"lmc_local_cache_usage_bytes": 10 * GIB},
     )
     rec = recommend(s, HostResources(), {"max_local_cpu_size": 10.0})
     assert rec.verdict == "grow_cpu_tier"
     assert rec.settings["max_local_cpu_size"] == pytest.approx(13.4)
     assert any("free memory is unknown" in line for line in rec.reasoning)
+
+
+def _full_tier_window() -> KvCacheSummary:
+    return _window(
+        lmcache=FULL_TIER,
+        lmcache_gauges={"lmc_local_cache_usage_bytes": 10 * GIB},
+    )
+
+
+def test_the_tier_is_sized_from_what_it_holds_not_a_smaller_config() -> None:
+    # No config file (LMCache's default 5 GiB) but 10 GiB in use: the target is the
+    # reusable KV, 13.4 GiB, not 5 + the 3.3 GiB missing.
+    rec = recommend(_full_tier_window(), BIG_HOST, None)
+    assert rec.settings["max_local_cpu_size"] == pytest.approx(13.4)
+
+
+def test_a_config_already_big_enough_is_not_grown_and_says_to_restart() -> None:
+    rec = recommend(_full_tier_window(), BIG_HOST, {"max_local_cpu_size": 20.0})
+    assert "max_local_cpu_size" not in {c.key for c in rec.changes}
+    assert any("restart it to apply the config" in line for line in rec.reasoning)
+
+
+def test_growth_is_capped_by_half_the_available_memory_as_a_whole_tier() -> None:
+    small = HostResources(mem_available_bytes=4 * GIB, disk_free_bytes=500 * GIB)
+    rec = recommend(_full_tier_window(), small, {"max_local_cpu_size": 10.0})
+    # 10 GiB held + half of 4 GiB available = 12 GiB; the remaining 1.33 GiB go to disk.
+    assert rec.settings["max_local_cpu_size"] == pytest.approx(12.0)
+    assert rec.settings["max_local_disk_size"] == pytest.approx(2.0)
+    assert rec.verdict == "grow_cpu_and_add_disk_tier"

@@ -128,6 +128,12 @@ def metrics(
 ) -> None:
     """Hit rates (from counter deltas), KV usage, preemptions, queues, TTFT p50/p90/p99."""
     d = metrics_data(url, db, vllm_url, lmcache_url, over, window, config)
+    if d["basis"] == "none":
+        # Nothing answered: say why (as optimize does) instead of a table of dashes.
+        if json_out:
+            print_json(d)
+        why = "; ".join(f"{s['url']}: {s['error']}" for s in d["sources"] if s.get("error"))
+        fail(f"no vLLM or LMCache source answered in the window{': ' + why if why else ''}")
     if json_out:
         print_json(d)
         return
@@ -237,7 +243,7 @@ def optimize_cmd(
         )
     )
     for line in d["reasoning"]:
-        console.print(escape(f"  - {line}"))
+        console.print(escape(f"  - {line}"), soft_wrap=True)
     if d["changes"]:
         table = Table(box=None, header_style="bold")
         for col in ("setting", "now", "recommended", "why"):
@@ -245,7 +251,7 @@ def optimize_cmd(
         for c in d["changes"]:
             table.add_row(*(escape(str(c[k])) for k in ("key", "current", "recommended", "reason")))
         console.print(table)
-    console.print(escape(f"vLLM: {d['vllm_command']}"))
+    console.print(escape(f"vLLM: {d['vllm_command']}"), soft_wrap=True)  # copy-pasteable
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, Any] | None:
@@ -339,7 +345,7 @@ def configure_cmd(
                 dry_run=dry_run,
             )
         )
-        the_mode = mode or kv.mode
+        the_mode = rec.mode if rec is not None else mode or kv.mode or "in_process"
         d = {
             "path": written.path,
             "written": written.written,
@@ -359,4 +365,4 @@ def configure_cmd(
     if d["backup_path"]:
         console.print(escape(f"previous version kept as {d['backup_path']}"))
     console.print(escape(d["yaml"].rstrip()))
-    console.print(escape(f"vLLM: {d['vllm_command']}"))
+    console.print(escape(f"vLLM: {d['vllm_command']}"), soft_wrap=True)  # copy-pasteable

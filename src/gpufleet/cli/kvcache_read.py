@@ -121,7 +121,6 @@ def recommend_data(
     summary = db_summary(db, window, config) if db else live_summary(vllm, lmcache, over, config)
     kv = kv_settings(config).kvcache
     path = config_path or kv.config_path
-    the_mode = mode or kv.mode
     rec = guarded(
         lambda: optimize(
             summary,
@@ -130,12 +129,12 @@ def recommend_data(
             block_size=block_size or kv.block_size,
             disk_path=kv.disk_path,
             remote_url=remote_url,
-            mode=the_mode,
+            mode=mode or kv.mode,
         )
     )
     return LmcacheRecommendation.of(
         rec,
         window=window if db else over,
         config_path=path,
-        vllm_command=vllm_command(path or "lmcache.yaml", the_mode),
+        vllm_command=vllm_command(path or "lmcache.yaml", rec.mode),
     ).model_dump()

@@ -9,6 +9,8 @@ from typing import Any
 
 from gpufleet.kvcache.config_file import (
     DEFAULT_BLOCK_SIZE,
+    KNOWN_KEYS,
+    ConfigPathError,
     LmcacheConfigError,
     WrittenConfig,
     read_config,
@@ -43,7 +45,7 @@ def optimize(
     block_size: int | None = None,
     disk_path: str | None = None,
     remote_url: str | None = None,
-    mode: str = "in_process",
+    mode: str | None = None,
 ) -> Recommendation:
     """The recommendation for ``summary`` over the LMCache config at ``config_path`` (its
     current settings; LMCache's defaults when there is no file).
@@ -60,8 +62,19 @@ def optimize(
         block_size=block_size,
         disk_path=disk_path or DEFAULT_DISK_PATH,
         remote_url=remote_url,
-        mode=mode,
+        mode=mode or detected_mode(summary),
     )
+
+
+MP_NAME_SETS = frozenset({"lmcache-mp", "lmcache-mp-early"})
+
+
+def detected_mode(summary: KvCacheSummary | None) -> str:
+    """``mp`` when a source of ``summary`` is LMCache's multi-process server, else
+    ``in_process`` (LMCache inside vLLM, or none yet)."""
+    if summary is not None and any(MP_NAME_SETS & set(s.name_sets) for s in summary.sources):
+        return "mp"
+    return "in_process"
 
 
 def configure(
@@ -87,14 +100,27 @@ def configure(
         )
     if settings is None and recommendation is None:
         raise ValueError("give settings to write, or apply the recommendation")
+    if recommendation is None and not settings:
+        raise LmcacheConfigError("settings is empty: give at least one LMCache setting to change")
     try:
-        merged: dict[str, Any] = dict(read_config(path) or {})
-    except LmcacheConfigError:
-        merged = {}  # an unreadable file is replaced (and kept as the backup)
+        current = read_config(path)
+    except ConfigPathError:
+        raise
+    except LmcacheConfigError as exc:
+        # Replacing a file we cannot read would drop whatever the user keeps in it.
+        raise LmcacheConfigError(f"{exc}; fix or move the file, nothing was written") from exc
+    stray = sorted(set(current or {}) - KNOWN_KEYS)
+    if stray:
+        raise LmcacheConfigError(
+            f"the existing file {path} holds unknown LMCache setting(s) {', '.join(stray)}: "
+            "remove them from it (or move the file), nothing was written"
+        )
+    merged: dict[str, Any] = dict(current or {})
     if recommendation is not None:
         merged.update(recommendation.settings)
     merged.update(settings or {})
-    if dry_run:
+    if dry_run or (current is not None and merged == current):
+        # A dry run, or nothing would change: validate and render, write (and back up) nothing.
         config = validate_config(merged, block_size=block_size)
         return WrittenConfig(
             path=path,

@@ -181,6 +181,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     target = Path(path).expanduser()
     if not target.exists():
         return None
+    if not target.is_file():
+        what = "is a directory" if target.is_dir() else "is not a regular file"
+        raise ConfigPathError(f"{target} {what}: give the path of the LMCache YAML file")
     try:
         data = yaml.safe_load(target.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -205,32 +205,44 @@ def recommend(
         else:
             working_set = 2 * used
             how = f"{evictions:.0f} evictions (writes not reported: assumed twice the tier)"
-        need = max(working_set - used, 0.0)
+        # The tier holds what LMCache reports using, or the configured size if that is more
+        # (a config written for a restart not yet done reads smaller than the use).
+        tier = max(cpu_gib * GIB, used)
+        need = max(working_set - tier, 0.0)
         if avail is None:
             # No host sample (yet): propose what is missing and say what it takes.
-            room = need
+            room = working_set - used
             plan.reasoning.append(
                 f"The host's free memory is unknown: check that {_fmt_gib(need)} more are free."
             )
-        grow = min(need, room)
+        # Memory not yet taken by the tier must come from what the host has available now.
+        new_bytes = min(working_set, used + room)
+        grow = max(new_bytes - tier, 0.0)
         plan.reasoning.append(
             f"The CPU tier is full ({how}): the reusable KV is about {_fmt_gib(working_set)}, "
             f"{_fmt_gib(need)} more than the tier holds."
         )
+        if used < 0.9 * cpu_gib * GIB:
+            plan.reasoning.append(
+                f"LMCache reports {_fmt_gib(used)} used of a {cpu_gib:g} GiB tier while "
+                "evicting: the server may run with a smaller size than this config says "
+                "(restart it to apply the config)."
+            )
         verdict = "grow_cpu_tier"
         headline = "LMCache evicts from a full CPU tier: give it more memory."
         saved = offloaded or used
         if grow >= MIN_STEP_BYTES:
-            new_size = _round_gib(cpu_gib * GIB + grow)
+            new_size = _round_gib(tier + grow)
             plan.set(
                 "max_local_cpu_size",
                 new_size,
-                f"grow by {_fmt_gib(grow)} (at most half of the {_fmt_gib(avail)} available)",
+                f"the reusable KV, {_fmt_gib(working_set)}, as far as half of the "
+                f"{_fmt_gib(avail)} available allows",
             )
             plan.set("local_cpu", True, "the CPU tier holds the offloaded KV")
-            added = (new_size - cpu_gib) * GIB
+            added = max(0.0, new_size * GIB - used)
             saved += min(grow, need)
-        rest = need - (grow if grow >= MIN_STEP_BYTES else 0.0)
+        rest = max(0.0, working_set - tier - (grow if grow >= MIN_STEP_BYTES else 0.0))
         disk_room = 0.0 if host.disk_free_bytes is None else HOST_SHARE * host.disk_free_bytes
         if rest >= MIN_STEP_BYTES and disk_room >= MIN_STEP_BYTES:
             disk_bytes = min(1.5 * rest, disk_room)
@@ -311,6 +323,7 @@ def recommend(
         host_memory_freed_bytes=freed,
         host_memory_added_bytes=added,
         kv_transfer_config=kv_transfer_config(mode),
+        mode=mode,
         observed={
             "queried_tokens": queried,
             "prefix_hit_rate_pct": vllm_rate,

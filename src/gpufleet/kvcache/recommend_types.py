@@ -71,6 +71,8 @@ class Recommendation:
     host_memory_added_bytes: float
     kv_transfer_config: dict[str, str]
     observed: dict[str, float | None] = field(default_factory=dict)
+    mode: str = "in_process"
+    """The vLLM connector ``kv_transfer_config`` is for: ``in_process`` or ``mp``."""
 
     @property
     def memory_saved_gb(self) -> float | None:

@@ -28,6 +28,7 @@ from gpufleet.kvcache.actions import (
     NOT_CONFIGURED,
     NoConfigPathError,
     configure,
+    detected_mode,
     optimize,
 )
 from gpufleet.kvcache.config_file import (
@@ -147,7 +148,7 @@ def optimize_cache(ctx: Ctx, req: LmcacheOptimizeIn | None = None) -> LmcacheRec
         rec,
         window=req.window,
         config_path=kv.config_path,
-        vllm_command=vllm_command(path, req.mode or kv.mode),
+        vllm_command=vllm_command(path, rec.mode),
     )
 
 
@@ -164,7 +165,11 @@ def configure_cache(ctx: Ctx, req: LmcacheConfigureIn) -> LmcacheConfigured:
         rec = _recommendation(
             ctx, LmcacheOptimizeIn(window=req.window, block_size=req.block_size, mode=req.mode)
         )
-    mode = req.mode or kv.mode
+    if rec is not None:
+        mode = rec.mode
+    else:
+        seen = ctx.kvcache.summary(kv.interval_s * 4) if ctx.kvcache is not None else None
+        mode = req.mode or kv.mode or detected_mode(seen)
     try:
         written = configure(
             req.path or kv.config_path,
