@@ -343,3 +343,21 @@ def test_seed_opentelemetry_example_exports_once_a_global_provider_is_set():
     assert out.returncode == 0, out.stderr
     assert "gpufleet.resource.memory_used_mb" in out.stdout
     assert "gpufleet.resource.cpu_percent" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"pid": "1"}, ValueError, "pid must be a positive integer, not '1'"),
+        ({"pid": 1, "scope": "machine"}, ValueError, "use it with scope='process'"),
+        ({"limits": {"max_memory_mb": 10}}, TypeError, "limits must be a ResourceLimits"),
+        ({"callback": 5}, TypeError, "callback must be callable, not int"),
+        ({"on_violation": "x"}, TypeError, "on_violation must be callable, not str"),
+        ({"strategy": None}, ValueError, "strategy must be a name"),
+    ],
+)
+def test_bad_manager_arguments_are_refused_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ResourceManager(reader=ScriptedReader([{}]), **kwargs)
+    with pytest.raises(TypeError, match="must be callable"):
+        ResourceManager(reader=ScriptedReader([{}])).add_violation_handler(3)  # type: ignore[arg-type]

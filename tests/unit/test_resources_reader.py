@@ -192,3 +192,18 @@ def test_collectors_stay_importable_without_the_web_stack():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_a_watched_process_that_ended_unreaped_counts_as_ended():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    reader = ProcessUsageReader(proc.pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait for it to exit, without reaping it
+        if Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            break
+        time.sleep(0.02)
+    try:
+        with pytest.raises(ProcessLookupError, match="has ended"):
+            reader.read()
+    finally:
+        proc.wait()

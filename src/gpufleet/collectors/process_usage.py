@@ -112,6 +112,9 @@ class ProcessUsageReader:
         for pid, proc in self._tree():
             try:
                 with proc.oneshot():
+                    if pid == self.pid and proc.status() == self._ps.STATUS_ZOMBIE:
+                        # Ended, not yet reaped by its parent: no longer running.
+                        raise ProcessLookupError(f"process {self.pid} has ended")
                     mem = proc.memory_info()
                     cpu_s = self._cpu_seconds(proc)
                     n_threads = int(proc.num_threads())

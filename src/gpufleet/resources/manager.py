@@ -165,6 +165,20 @@ class ResourceManager:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
+        if limits is not None and not isinstance(limits, ResourceLimits):
+            raise TypeError(
+                f"limits must be a ResourceLimits, not {type(limits).__name__} "
+                "(create_resource_manager takes the limits as keywords)"
+            )
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 1):
+            raise ValueError(f"pid must be a positive integer, not {pid!r}")
+        if pid is not None and scope == "machine":
+            raise ValueError("pid watches one process: use it with scope='process'")
+        if strategy is None:
+            raise ValueError("strategy must be a name (dynamic, predictive, adaptive, cooperative)")
+        for label, fn in (("callback", callback), ("on_violation", on_violation)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{label} must be callable, not {type(fn).__name__}")
         self.limits = limits if limits is not None else ResourceLimits()
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         self.callback = callback
@@ -391,6 +405,8 @@ class ResourceManager:
 
     def add_violation_handler(self, handler: ViolationHandler) -> ViolationHandler:
         """Call ``handler`` with every violation report; usable as a decorator."""
+        if not callable(handler):
+            raise TypeError(f"a violation handler must be callable, not {type(handler).__name__}")
         self._handlers.append(handler)
         return handler
 
