@@ -18,9 +18,9 @@ from gpufleet.store.schema import (
     LATEST_VERSION,
     MIGRATIONS,
     SCHEMA_VERSION_TABLE,
-    Dialect,
     version_table_sql,
 )
+from gpufleet.store.schema_model import Dialect
 
 
 def execution(

@@ -15,7 +15,7 @@ from gpufleet.store.rollup import (
     is_throttled,
     system_values,
 )
-from gpufleet.store.schema import Dialect, Merge
+from gpufleet.store.schema_model import Dialect, Merge
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 3600
 

@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpufleet.store.schema import KVCACHE_SCRAPES, Table
+from gpufleet.store.schema import KVCACHE_SCRAPES
+from gpufleet.store.schema_model import Table
 
 Row = tuple[Any, ...]
 

@@ -41,13 +41,11 @@ from gpufleet.store.schema import (
     SYSTEM_1H,
     SYSTEM_1M,
     WORKLOAD_1H,
-    Column,
-    Dialect,
     OneSampleRollup,
-    Table,
     one_sample_merge_sql,
     upsert_set_clause,
 )
+from gpufleet.store.schema_model import Column, Dialect, Table
 from gpufleet.store.sql import DEFAULT_RETENTION, Clock, Row, SqlStore, Tx
 
 _STAGED: tuple[Table, ...] = (GPU_1M, GPU_1H, SYSTEM_1M, SYSTEM_1H, WORKLOAD_1H, GPUS, NODES)

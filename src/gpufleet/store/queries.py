@@ -33,13 +33,8 @@ from gpufleet.store.base import (
     pick_resolution,
 )
 from gpufleet.store.record_queries import RecordReads, Row, filters
-from gpufleet.store.schema import (
-    HIST_COLUMNS,
-    SYSTEM_STORED_METRICS,
-    TABLES_BY_NAME,
-    Dialect,
-    Table,
-)
+from gpufleet.store.schema import HIST_COLUMNS, SYSTEM_STORED_METRICS, TABLES_BY_NAME
+from gpufleet.store.schema_model import Dialect, Table
 
 # GpuUsage's fields after the key, in order, so rows map on positionally (see _gpu_usage).
 _GPU_USAGE_SELECT = (

@@ -11,11 +11,31 @@ workload's ``user`` is ``user_name``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpufleet.store.base import GPU_METRICS, SYSTEM_METRICS, UTIL_HIST_BINS
+from gpufleet.store.hub_tables import (
+    HUB_BATCHES,
+    HUB_GROUPS,
+    HUB_LEASES,
+    HUB_NODES,
+    HUB_POOLS,
+    HUB_SETTINGS,
+    HUB_TASK_PARTS,
+    HUB_TASKS,
+    HUB_TOKENS,
+)
+from gpufleet.store.schema_model import (
+    Column,
+    Dialect,
+    Index,
+    Merge,
+    Table,
+    key_columns,
+    rollup_head,
+    stat_columns,
+)
 
 SCHEMA_VERSION_TABLE = "gpufleet_schema"
 
@@ -24,92 +44,6 @@ SYSTEM_STORED_METRICS: tuple[str, ...] = (*SYSTEM_METRICS, "disk_max_used_pct")
 
 HIST_COLUMNS: tuple[str, ...] = tuple(f"util_hist_{i:02d}" for i in range(UTIL_HIST_BINS))
 """One column per utilization bin: summing a column is plain SQL in both dialects."""
-
-
-class Dialect(enum.StrEnum):
-    """SQL flavour a statement is generated for."""
-
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-
-
-class Merge(enum.Enum):
-    """How a stored value combines with an incoming one for the same key."""
-
-    KEY = "key"
-    ADD = "add"
-    MIN = "min"
-    MAX = "max"
-    LATEST = "latest"
-    """Incoming value when not NULL, else the stored one (labels)."""
-    NEWEST = "newest"
-    """Value of whichever row has the later ``last_seen`` (inventory facts: a backfill of
-    old snapshots must not overwrite what the newest sample says), NULL never wins."""
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A column: name, storage kind (``real``, ``int``, ``text``) and merge rule."""
-
-    name: str
-    kind: str
-    merge: Merge = Merge.KEY
-    not_null: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Index:
-    """A secondary index; ``dialects`` limits it to some backends."""
-
-    columns: tuple[str, ...]
-    dialects: tuple[Dialect, ...] = (Dialect.SQLITE, Dialect.POSTGRES)
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A table: its columns, primary key (None for append-only tables) and indexes."""
-
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...] | None = None
-    indexes: tuple[Index, ...] = ()
-    clustered: bool = False
-    """Stored in primary-key order (SQLite ``WITHOUT ROWID``): one B-tree instead of two."""
-
-    @property
-    def keyed_by_subject(self) -> bool:
-        """Whether the key starts with the subject (cluster, node...) rather than time."""
-        return self.primary_key is not None and self.primary_key[0] == "cluster"
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        """Names in storage order (the order rows are built in)."""
-        return tuple(c.name for c in self.columns)
-
-
-def _key(*names: str) -> tuple[Column, ...]:
-    times = ("ts", "bucket", "hour")
-    return tuple(Column(n, "real" if n in times else "text", not_null=True) for n in names)
-
-
-def _stat_columns(metrics: tuple[str, ...]) -> tuple[Column, ...]:
-    # <m>_sum is value x seconds and <m>_wt the seconds with a value, so mean = sum / wt
-    # stays exact however many buckets are merged, even when some readings are missing.
-    # Grouped by statistic (all sums, all weights, all mins, all maxes) so a sample's
-    # readings tuple can be spliced in as the min and max groups unchanged.
-    return (
-        *(Column(f"{m}_sum", "real", Merge.ADD, not_null=True) for m in metrics),
-        *(Column(f"{m}_wt", "real", Merge.ADD, not_null=True) for m in metrics),
-        *(Column(f"{m}_min", "real", Merge.MIN) for m in metrics),
-        *(Column(f"{m}_max", "real", Merge.MAX) for m in metrics),
-    )
-
-
-def _rollup_head() -> tuple[Column, ...]:
-    return (
-        Column("n", "int", Merge.ADD, not_null=True),
-        Column("seconds", "real", Merge.ADD, not_null=True),
-    )
 
 
 # Raw and 1-minute tables are keyed time first: a batch appends at the right edge of every
@@ -122,7 +56,7 @@ _PG_PER_GPU_BUCKET = Index(("cluster", "node", "uuid", "bucket"), dialects=(Dial
 GPUS = Table(
     "gpus",
     (
-        *_key("cluster", "node", "uuid"),
+        *key_columns("cluster", "node", "uuid"),
         Column("gpu_index", "int", Merge.NEWEST, not_null=True),
         Column("name", "text", Merge.NEWEST),
         Column("mem_total_bytes", "real", Merge.NEWEST),
@@ -135,7 +69,7 @@ GPUS = Table(
 NODES = Table(
     "nodes",
     (
-        *_key("cluster", "node"),
+        *key_columns("cluster", "node"),
         Column("first_seen", "real", Merge.MIN, not_null=True),
         Column("last_seen", "real", Merge.MAX, not_null=True),
     ),
@@ -146,7 +80,7 @@ NODES = Table(
 GPU_RAW = Table(
     "gpu_raw",
     (
-        *_key("ts", "cluster", "node", "uuid"),
+        *key_columns("ts", "cluster", "node", "uuid"),
         Column("dt_s", "real", not_null=True),
         *(Column(m, "real") for m in GPU_METRICS),
         Column("n_processes", "int", not_null=True),
@@ -157,9 +91,9 @@ GPU_RAW = Table(
 )
 
 _GPU_ROLLUP_COLUMNS: tuple[Column, ...] = (
-    *_key("bucket", "cluster", "node", "uuid"),
-    *_rollup_head(),
-    *_stat_columns(GPU_METRICS),
+    *key_columns("bucket", "cluster", "node", "uuid"),
+    *rollup_head(),
+    *stat_columns(GPU_METRICS),
     Column("allocated_s", "real", Merge.ADD, not_null=True),
     Column("idle_s", "real", Merge.ADD, not_null=True),
     Column("idle_allocated_s", "real", Merge.ADD, not_null=True),
@@ -186,7 +120,7 @@ GPU_1H = Table(
 SYSTEM_RAW = Table(
     "system_raw",
     (
-        *_key("ts", "cluster", "node"),
+        *key_columns("ts", "cluster", "node"),
         Column("dt_s", "real", not_null=True),
         *(Column(m, "real") for m in SYSTEM_STORED_METRICS),
     ),
@@ -194,9 +128,9 @@ SYSTEM_RAW = Table(
 )
 
 _SYSTEM_ROLLUP_COLUMNS: tuple[Column, ...] = (
-    *_key("bucket", "cluster", "node"),
-    *_rollup_head(),
-    *_stat_columns(SYSTEM_STORED_METRICS),
+    *key_columns("bucket", "cluster", "node"),
+    *rollup_head(),
+    *stat_columns(SYSTEM_STORED_METRICS),
 )
 SYSTEM_1M = Table("system_1m", _SYSTEM_ROLLUP_COLUMNS, primary_key=("bucket", "cluster", "node"))
 SYSTEM_1H = Table(
@@ -210,7 +144,7 @@ SYSTEM_1H = Table(
 WORKLOAD_1H = Table(
     "workload_1h",
     (
-        *_key("hour", "cluster", "node", "uuid", "namespace", "user_name", "workload"),
+        *key_columns("hour", "cluster", "node", "uuid", "namespace", "user_name", "workload"),
         Column("workload_kind", "text", Merge.LATEST),
         Column("gpu_s", "real", Merge.ADD, not_null=True),
         Column("busy_gpu_s", "real", Merge.ADD, not_null=True),
@@ -283,180 +217,6 @@ CHAT_TURNS = Table(
 """The analyst's conversations, one row per turn (schema version 3); a session is its
 turns. ``reply`` (the answer as served) and ``state`` (what the next turn needs to follow up)
 are JSON text."""
-
-HUB_NODES = Table(
-    "hub_nodes",
-    (
-        Column("cluster", "text", not_null=True),
-        Column("node", "text", not_null=True),
-        Column("url", "text"),
-        Column("labels", "text", not_null=True),
-        Column("zone", "text"),
-        Column("pool", "text"),
-        Column("joined", "real", not_null=True),
-        Column("last_heartbeat", "real"),
-        Column("last_sample", "real"),
-        Column("gpus_lost", "int", not_null=True),
-        Column("gpu_errors", "int", not_null=True),
-        Column("drained", "int", not_null=True),
-        Column("drain_reason", "text"),
-        Column("health_check", "text", not_null=True),
-        Column("token_id", "text"),
-    ),
-    primary_key=("cluster", "node"),
-)
-"""Nodes joined to a hub (schema version 4): where to reach them, labels (JSON) and zone,
-the last signs of life the health states are judged from, and the last health check (JSON:
-response time, resource use, active allocations)."""
-
-HUB_TOKENS = Table(
-    "hub_tokens",
-    (
-        Column("id", "text", not_null=True),
-        Column("name", "text", not_null=True),
-        Column("scopes", "text", not_null=True),
-        Column("secret_sha256", "text", not_null=True),
-        Column("created", "real", not_null=True),
-        Column("expires", "real"),
-        Column("revoked", "real"),
-        Column("groups_json", "text", not_null=True),
-    ),
-    primary_key=("id",),
-)
-"""Hub access tokens, the secret only as its SHA-256 (schema version 4)."""
-
-HUB_BATCHES = Table(
-    "hub_batches",
-    (
-        Column("cluster", "text", not_null=True),
-        Column("node", "text", not_null=True),
-        Column("batch_id", "text", not_null=True),
-        Column("received", "real", not_null=True),
-        Column("snapshots", "int", not_null=True),
-    ),
-    primary_key=("cluster", "node", "batch_id"),
-    indexes=(Index(("received",)),),
-)
-"""Sample batches a hub has stored, by the agent's id for them (schema version 4): a batch
-re-sent after a lost acknowledgement is recognized and not stored twice."""
-
-HUB_LEASES = Table(
-    "hub_leases",
-    (
-        Column("id", "text", not_null=True),
-        Column("token_id", "text", not_null=True),
-        Column("request_id", "text"),
-        Column("holder", "text", not_null=True),
-        Column("cluster", "text", not_null=True),
-        Column("node", "text", not_null=True),
-        Column("gpus", "text", not_null=True),
-        Column("milli_per_gpu", "int", not_null=True),
-        Column("memory_budget_mib", "int"),
-        Column("cpu_milli", "int", not_null=True),
-        Column("memory_mib", "int", not_null=True),
-        Column("pool", "text"),
-        Column("group_name", "text"),
-        Column("priority", "int", not_null=True),
-        Column("request", "text", not_null=True),
-        Column("created", "real", not_null=True),
-        Column("expires", "real", not_null=True),
-        Column("state", "text", not_null=True),
-        Column("ended", "real"),
-        Column("end_reason", "text"),
-        Column("renewals", "int", not_null=True),
-    ),
-    primary_key=("id",),
-    indexes=(Index(("state",)), Index(("token_id", "request_id")), Index(("cluster", "node"))),
-)
-"""GPU leases a hub handed out (schema version 5): where (node, GPU uuids as JSON, milli-GPUs
-of each), for whom (token, holder, group charged), until when, and how each ended
-(``released``, ``expired``, ``reclaimed``); ``request`` is the request as JSON."""
-
-HUB_GROUPS = Table(
-    "hub_groups",
-    (
-        Column("name", "text", not_null=True),
-        Column("description", "text"),
-        Column("max_members", "int", not_null=True),
-        Column("pools", "text", not_null=True),
-        Column("max_gpus", "real"),
-        Column("max_queued", "int"),
-        Column("created", "real", not_null=True),
-    ),
-    primary_key=("name",),
-)
-"""Swarm groups (schema version 5): members are tokens (their ``groups_json``); ``pools``
-(JSON, empty: every pool) is where members may allocate, ``max_gpus`` / ``max_queued`` the
-group's quotas."""
-
-HUB_POOLS = Table(
-    "hub_pools",
-    (
-        Column("name", "text", not_null=True),
-        Column("description", "text"),
-        Column("created", "real", not_null=True),
-    ),
-    primary_key=("name",),
-)
-"""Named resource pools (schema version 5); a node's pool is ``hub_nodes.pool``."""
-
-HUB_SETTINGS = Table(
-    "hub_settings",
-    (
-        Column("name", "text", not_null=True),
-        Column("value", "text", not_null=True),
-        Column("updated", "real", not_null=True),
-    ),
-    primary_key=("name",),
-)
-"""What a serving hub was started with (schema version 8), e.g. ``unreachable_after_s``, so
-that commands reading the same store offline (``gpufleet hub nodes --db``) judge health as the
-hub does."""
-
-HUB_TASKS = Table(
-    "hub_tasks",
-    (
-        Column("id", "text", not_null=True),
-        Column("token_id", "text", not_null=True),
-        Column("holder", "text", not_null=True),
-        Column("name", "text", not_null=True),
-        Column("command", "text", not_null=True),
-        Column("request", "text", not_null=True),
-        Column("parts", "int", not_null=True),
-        Column("priority", "int", not_null=True),
-        Column("group_name", "text"),
-        Column("created", "real", not_null=True),
-        Column("timeout_s", "real"),
-        Column("env", "text"),
-    ),
-    primary_key=("id",),
-    indexes=(Index(("created",)),),
-)
-"""Tasks submitted to a hub (schema version 6): the command (JSON argv), the lease request
-each part is placed with (JSON), how many parts, priority, the group charged."""
-
-HUB_TASK_PARTS = Table(
-    "hub_task_parts",
-    (
-        Column("task_id", "text", not_null=True),
-        Column("part", "int", not_null=True),
-        Column("state", "text", not_null=True),
-        Column("attempts", "int", not_null=True),
-        Column("cluster", "text"),
-        Column("node", "text"),
-        Column("lease_id", "text"),
-        Column("placed", "real"),
-        Column("started", "real"),
-        Column("ended", "real"),
-        Column("exit_code", "int"),
-        Column("output", "text", not_null=True),
-        Column("error", "text"),
-    ),
-    primary_key=("task_id", "part"),
-    indexes=(Index(("state",)),),
-)
-"""Each part of a task (schema version 6): where it was placed (node, lease), when it ran,
-its exit code and the tail of its output."""
 
 KVCACHE_SCRAPES = Table(
     "kvcache_scrapes",
@@ -545,7 +305,7 @@ def _one_stats(metrics: tuple[str, ...]) -> tuple[str, ...]:
 def _one_gpu(target: Table) -> OneSampleRollup:
     key = ("bucket", "cluster", "node", "uuid")
     columns = (
-        *_key(*key),
+        *key_columns(*key),
         Column("dt_s", "real", not_null=True),
         *(Column(m, "real") for m in GPU_METRICS),
         Column("allocated", "int", not_null=True),
@@ -574,7 +334,7 @@ def _one_gpu(target: Table) -> OneSampleRollup:
 def _one_system(target: Table) -> OneSampleRollup:
     key = ("bucket", "cluster", "node")
     columns = (
-        *_key(*key),
+        *key_columns(*key),
         Column("dt_s", "real", not_null=True),
         *(Column(m, "real") for m in SYSTEM_STORED_METRICS),
     )

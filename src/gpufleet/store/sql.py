@@ -48,12 +48,11 @@ from gpufleet.store.schema import (
     SYSTEM_1M_ONE,
     SYSTEM_RAW,
     WORKLOAD_1H,
-    Dialect,
     OneSampleRollup,
-    Table,
     pending,
     version_table_sql,
 )
+from gpufleet.store.schema_model import Dialect, Table
 from gpufleet.store.sum_queries import SqlUsageSums
 from gpufleet.store.task_records import TaskRecords
 

@@ -36,13 +36,12 @@ from gpufleet.store.base import (
 )
 from gpufleet.store.schema import (
     SCHEMA_VERSION_TABLE,
-    Dialect,
     OneSampleRollup,
-    Table,
     insert_sql,
     one_sample_upsert_sql,
     upsert_sql,
 )
+from gpufleet.store.schema_model import Dialect, Table
 from gpufleet.store.sql import DEFAULT_RETENTION, Clock, Row, SqlStore
 
 _MAX_PAGES_DEFAULT = 4_294_967_294

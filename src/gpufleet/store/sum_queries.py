@@ -35,7 +35,8 @@ from gpufleet.store.queries import (
     resolution_of,
 )
 from gpufleet.store.record_queries import Row, filters
-from gpufleet.store.schema import HIST_COLUMNS, TABLES_BY_NAME, Dialect
+from gpufleet.store.schema import HIST_COLUMNS, TABLES_BY_NAME
+from gpufleet.store.schema_model import Dialect
 
 HOUR_S = 3600.0
 _LISTED = 16
